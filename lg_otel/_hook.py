@@ -1,0 +1,335 @@
+"""The per-run hook: a LangChain callback handler passed through the run's config only.
+
+It does what LangGraph's stream cannot: it runs in the node's own thread or task, so
+it can (1) make the node's task span current while the node runs, so spans that user
+code or other instrumentations create inside a node nest under it, and (2) time task
+starts/ends, model calls and tool calls exactly, without forcing models to stream.
+It never re-derives the graph: task identity comes from LangGraph's own config
+metadata (``langgraph_checkpoint_ns``), and outcomes from the ``tasks`` stream.
+
+Nothing global is patched: the handler lives in one run's ``config["callbacks"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langgraph.errors import GraphBubbleUp, GraphInterrupt
+
+from lg_otel import _names as n
+from lg_otel._parse import split_checkpoint_ns
+from lg_otel._tracker import RunTracker
+
+_log = logging.getLogger("lg_otel")
+
+#: Key of the node's checkpoint namespace in LangGraph's run metadata.
+_NS_KEY = "langgraph_checkpoint_ns"
+
+
+def status_of(error: BaseException) -> str:
+    """The ``langgraph.status`` an exception stands for (control flow is no error)."""
+    if isinstance(error, GraphInterrupt):
+        return n.STATUS_INTERRUPTED
+    if isinstance(error, GraphBubbleUp):
+        # ParentCommand and friends hand control elsewhere; the node did its job.
+        return n.STATUS_OK
+    if isinstance(error, Exception):
+        return n.STATUS_ERROR
+    # CancelledError, KeyboardInterrupt, GeneratorExit: stopped, not failed.
+    return n.STATUS_CANCELLED
+
+
+class Binder:
+    """Makes a task's span current in the node's context; no-op by default."""
+
+    def activate(self, run: Any, task: Any) -> object | None:
+        """Make ``task`` current; returns a token for :meth:`deactivate`."""
+        return None
+
+    def deactivate(self, token: object) -> bool:
+        """Undo :meth:`activate`; False when not in the context that activated."""
+        return True
+
+    def current_parent(self, run: Any) -> object | None:
+        """The current context if it belongs to ``run``'s trace, else None."""
+        return None
+
+
+class RunHook(BaseCallbackHandler):
+    """Feeds one run's tracker from inside the nodes; never raises."""
+
+    # Called in the node's own context (also under asyncio), never in a thread pool:
+    # the span must be current in the very context the node runs in.
+    run_inline = True
+    raise_error = False
+    ignore_retriever = True
+    ignore_retry = True
+    ignore_custom_event = True
+
+    def __init__(
+        self,
+        tracker: RunTracker,
+        binder: Binder,
+        on_error: Callable[[str, BaseException], None],
+    ) -> None:
+        """Bind the hook to one run."""
+        super().__init__()
+        self.tracker = tracker
+        self._binder = binder
+        self._on_error = on_error
+        # chain run id -> (task id, context token) for task roots only
+        self._roots: dict[UUID, tuple[str, object | None]] = {}
+        # Tokens that could not be reset where the chain ended (see drain()).
+        self._pending: list[object] = []
+
+    def drain(self) -> None:
+        """Reset context tokens that the chain's end could not reset.
+
+        Under asyncio LangChain ends chains from a shielded task, i.e. in a copy of
+        the context. When LangGraph ran the task inline in the stream's own context,
+        the tap calls this from that context after the next part, so the task's span
+        never stays current for the caller. Tokens of other contexts (a task's own,
+        already gone) are dropped.
+        """
+        while self._pending:
+            try:
+                self._binder.deactivate(self._pending.pop())
+            except Exception as exc:  # noqa: BLE001 - telemetry must not fail the host
+                self._on_error(n.COMPONENT_HOOK, exc)
+
+    # --- node tasks -------------------------------------------------------------
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Open a task when this chain is a task's root runnable."""
+        if not tags or not metadata:
+            return
+        try:
+            step = metadata.get("langgraph_step")
+            node = metadata.get("langgraph_node")
+            # LangGraph tags a task's root run (only it) with its step, and names it
+            # after the node; nested runnables inherit the metadata but not the tag.
+            if kwargs.get("name") != node or f"graph:step:{step}" not in tags:
+                return
+            checkpoint_ns = metadata.get(_NS_KEY)
+            if not isinstance(checkpoint_ns, str) or not isinstance(node, str):
+                return
+            task_id, parent_task_id = split_checkpoint_ns(checkpoint_ns)
+            if task_id is None:
+                return
+            triggers = metadata.get("langgraph_triggers") or ()
+            task = self.tracker.task_began(
+                task_id,
+                node,
+                parent_task_id,
+                step=step if isinstance(step, int) else None,
+                triggers=tuple(str(t) for t in triggers),
+                checkpoint_ns=checkpoint_ns,
+            )
+            if task is None:
+                return
+            token = self._binder.activate(self.tracker.run, task)
+            self._roots[run_id] = (task_id, token)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
+            self._on_error(n.COMPONENT_HOOK, exc)
+
+    def _task_done(self, run_id: UUID, error: BaseException | None) -> None:
+        root = self._roots.pop(run_id, None)
+        if root is None:
+            return
+        try:
+            task_id, token = root
+            if token is not None and not self._binder.deactivate(token):
+                self._pending.append(token)
+            status = n.STATUS_OK if error is None else status_of(error)
+            self.tracker.task_returned(task_id, status, error)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
+            self._on_error(n.COMPONENT_HOOK, exc)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Close the task if this chain was its root."""
+        if self._roots:
+            self._task_done(run_id, None)
+
+    def on_chain_error(
+        self, error: BaseException, *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        """Close the task (with the node's exception) if this chain was its root."""
+        if self._roots:
+            self._task_done(run_id, error)
+
+    # --- model calls ------------------------------------------------------------
+
+    def _llm_start(
+        self, operation: str, run_id: UUID, metadata: Mapping[str, Any] | None
+    ) -> None:
+        try:
+            meta = metadata or {}
+            checkpoint_ns = meta.get(_NS_KEY)
+            task_id = (
+                split_checkpoint_ns(checkpoint_ns)[0]
+                if isinstance(checkpoint_ns, str)
+                else None
+            )
+            model, provider = meta.get("ls_model_name"), meta.get("ls_provider")
+            self.tracker.llm_started(
+                str(run_id),
+                task_id,
+                operation=operation,
+                model=model if isinstance(model, str) else None,
+                provider=provider if isinstance(provider, str) else None,
+                parent=self._binder.current_parent(self.tracker.run),
+            )
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
+            self._on_error(n.COMPONENT_HOOK, exc)
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """A chat model was called."""
+        self._llm_start(n.OP_CHAT, run_id, metadata)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """A completion-style model was called."""
+        self._llm_start(n.OP_TEXT_COMPLETION, run_id, metadata)
+
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        """A model streamed one chunk."""
+        try:
+            self.tracker.llm_chunk(str(run_id))
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
+            self._on_error(n.COMPONENT_HOOK, exc)
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """A model call finished; read provider-reported usage if any."""
+        try:
+            usage = _usage(response)
+            self.tracker.llm_ended(
+                str(run_id),
+                input_tokens=usage[0],
+                output_tokens=usage[1],
+                response_model=usage[2],
+                finish_reasons=usage[3],
+            )
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
+            self._on_error(n.COMPONENT_HOOK, exc)
+
+    def on_llm_error(
+        self, error: BaseException, *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        """A model call failed."""
+        try:
+            self.tracker.llm_ended(str(run_id), error=error)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
+            self._on_error(n.COMPONENT_HOOK, exc)
+
+    # --- tool calls ------------------------------------------------------------------
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """A tool was called."""
+        try:
+            meta = metadata or {}
+            checkpoint_ns = meta.get(_NS_KEY)
+            task_id = (
+                split_checkpoint_ns(checkpoint_ns)[0]
+                if isinstance(checkpoint_ns, str)
+                else None
+            )
+            name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
+            call_id = kwargs.get("tool_call_id")
+            self.tracker.tool_started(
+                str(run_id),
+                task_id,
+                name=str(name),
+                tool_call_id=call_id if isinstance(call_id, str) else None,
+                parent=self._binder.current_parent(self.tracker.run),
+            )
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
+            self._on_error(n.COMPONENT_HOOK, exc)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """A tool call finished."""
+        try:
+            self.tracker.tool_ended(str(run_id))
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
+            self._on_error(n.COMPONENT_HOOK, exc)
+
+    def on_tool_error(
+        self, error: BaseException, *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        """A tool call failed."""
+        try:
+            self.tracker.tool_ended(str(run_id), error=error)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
+            self._on_error(n.COMPONENT_HOOK, exc)
+
+
+def _usage(
+    response: Any,
+) -> tuple[int | None, int | None, str | None, tuple[str, ...]]:
+    """(input tokens, output tokens, response model, finish reasons) of an LLMResult."""
+    input_tokens = output_tokens = None
+    model: str | None = None
+    reasons: list[str] = []
+    for generations in getattr(response, "generations", None) or ():
+        for generation in generations:
+            message = getattr(generation, "message", None)
+            usage = getattr(message, "usage_metadata", None)
+            if usage:
+                input_tokens = (input_tokens or 0) + int(usage.get("input_tokens", 0))
+                output_tokens = (output_tokens or 0) + int(
+                    usage.get("output_tokens", 0)
+                )
+            meta = dict(getattr(message, "response_metadata", None) or {})
+            meta.update(getattr(generation, "generation_info", None) or {})
+            name = meta.get("model_name") or meta.get("model")
+            if isinstance(name, str):
+                model = name
+            reason = meta.get("finish_reason") or meta.get("stop_reason")
+            if isinstance(reason, str):
+                reasons.append(reason)
+    if input_tokens is None:
+        llm_output = getattr(response, "llm_output", None) or {}
+        token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
+        if isinstance(token_usage, Mapping) and token_usage:
+            input_tokens = token_usage.get("prompt_tokens", token_usage.get("input_tokens"))
+            output_tokens = token_usage.get(
+                "completion_tokens", token_usage.get("output_tokens")
+            )
+    return input_tokens, output_tokens, model, tuple(reasons)

@@ -1,0 +1,176 @@
+"""``instrument()``: validate the arguments, wire the sinks, make the traced graph."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from opentelemetry import trace
+from langgraph.pregel import Pregel
+
+from lg_otel import _names as n
+from lg_otel._config import Config
+from lg_otel._guard import FanOut, GuardedSink, InternalErrors
+from lg_otel._hook import RunHook
+from lg_otel._records import NullSink, RunRecord, Sink
+from lg_otel._spans import InterruptLinks, SpanBinder, SpanSink, current_context
+from lg_otel._tap import Instrumentation, instrumented_copy, is_instrumented, monotonic_ns
+from lg_otel._tracker import RunTracker
+
+try:
+    _VERSION = version("lg_otel")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    _VERSION = "0"
+
+
+class _ActiveRuns(NullSink):
+    """Counts runs in flight (tests assert it returns to zero)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def run_started(self, run: RunRecord) -> None:
+        with self._lock:
+            self.count += 1
+
+    def run_ended(self, run: RunRecord) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+class GraphInstrumentation(Instrumentation):
+    """The telemetry wiring of one ``instrument()`` call (shared by derived graphs)."""
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None,
+        config: Config,
+        clock: Callable[[], int] = monotonic_ns,
+    ) -> None:
+        """Build the sinks once; every run of the graph feeds them."""
+        self.clock = clock
+        self.config = config
+        self.errors = InternalErrors()
+        tracer = trace.get_tracer(
+            n.SCOPE_NAME,
+            _VERSION,
+            tracer_provider=tracer_provider,
+            schema_url=n.SCHEMA_URL,
+        )
+        self.links = InterruptLinks(config.max_interrupted_threads)
+        self.active = _ActiveRuns()
+        sinks: list[Sink] = [
+            GuardedSink(SpanSink(tracer, clock), n.COMPONENT_SPANS, self.errors),
+            GuardedSink(self.links, n.COMPONENT_SPANS, self.errors),
+            self.active,
+        ]
+        self._sink = FanOut(sinks)
+        self._binder = SpanBinder()
+
+    def current_context(self) -> object:
+        """The caller's current trace context."""
+        return current_context()
+
+    def record_error(self, component: str, error: BaseException) -> None:
+        """Count a swallowed telemetry failure."""
+        self.errors.record(component, error)
+
+    def graph_name(self, graph: Pregel) -> str:
+        """The name used in span names and labels."""
+        if self.config.graph_name:
+            return self.config.graph_name
+        name = graph.get_name()
+        return name if isinstance(name, str) and name else n.DEFAULT_GRAPH_NAME
+
+    def new_run(
+        self,
+        graph: Pregel,
+        config: dict[str, Any],
+        parent: object,
+        stream_has_subgraphs: bool,
+    ) -> tuple[RunTracker, RunHook]:
+        """Start tracking one run of ``graph``."""
+        thread = (config.get("configurable") or {}).get("thread_id")
+        thread_id = str(thread) if thread is not None else None
+        tracker = RunTracker(
+            self._sink,
+            self.clock,
+            graph=self.graph_name(graph),
+            thread_id=thread_id,
+            parent=parent,
+            links=self.links.links_for(thread_id),
+            stream_has_subgraphs=stream_has_subgraphs,
+        )
+        return tracker, RunHook(tracker, self._binder, self.errors.record)
+
+
+def _check_graph(graph: object) -> None:
+    if isinstance(graph, Pregel):
+        return
+    from langgraph.graph import StateGraph  # local: only for the error message
+
+    if isinstance(graph, StateGraph):
+        raise TypeError(
+            "instrument(graph): got an uncompiled StateGraph; "
+            "call .compile() first and pass the compiled graph"
+        )
+    raise TypeError(
+        "instrument(graph): expected a compiled LangGraph graph (a Pregel, e.g. "
+        f"builder.compile() or create_react_agent(...)), got {type(graph).__name__}"
+    )
+
+
+def instrument(
+    graph: Any,
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: Any = None,
+    registry: Any = None,
+    config: Config | None = None,
+) -> Any:
+    """Return a traced copy of a compiled LangGraph graph.
+
+    The copy is an instance of (a subclass of) the graph's own class, so it is still
+    served by ``langgraph dev``, usable as a subgraph, ``with_config``'d (derived
+    graphs stay traced) and so on. The original graph is left untouched.
+    Instrumenting an instrumented graph warns and returns it unchanged.
+
+    Args:
+        graph: A compiled graph (``builder.compile()``).
+        tracer_provider: Where spans go; the global provider when None.
+        meter_provider: Reserved for metrics (OpenTelemetry path).
+        registry: Reserved for metrics (``prometheus_client`` path).
+        config: Behaviour settings; defaults when None.
+
+    Returns:
+        The instrumented graph.
+
+    Raises:
+        TypeError: ``graph`` is not a compiled graph, or an argument has the wrong type.
+    """
+    _check_graph(graph)
+    if is_instrumented(graph):
+        warnings.warn(
+            "instrument(graph): this graph is already instrumented; "
+            "returning it unchanged",
+            stacklevel=2,
+        )
+        return graph
+    if config is None:
+        config = Config()
+    elif not isinstance(config, Config):
+        raise TypeError(
+            f"instrument(config=...): expected lg_otel.Config, got {type(config).__name__}"
+        )
+    if tracer_provider is not None and not hasattr(tracer_provider, "get_tracer"):
+        raise TypeError(
+            "instrument(tracer_provider=...): expected an OpenTelemetry TracerProvider, "
+            f"got {type(tracer_provider).__name__}"
+        )
+    instr = GraphInstrumentation(tracer_provider=tracer_provider, config=config)
+    return instrumented_copy(graph, instr)

@@ -1,0 +1,122 @@
+"""Every name lg_otel emits: span names, attribute keys, metric names, log events.
+
+This is a public interface (dashboards, alert rules and people's muscle memory depend
+on it), so every name lives here and nowhere else. Values follow the OpenTelemetry
+GenAI semantic conventions v1.41.0; our own keys use the ``langgraph.`` prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Instrumentation scope name given to the tracer and meter.
+SCOPE_NAME: Final = "lg_otel"
+#: Schema URL of the semantic conventions the names follow.
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.41.0"
+
+# --- span names (a prefix; the subject is appended after one space) -------------
+
+#: Span name prefix of one graph run: ``invoke_workflow {graph}``.
+SPAN_RUN: Final = "invoke_workflow"
+#: Span name prefix of one node task: ``invoke_node {node}``.
+SPAN_TASK: Final = "invoke_node"
+#: Span name prefix of one tool call: ``execute_tool {tool}``.
+SPAN_TOOL: Final = "execute_tool"
+#: Operation (and span name prefix) of a chat-model call: ``chat {model}``.
+OP_CHAT: Final = "chat"
+#: Operation of a completion-style (non-chat) LLM call.
+OP_TEXT_COMPLETION: Final = "text_completion"
+
+# --- attribute keys -------------------------------------------------------------
+
+#: GenAI operation name (``invoke_workflow``, ``chat``, ``execute_tool``...).
+ATTR_OPERATION_NAME: Final = "gen_ai.operation.name"
+#: Name of the workflow (the graph).
+ATTR_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
+#: Conversation id: LangGraph's ``thread_id`` when configured.
+ATTR_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+#: GenAI provider, from LangChain's ``ls_provider``.
+ATTR_PROVIDER_NAME: Final = "gen_ai.provider.name"
+#: Requested model, from LangChain's ``ls_model_name``.
+ATTR_REQUEST_MODEL: Final = "gen_ai.request.model"
+#: Model the provider says answered.
+ATTR_RESPONSE_MODEL: Final = "gen_ai.response.model"
+#: Whether the model call streamed (true when chunks were seen).
+ATTR_REQUEST_STREAM: Final = "gen_ai.request.stream"
+#: Seconds from the model call to its first chunk.
+ATTR_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+#: Input tokens, as reported by the provider.
+ATTR_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+#: Output tokens, as reported by the provider.
+ATTR_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+#: Finish reasons reported by the provider.
+ATTR_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+#: Tool name.
+ATTR_TOOL_NAME: Final = "gen_ai.tool.name"
+#: Tool call id assigned by the model.
+ATTR_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+#: Chat messages sent to the model (JSON), only when content capture is on.
+ATTR_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+#: Chat messages the model produced (JSON), only when content capture is on.
+ATTR_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+#: Qualified class name of the exception that failed the operation.
+ATTR_ERROR_TYPE: Final = "error.type"
+
+#: LangGraph node name of a task.
+ATTR_NODE: Final = "langgraph.node"
+#: LangGraph superstep of a task.
+ATTR_STEP: Final = "langgraph.step"
+#: LangGraph task id.
+ATTR_TASK_ID: Final = "langgraph.task.id"
+#: Channels/branches that triggered a task.
+ATTR_TRIGGERS: Final = "langgraph.triggers"
+#: Checkpoint namespace of a task (``node:<task id>``, ``|``-joined through subgraphs).
+ATTR_CHECKPOINT_NS: Final = "langgraph.checkpoint_ns"
+#: Outcome of a run or task: one of the ``STATUS_*`` values.
+ATTR_STATUS: Final = "langgraph.status"
+#: Number of streamed chunks an LLM call produced.
+ATTR_CHUNK_COUNT: Final = "langgraph.llm.chunk_count"
+#: Seconds the graph sat waiting for the caller to pull the next chunk.
+ATTR_CONSUMER_WAIT: Final = "langgraph.stream.consumer_wait"
+
+#: Span operation value of a run.
+OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
+#: Span operation value of a tool call.
+OP_EXECUTE_TOOL: Final = "execute_tool"
+
+# --- statuses ---------------------------------------------------------------------
+
+#: The run or task finished normally.
+STATUS_OK: Final = "ok"
+#: The run or task raised.
+STATUS_ERROR: Final = "error"
+#: A human-in-the-loop ``interrupt()`` paused the run (not an error).
+STATUS_INTERRUPTED: Final = "interrupted"
+#: The caller stopped the run early (break, ``aclose()``, cancellation).
+STATUS_CANCELLED: Final = "cancelled"
+
+# --- span events --------------------------------------------------------------------
+
+#: Span event added when a run or task is interrupted.
+EVENT_INTERRUPT: Final = "interrupt"
+#: Span event added when the first chunk of an LLM call arrives.
+EVENT_FIRST_CHUNK: Final = "gen_ai.first_chunk"
+
+# --- internal error components --------------------------------------------------------
+
+#: Internal-error component: the tracing sink.
+COMPONENT_SPANS: Final = "spans"
+#: Internal-error component: the metrics sink.
+COMPONENT_METRICS: Final = "metrics"
+#: Internal-error component: the log sink.
+COMPONENT_LOGS: Final = "logs"
+#: Internal-error component: parsing a stream part.
+COMPONENT_PARSE: Final = "parse"
+#: Internal-error component: the per-run callback hook.
+COMPONENT_HOOK: Final = "hook"
+
+#: Name given to a graph that has none (LangGraph's own default is ``LangGraph``).
+DEFAULT_GRAPH_NAME: Final = "LangGraph"
+
+#: Environment variable of the OTel GenAI content-capture mode.
+ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

@@ -1,0 +1,130 @@
+"""Parse LangGraph stream parts and checkpoint namespaces into plain values.
+
+Pure: knows the *shapes* LangGraph emits (v1 tuples, v2 typed dicts, ``tasks``
+payloads), imports nothing from LangGraph or any exporter, and never raises on a
+shape it does not know: it answers ``None`` and the caller counts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Namespace = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One item of the tap's own stream call, whatever version produced it."""
+
+    ns: Namespace
+    mode: str
+    payload: Any
+    #: A v2 ``values`` part's typed ``interrupts`` field was non-empty.
+    interrupted: bool = False
+
+
+def parse_item(item: object, version: str, subgraphs: bool = True) -> Part | None:
+    """Read one item of a ``stream_mode=[...]`` stream call.
+
+    ``subgraphs`` says whether the call asked for subgraph parts (v1 items then carry
+    their namespace). ``None`` means an unknown shape (a future LangGraph, say).
+    """
+    if version == "v2":
+        if isinstance(item, Mapping):
+            mode = item.get("type")
+            ns = item.get("ns", ())
+            if isinstance(mode, str) and isinstance(ns, tuple):
+                return Part(ns, mode, item.get("data"), bool(item.get("interrupts")))
+        return None
+    if not isinstance(item, tuple):
+        return None
+    if subgraphs and len(item) == 3:
+        ns, mode, payload = item
+        if isinstance(ns, tuple) and isinstance(mode, str):
+            return Part(ns, mode, payload)
+    elif not subgraphs and len(item) == 2:
+        mode, payload = item
+        if isinstance(mode, str):
+            return Part((), mode, payload)
+    return None
+
+
+def task_id_of_segment(segment: str) -> str | None:
+    """``"node:<task id>"`` → ``"<task id>"``; other segments (counters) → None."""
+    _, sep, task_id = segment.partition(":")
+    return task_id if sep and task_id else None
+
+
+def parent_task_of_ns(ns: Namespace) -> str | None:
+    """The task id of the node running the subgraph that namespace ``ns`` names."""
+    for segment in reversed(ns):
+        task_id = task_id_of_segment(segment)
+        if task_id is not None:
+            return task_id
+    return None
+
+
+def split_checkpoint_ns(checkpoint_ns: str) -> tuple[str | None, str | None]:
+    """``"a:<t1>|b:<t2>"`` → (``"<t2>"``, ``"<t1>"``): the task and its parent task."""
+    ids = [
+        task_id
+        for task_id in map(task_id_of_segment, checkpoint_ns.split("|"))
+        if task_id is not None
+    ]
+    if not ids:
+        return None, None
+    return ids[-1], (ids[-2] if len(ids) > 1 else None)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStart:
+    """A ``tasks`` part announcing a task."""
+
+    task_id: str
+    name: str
+    triggers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """A ``tasks`` part reporting a task's outcome."""
+
+    task_id: str
+    name: str
+    error: BaseException | str | None
+    interrupts: int
+
+
+def parse_task(payload: object) -> TaskStart | TaskResult | None:
+    """Read a ``tasks`` payload; ``None`` if it has neither known shape."""
+    if not isinstance(payload, Mapping):
+        return None
+    task_id, name = payload.get("id"), payload.get("name")
+    if not isinstance(task_id, str) or not isinstance(name, str):
+        return None
+    if "result" in payload or "error" in payload or "interrupts" in payload:
+        error = payload.get("error")
+        if error is not None and not isinstance(error, BaseException | str):
+            error = repr(error)
+        interrupts = payload.get("interrupts") or ()
+        count = len(interrupts) if isinstance(interrupts, list | tuple) else 1
+        return TaskResult(task_id, name, error, count)
+    triggers = payload.get("triggers") or ()
+    if not isinstance(triggers, list | tuple):
+        triggers = ()
+    return TaskStart(task_id, name, tuple(str(t) for t in triggers))
+
+
+def carries_interrupt(part: Part) -> bool:
+    """Whether a caller-visible ``updates``/``values`` part reports an interrupt."""
+    if part.interrupted:
+        return True
+    if part.mode == "updates":
+        return isinstance(part.payload, Mapping) and "__interrupt__" in part.payload
+    if part.mode == "values":
+        return isinstance(part.payload, Mapping) and bool(
+            part.payload.get("__interrupt__")
+        )
+    return False

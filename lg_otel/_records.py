@@ -1,0 +1,166 @@
+"""Plain records of what happened in one graph run, handed from the tracker to sinks.
+
+Pure data: no OpenTelemetry, prometheus_client or structlog here. Times are
+monotonic nanoseconds from the tracker's injected clock; sinks convert them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(slots=True, eq=False)
+class RunRecord:
+    """One call of ``stream``/``astream`` (and so of ``invoke``, ``batch``...)."""
+
+    graph: str
+    thread_id: str | None
+    start_ns: int
+    #: Opaque parent context captured when the caller called the graph.
+    parent: object = None
+    #: Opaque links to earlier runs (a resumed thread links its interrupted run).
+    links: tuple[object, ...] = ()
+    end_ns: int | None = None
+    status: str | None = None
+    error: BaseException | None = None
+    interrupted: bool = False
+    #: When the first LLM token was handed to the caller.
+    first_token_ns: int | None = None
+    #: Total time the graph sat waiting for the caller to pull the next chunk.
+    consumer_wait_ns: int = 0
+    #: Per-sink state (a span, say), keyed by sink; sinks own what they put here.
+    slots: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class TaskRecord:
+    """One execution of a node, at any depth."""
+
+    task_id: str
+    name: str
+    #: Task id of the node that runs this task's subgraph; None at the top level.
+    parent_task_id: str | None
+    start_ns: int
+    step: int | None = None
+    triggers: tuple[str, ...] = ()
+    checkpoint_ns: str | None = None
+    end_ns: int | None = None
+    status: str | None = None
+    error: BaseException | None = None
+    interrupts: int = 0
+    started: bool = False
+    slots: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class LlmRecord:
+    """One chat-model or LLM call made inside a node."""
+
+    call_id: str
+    task_id: str | None
+    operation: str
+    model: str | None
+    provider: str | None
+    start_ns: int
+    #: Opaque explicit parent (a user span current when the model was called).
+    parent: object = None
+    first_chunk_ns: int | None = None
+    last_chunk_ns: int | None = None
+    chunks: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    response_model: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    end_ns: int | None = None
+    status: str | None = None
+    error: BaseException | None = None
+    input_messages: Any = None
+    output_messages: Any = None
+    slots: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class ToolRecord:
+    """One tool call made inside a node (``ToolNode`` or a direct tool invoke)."""
+
+    call_id: str
+    task_id: str | None
+    name: str
+    tool_call_id: str | None
+    start_ns: int
+    parent: object = None
+    end_ns: int | None = None
+    status: str | None = None
+    error: BaseException | None = None
+    arguments: Any = None
+    result: Any = None
+    slots: dict[str, Any] = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    """Receives lifecycle records in order; each call is made once per record."""
+
+    def run_started(self, run: RunRecord) -> None:
+        """A run began."""
+
+    def run_ended(self, run: RunRecord) -> None:
+        """A run finished (any status); called last, exactly once."""
+
+    def task_started(self, run: RunRecord, task: TaskRecord) -> None:
+        """A node task began executing."""
+
+    def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
+        """A node task finished."""
+
+    def llm_started(self, run: RunRecord, llm: LlmRecord) -> None:
+        """A model call began."""
+
+    def llm_first_chunk(self, run: RunRecord, llm: LlmRecord) -> None:
+        """A model call produced its first streamed chunk."""
+
+    def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
+        """A model call finished."""
+
+    def tool_started(self, run: RunRecord, tool: ToolRecord) -> None:
+        """A tool call began."""
+
+    def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
+        """A tool call finished."""
+
+    def run_first_token(self, run: RunRecord) -> None:
+        """The first LLM token of the run was handed to the caller."""
+
+
+class NullSink:
+    """A sink that ignores everything; subclass it and override what you need."""
+
+    def run_started(self, run: RunRecord) -> None:
+        """Ignore."""
+
+    def run_ended(self, run: RunRecord) -> None:
+        """Ignore."""
+
+    def task_started(self, run: RunRecord, task: TaskRecord) -> None:
+        """Ignore."""
+
+    def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
+        """Ignore."""
+
+    def llm_started(self, run: RunRecord, llm: LlmRecord) -> None:
+        """Ignore."""
+
+    def llm_first_chunk(self, run: RunRecord, llm: LlmRecord) -> None:
+        """Ignore."""
+
+    def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
+        """Ignore."""
+
+    def tool_started(self, run: RunRecord, tool: ToolRecord) -> None:
+        """Ignore."""
+
+    def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
+        """Ignore."""
+
+    def run_first_token(self, run: RunRecord) -> None:
+        """Ignore."""

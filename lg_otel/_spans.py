@@ -1,0 +1,296 @@
+"""The tracing sink: turns tracker records into OpenTelemetry spans.
+
+The only module that touches ``opentelemetry.trace``. Spans are started with an
+explicit parent context, never by attaching a context across a ``yield``; the one
+place a context is attached is :class:`SpanBinder`, for exactly the duration of a
+node's own execution, in the node's own context.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+from lg_otel import _names as n
+from lg_otel._hook import Binder
+from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord, ToolRecord
+
+_SPAN = "span"
+_CTX = "ctx"
+_OFFSET = "wall_offset"
+_TASK_CTX = "task_ctx"
+
+
+def error_type(error: BaseException) -> str:
+    """The ``error.type`` value of an exception: its qualified class name."""
+    return type(error).__qualname__
+
+
+class SpanSink:
+    """Creates and ends one span per run, task, model call and tool call."""
+
+    def __init__(self, tracer: trace.Tracer, clock: Callable[[], int]) -> None:
+        """Use ``tracer``; ``clock`` is the tracker's monotonic clock (ns)."""
+        self._tracer = tracer
+        self._clock = clock
+
+    def _wall(self, run: RunRecord, mono_ns: int) -> int:
+        offset: int = run.slots[_OFFSET]
+        return offset + mono_ns
+
+    @staticmethod
+    def _end(
+        span: Span,
+        status: str | None,
+        error: BaseException | None,
+        end_ns: int,
+    ) -> None:
+        span.set_attribute(n.ATTR_STATUS, status or n.STATUS_OK)
+        if status == n.STATUS_ERROR:
+            if error is not None:
+                span.set_attribute(n.ATTR_ERROR_TYPE, error_type(error))
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, str(error)[:1024]))
+            else:
+                span.set_status(Status(StatusCode.ERROR))
+        elif status == n.STATUS_INTERRUPTED:
+            span.add_event(n.EVENT_INTERRUPT)
+        span.end(end_time=end_ns)
+
+    # --- runs -------------------------------------------------------------------------
+
+    def run_started(self, run: RunRecord) -> None:
+        """Open the run span under whatever span was current at the call."""
+        # Wall-clock anchor for this run: durations come from the monotonic clock.
+        run.slots[_OFFSET] = time.time_ns() - self._clock()
+        attributes: dict[str, Any] = {
+            n.ATTR_OPERATION_NAME: n.OP_INVOKE_WORKFLOW,
+            n.ATTR_WORKFLOW_NAME: run.graph,
+        }
+        if run.thread_id is not None:
+            attributes[n.ATTR_CONVERSATION_ID] = run.thread_id
+        links = [
+            Link(ctx) for ctx in run.links if isinstance(ctx, trace.SpanContext)
+        ]
+        span = self._tracer.start_span(
+            f"{n.SPAN_RUN} {run.graph}",
+            context=run.parent if isinstance(run.parent, otel_context.Context) else None,
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            links=links,
+            start_time=self._wall(run, run.start_ns),
+        )
+        run.slots[_SPAN] = span
+        run.slots[_CTX] = trace.set_span_in_context(span)
+        run.slots[_TASK_CTX] = {}
+
+    def run_first_token(self, run: RunRecord) -> None:
+        """Nothing on the span: the run TTFT is a metric."""
+
+    def run_ended(self, run: RunRecord) -> None:
+        """End the run span with its status."""
+        span: Span = run.slots[_SPAN]
+        if run.consumer_wait_ns:
+            span.set_attribute(n.ATTR_CONSUMER_WAIT, run.consumer_wait_ns / 1e9)
+        self._end(span, run.status, run.error, self._wall(run, run.end_ns or 0))
+        run.slots.pop(_TASK_CTX, None)
+
+    # --- tasks ---------------------------------------------------------------------------
+
+    def _parent_of(self, run: RunRecord, task_id: str | None) -> otel_context.Context:
+        if task_id is not None:
+            ctx = run.slots[_TASK_CTX].get(task_id)
+            if ctx is not None:
+                return ctx  # type: ignore[no-any-return]
+        return run.slots[_CTX]  # type: ignore[no-any-return]
+
+    def task_started(self, run: RunRecord, task: TaskRecord) -> None:
+        """Open a task span under the run span or the task that runs its subgraph."""
+        attributes: dict[str, Any] = {
+            n.ATTR_NODE: task.name,
+            n.ATTR_TASK_ID: task.task_id,
+        }
+        if task.step is not None:
+            attributes[n.ATTR_STEP] = task.step
+        if task.triggers:
+            attributes[n.ATTR_TRIGGERS] = list(task.triggers)
+        if task.checkpoint_ns:
+            attributes[n.ATTR_CHECKPOINT_NS] = task.checkpoint_ns
+        span = self._tracer.start_span(
+            f"{n.SPAN_TASK} {task.name}",
+            context=self._parent_of(run, task.parent_task_id),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=self._wall(run, task.start_ns),
+        )
+        task.slots[_SPAN] = span
+        ctx = trace.set_span_in_context(span)
+        task.slots[_CTX] = ctx
+        run.slots[_TASK_CTX][task.task_id] = ctx
+
+    def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
+        """End a task span with its status."""
+        span: Span = task.slots[_SPAN]
+        self._end(span, task.status, task.error, self._wall(run, task.end_ns or 0))
+
+    # --- model calls ------------------------------------------------------------------------
+
+    def _explicit_or_task(
+        self, run: RunRecord, parent: object, task_id: str | None
+    ) -> otel_context.Context:
+        if isinstance(parent, otel_context.Context):
+            return parent
+        return self._parent_of(run, task_id)
+
+    def llm_started(self, run: RunRecord, llm: LlmRecord) -> None:
+        """Open a CLIENT span; operation, provider and model are set for samplers."""
+        attributes: dict[str, Any] = {n.ATTR_OPERATION_NAME: llm.operation}
+        if llm.provider:
+            attributes[n.ATTR_PROVIDER_NAME] = llm.provider
+        if llm.model:
+            attributes[n.ATTR_REQUEST_MODEL] = llm.model
+        name = f"{llm.operation} {llm.model}" if llm.model else llm.operation
+        llm.slots[_SPAN] = self._tracer.start_span(
+            name,
+            context=self._explicit_or_task(run, llm.parent, llm.task_id),
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            start_time=self._wall(run, llm.start_ns),
+        )
+
+    def llm_first_chunk(self, run: RunRecord, llm: LlmRecord) -> None:
+        """Nothing yet: time to first chunk is set when the call ends."""
+
+    def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
+        """End a model span with streaming figures and usage."""
+        span: Span = llm.slots[_SPAN]
+        span.set_attribute(n.ATTR_REQUEST_STREAM, llm.chunks > 0)
+        if llm.first_chunk_ns is not None:
+            span.set_attribute(
+                n.ATTR_TIME_TO_FIRST_CHUNK, (llm.first_chunk_ns - llm.start_ns) / 1e9
+            )
+            span.set_attribute(n.ATTR_CHUNK_COUNT, llm.chunks)
+        if llm.input_tokens is not None:
+            span.set_attribute(n.ATTR_USAGE_INPUT_TOKENS, llm.input_tokens)
+        if llm.output_tokens is not None:
+            span.set_attribute(n.ATTR_USAGE_OUTPUT_TOKENS, llm.output_tokens)
+        if llm.response_model:
+            span.set_attribute(n.ATTR_RESPONSE_MODEL, llm.response_model)
+        if llm.finish_reasons:
+            span.set_attribute(n.ATTR_FINISH_REASONS, list(llm.finish_reasons))
+        self._end(span, llm.status, llm.error, self._wall(run, llm.end_ns or 0))
+
+    # --- tool calls ------------------------------------------------------------------------
+
+    def tool_started(self, run: RunRecord, tool: ToolRecord) -> None:
+        """Open an ``execute_tool`` span."""
+        attributes: dict[str, Any] = {
+            n.ATTR_OPERATION_NAME: n.OP_EXECUTE_TOOL,
+            n.ATTR_TOOL_NAME: tool.name,
+        }
+        if tool.tool_call_id:
+            attributes[n.ATTR_TOOL_CALL_ID] = tool.tool_call_id
+        tool.slots[_SPAN] = self._tracer.start_span(
+            f"{n.SPAN_TOOL} {tool.name}",
+            context=self._explicit_or_task(run, tool.parent, tool.task_id),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=self._wall(run, tool.start_ns),
+        )
+
+    def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
+        """End an ``execute_tool`` span."""
+        span: Span = tool.slots[_SPAN]
+        self._end(span, tool.status, tool.error, self._wall(run, tool.end_ns or 0))
+
+
+class SpanBinder(Binder):
+    """Makes a task's span current while its node runs (in the node's context)."""
+
+    def activate(self, run: Any, task: Any) -> object | None:
+        """Attach the task's context; returns the token to detach with."""
+        ctx = task.slots.get(_CTX)
+        if ctx is None:
+            return None
+        return otel_context.attach(ctx)
+
+    def deactivate(self, token: object) -> bool:
+        """Detach what :meth:`activate` attached, if in the context that attached it.
+
+        Returns False when this is another context (under asyncio LangChain ends a
+        chain from a shielded task, a copy of the context); see ``RunHook.drain``.
+        """
+        var = getattr(token, "var", None)
+        if isinstance(var, contextvars.ContextVar):
+            try:
+                var.reset(token)  # type: ignore[arg-type]
+            except (ValueError, RuntimeError):
+                return False
+            return True
+        otel_context.detach(token)  # type: ignore[arg-type]  # non-contextvars runtime
+        return True
+
+    def current_parent(self, run: Any) -> object | None:
+        """The current context when its span is in this run's trace."""
+        current = trace.get_current_span().get_span_context()
+        run_span = run.slots.get(_SPAN)
+        if run_span is None or not current.is_valid:
+            return None
+        if current.trace_id != run_span.get_span_context().trace_id:
+            return None
+        return otel_context.get_current()
+
+
+def current_context() -> otel_context.Context:
+    """The caller's current OTel context (the run span's parent)."""
+    return otel_context.get_current()
+
+
+def span_context_of(run: RunRecord) -> trace.SpanContext | None:
+    """The run span's context (to link a resumed run to it)."""
+    span = run.slots.get(_SPAN)
+    return span.get_span_context() if span is not None else None
+
+
+class InterruptLinks(NullSink):
+    """Remembers each thread's last interrupted run span, for the resumed run's link.
+
+    Bounded: the oldest threads are forgotten first. In memory only: a resume in
+    another process gets no link.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        """Remember at most ``capacity`` threads."""
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._by_thread: OrderedDict[str, trace.SpanContext] = OrderedDict()
+
+    def links_for(self, thread_id: str | None) -> tuple[object, ...]:
+        """The span contexts a new run on ``thread_id`` should link to."""
+        if thread_id is None:
+            return ()
+        with self._lock:
+            ctx = self._by_thread.get(thread_id)
+        return (ctx,) if ctx is not None else ()
+
+    def run_ended(self, run: RunRecord) -> None:
+        """Remember an interrupted run; forget a thread whose run went on."""
+        if run.thread_id is None:
+            return
+        with self._lock:
+            self._by_thread.pop(run.thread_id, None)
+            if run.status != n.STATUS_INTERRUPTED or not self._capacity:
+                return
+            ctx = span_context_of(run)
+            if ctx is not None and ctx.is_valid:
+                self._by_thread[run.thread_id] = ctx
+                while len(self._by_thread) > self._capacity:
+                    self._by_thread.popitem(last=False)

@@ -1,0 +1,329 @@
+"""The stream tap: the one module that touches LangGraph's runtime.
+
+LangGraph builds ``invoke``/``ainvoke``/``batch``/``abatch`` (and the v3
+``stream_events``) on ``stream``/``astream``, so those two are the only chokepoints.
+An instrumented graph is an instance of a subclass of the graph's own class that
+overrides just them: it survives ``copy()``/``with_config()`` (LangGraph rebuilds
+graphs as ``self.__class__(**self.__dict__)``) and is still served by the LangGraph
+API server, while the original graph object is left untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from langchain_core.callbacks import BaseCallbackManager
+from langchain_core.messages import AIMessageChunk
+from langchain_core.runnables.config import ensure_config
+from langgraph.pregel import Pregel
+
+from lg_otel import _names as n
+from lg_otel._hook import RunHook, status_of
+from lg_otel._parse import (
+    Part,
+    TaskResult,
+    TaskStart,
+    carries_interrupt,
+    parent_task_of_ns,
+    parse_item,
+    parse_task,
+)
+from lg_otel._reshape import Request
+from lg_otel._tracker import RunTracker
+
+#: LangGraph's config key that marks a graph running as a task of another graph.
+_TASK_ID_KEY = "__pregel_task_id"
+_SKIP = object()
+
+
+class Instrumentation:
+    """What an instrumented graph class needs from ``instrument()`` (see there)."""
+
+    clock: Callable[[], int]
+
+    def new_run(
+        self,
+        graph: Pregel,
+        config: dict[str, Any],
+        parent: object,
+        stream_has_subgraphs: bool,
+    ) -> tuple[RunTracker, RunHook]:
+        """Start tracking one run."""
+        raise NotImplementedError  # pragma: no cover - implemented by the subclass
+
+    def record_error(self, component: str, error: BaseException) -> None:
+        """Count a swallowed telemetry failure."""
+        raise NotImplementedError  # pragma: no cover - implemented by the subclass
+
+    def current_context(self) -> object:
+        """The caller's current trace context, captured when the graph is called."""
+        raise NotImplementedError  # pragma: no cover - implemented by the subclass
+
+
+def _hooks_in(callbacks: object) -> bool:
+    if isinstance(callbacks, list):
+        return any(isinstance(h, RunHook) for h in callbacks)
+    if isinstance(callbacks, BaseCallbackManager):
+        return any(isinstance(h, RunHook) for h in callbacks.handlers)
+    return False
+
+
+def _with_hook(config: dict[str, Any], hook: RunHook) -> dict[str, Any] | None:
+    """A copy of ``config`` whose callbacks also include ``hook`` (None: cannot)."""
+    callbacks = config.get("callbacks")
+    if callbacks is None:
+        return {**config, "callbacks": [hook]}
+    if isinstance(callbacks, list):
+        return {**config, "callbacks": [*callbacks, hook]}
+    if isinstance(callbacks, BaseCallbackManager):
+        manager = callbacks.copy()
+        manager.add_handler(hook, inherit=True)
+        return {**config, "callbacks": manager}
+    return None
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One traced run: the call to make and how to route what comes back."""
+
+    instr: Instrumentation
+    request: Request
+    subgraphs: bool
+    config: dict[str, Any]
+    kwargs: dict[str, Any]
+    tracker: RunTracker
+    hook: RunHook
+
+    def route(self, item: object) -> object:
+        """Feed telemetry from one raw item; return the caller's item or ``_SKIP``."""
+        part = parse_item(item, self.request.version, self.subgraphs)
+        if part is None:
+            self.instr.record_error(
+                n.COMPONENT_PARSE, ValueError(f"unknown stream item {type(item)!r}")
+            )
+            return item
+        try:
+            if part.mode == "tasks":
+                self._task(part)
+            wanted = self.request.wants(part)
+            if wanted:
+                if part.mode == "messages":
+                    message = part.payload[0] if isinstance(part.payload, tuple) else None
+                    if isinstance(message, AIMessageChunk):
+                        self.tracker.token_delivered()
+                elif carries_interrupt(part):
+                    self.tracker.mark_interrupted()
+        except Exception as exc:  # noqa: BLE001 - telemetry must not change the output
+            self.instr.record_error(n.COMPONENT_PARSE, exc)
+            wanted = self.request.wants(part)
+        return self.request.shape(part, item) if wanted else _SKIP
+
+    def _task(self, part: Part) -> None:
+        event = parse_task(part.payload)
+        if event is None:
+            self.instr.record_error(n.COMPONENT_PARSE, ValueError("bad tasks part"))
+            return
+        parent = parent_task_of_ns(part.ns)
+        if isinstance(event, TaskStart):
+            self.tracker.task_scheduled(
+                event.task_id, event.name, parent, event.triggers
+            )
+        elif isinstance(event, TaskResult):
+            self.tracker.task_result(
+                event.task_id,
+                event.name,
+                parent,
+                error=event.error,
+                interrupts=event.interrupts,
+            )
+
+    def finish(self, status: str, error: BaseException | None) -> None:
+        """End the run; never raises."""
+        try:
+            self.hook.drain()
+            self.tracker.finish(status, error if status == n.STATUS_ERROR else None)
+        except Exception as exc:  # noqa: BLE001 - telemetry must not reach the host
+            self.instr.record_error(n.COMPONENT_SPANS, exc)
+
+
+def _plan(
+    instr: Instrumentation,
+    graph: Pregel,
+    config: Any,
+    kwargs: dict[str, Any],
+    parent: object,
+) -> _Plan | None:
+    """Decide how to trace this call; None means pass it through untouched."""
+    try:
+        merged = ensure_config(config)
+        if _hooks_in(merged.get("callbacks")):
+            # Running inside a traced run (as a subgraph): the outer tap sees it all.
+            return None
+        stream_mode = kwargs.get("stream_mode")
+        if stream_mode is None:
+            # LangGraph's own default, reproduced so the output shape matches.
+            stream_mode = (
+                "values"
+                if _TASK_ID_KEY in merged.get("configurable", {})
+                else graph.stream_mode
+            )
+        request = Request(
+            stream_mode=stream_mode,
+            subgraphs=bool(kwargs.get("subgraphs", False)),
+            version=str(kwargs.get("version", "v1")),
+        )
+        # Never force subgraphs=True: it makes LangGraph stream concurrently, which
+        # changes when (and so in which state) the caller sees each chunk. The hook
+        # times and closes subgraph tasks instead.
+        subgraphs = request.subgraphs
+        tracker, hook = instr.new_run(graph, merged, parent, subgraphs)
+        base = dict(config) if isinstance(config, dict) else {}
+        hooked = _with_hook(base, hook)
+        if hooked is None:
+            hooked = base
+        call_kwargs = {
+            **kwargs,
+            "stream_mode": request.tap_modes(),
+            "subgraphs": subgraphs,
+        }
+        return _Plan(instr, request, subgraphs, hooked, call_kwargs, tracker, hook)
+    except Exception as exc:  # noqa: BLE001 - if we cannot trace, run it bare
+        instr.record_error(n.COMPONENT_PARSE, exc)
+        return None
+
+
+def _sync_tap(
+    instr: Instrumentation,
+    base_stream: Callable[..., Iterator[Any]],
+    graph: Pregel,
+    input: Any,
+    config: Any,
+    kwargs: dict[str, Any],
+    parent: object,
+) -> Iterator[Any]:
+    plan = _plan(instr, graph, config, kwargs, parent)
+    if plan is None:
+        yield from base_stream(graph, input, config, **kwargs)
+        return
+    clock = instr.clock
+    inner = base_stream(graph, input, plan.config, **plan.kwargs)
+    status, error = n.STATUS_OK, None
+    try:
+        for item in inner:
+            plan.hook.drain()
+            out = plan.route(item)
+            if out is not _SKIP:
+                waited = clock()
+                yield out
+                plan.tracker.add_consumer_wait(clock() - waited)
+    except BaseException as exc:
+        status, error = status_of(exc), exc
+        raise
+    finally:
+        try:
+            inner.close()
+        finally:
+            plan.finish(status, error)
+
+
+async def _async_tap(
+    instr: Instrumentation,
+    base_astream: Callable[..., AsyncIterator[Any]],
+    graph: Pregel,
+    input: Any,
+    config: Any,
+    kwargs: dict[str, Any],
+    parent: object,
+) -> AsyncIterator[Any]:
+    plan = _plan(instr, graph, config, kwargs, parent)
+    if plan is None:
+        async for item in base_astream(graph, input, config, **kwargs):
+            yield item
+        return
+    clock = instr.clock
+    inner = base_astream(graph, input, plan.config, **plan.kwargs)
+    status, error = n.STATUS_OK, None
+    try:
+        async for item in inner:
+            plan.hook.drain()
+            out = plan.route(item)
+            if out is not _SKIP:
+                waited = clock()
+                yield out
+                plan.tracker.add_consumer_wait(clock() - waited)
+    except BaseException as exc:
+        status, error = status_of(exc), exc
+        raise
+    finally:
+        try:
+            await inner.aclose()  # type: ignore[attr-defined]
+        finally:
+            plan.finish(status, error)
+
+
+class _InstrumentedMixin:
+    """Overrides of ``stream``/``astream``; the rest is the graph's own class."""
+
+    _lg_otel: ClassVar[Instrumentation]
+    _lg_otel_base: ClassVar[type[Pregel]]
+
+    def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Iterator[Any]:
+        """Stream the graph, traced; yields exactly what the bare graph yields."""
+        cls = type(self)
+        # Captured at the call, not at the first next(): the caller's span is current now.
+        parent = cls._lg_otel.current_context()
+        return _sync_tap(
+            cls._lg_otel,
+            cls._lg_otel_base.stream,
+            self,  # type: ignore[arg-type]
+            input,
+            config,
+            kwargs,
+            parent,
+        )
+
+    def astream(
+        self, input: Any, config: Any = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Async-stream the graph, traced; yields exactly what the bare graph yields."""
+        cls = type(self)
+        parent = cls._lg_otel.current_context()
+        return _async_tap(
+            cls._lg_otel,
+            cls._lg_otel_base.astream,
+            self,  # type: ignore[arg-type]
+            input,
+            config,
+            kwargs,
+            parent,
+        )
+
+
+def is_instrumented(graph: object) -> bool:
+    """Whether ``graph`` is already an instrumented graph."""
+    return isinstance(graph, _InstrumentedMixin)
+
+
+def instrumented_copy(graph: Pregel, instr: Instrumentation) -> Pregel:
+    """A traced copy of ``graph`` of a subclass of its class; ``graph`` is untouched."""
+    base = type(graph)
+    cls = type(
+        base.__name__,
+        (_InstrumentedMixin, base),
+        {
+            "_lg_otel": instr,
+            "_lg_otel_base": base,
+            "__module__": base.__module__,
+            "__doc__": base.__doc__,
+        },
+    )
+    attrs = {k: v for k, v in graph.__dict__.items() if k != "__orig_class__"}
+    return cls(**attrs)  # type: ignore[no-any-return]
+
+
+def monotonic_ns() -> int:
+    """The default clock: monotonic nanoseconds."""
+    return time.perf_counter_ns()

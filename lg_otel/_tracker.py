@@ -1,0 +1,386 @@
+"""The per-run state machine: turns stream parts and hook calls into ordered records.
+
+Pure code over plain data, with an injected clock. Two sources feed it:
+
+* the stream tap (LangGraph's ``tasks`` mode): which tasks exist and how they ended;
+* the per-run hook, called in the node's own thread: *when* a task really started and
+  returned (a slow consumer delays stream parts, never these), plus model and tool calls,
+  which the stream cannot time without forcing models to stream.
+
+Every method is thread-safe (nodes run in worker threads) and does nothing once the run
+has finished, so a straggling worker can never reopen or double-end anything.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from lg_otel import _names as n
+from lg_otel._records import LlmRecord, RunRecord, Sink, TaskRecord, ToolRecord
+
+Clock = Callable[[], int]
+
+
+class RunTracker:
+    """Tracks one run; owns every record of it until the run ends."""
+
+    __slots__ = (
+        "_clock",
+        "_done",
+        "_hook_end",
+        "_llms",
+        "_lock",
+        "_sink",
+        "_stream_has_subgraphs",
+        "_tasks",
+        "_tools",
+        "run",
+    )
+
+    def __init__(
+        self,
+        sink: Sink,
+        clock: Clock,
+        *,
+        graph: str,
+        thread_id: str | None = None,
+        parent: object = None,
+        links: tuple[object, ...] = (),
+        stream_has_subgraphs: bool = True,
+    ) -> None:
+        """Start tracking a run (emits ``run_started`` at once).
+
+        ``stream_has_subgraphs`` says whether the stream reports tasks inside
+        subgraphs; when it does not, those tasks end when their node returns.
+        """
+        self._stream_has_subgraphs = stream_has_subgraphs
+        self._sink = sink
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._done = False
+        self._tasks: dict[str, TaskRecord] = {}
+        # task id -> (end time, status, error) as the node's own thread saw it
+        self._hook_end: dict[str, tuple[int, str, BaseException | None]] = {}
+        self._llms: dict[str, LlmRecord] = {}
+        self._tools: dict[str, ToolRecord] = {}
+        self.run = RunRecord(
+            graph=graph,
+            thread_id=thread_id,
+            start_ns=clock(),
+            parent=parent,
+            links=links,
+        )
+        sink.run_started(self.run)
+
+    @property
+    def finished(self) -> bool:
+        """True once the run has ended and every record was handed out."""
+        return self._done
+
+    def open_counts(self) -> tuple[int, int, int]:
+        """How many tasks, model calls and tool calls are still open (for tests)."""
+        return len(self._tasks), len(self._llms), len(self._tools)
+
+    # --- tasks ---------------------------------------------------------------
+
+    def _task(
+        self, task_id: str, name: str, parent_task_id: str | None, now: int
+    ) -> TaskRecord:
+        task = self._tasks.get(task_id)
+        if task is None:
+            task = TaskRecord(
+                task_id=task_id, name=name, parent_task_id=parent_task_id, start_ns=now
+            )
+            self._tasks[task_id] = task
+        return task
+
+    def _start(self, task: TaskRecord) -> None:
+        if task.started:
+            return
+        # A parent must be open before its child so the child can nest under it.
+        if task.parent_task_id is not None:
+            parent = self._tasks.get(task.parent_task_id)
+            if parent is not None:
+                self._start(parent)
+        task.started = True
+        self._sink.task_started(self.run, task)
+
+    def task_scheduled(
+        self,
+        task_id: str,
+        name: str,
+        parent_task_id: str | None,
+        triggers: tuple[str, ...] = (),
+    ) -> None:
+        """The stream announced a task (its real start comes from the hook)."""
+        with self._lock:
+            if self._done:
+                return
+            task = self._task(task_id, name, parent_task_id, self._clock())
+            if not task.triggers:
+                task.triggers = triggers
+
+    def task_began(
+        self,
+        task_id: str,
+        name: str,
+        parent_task_id: str | None,
+        *,
+        step: int | None,
+        triggers: tuple[str, ...],
+        checkpoint_ns: str | None,
+    ) -> TaskRecord | None:
+        """The node started running, seen from its own thread; returns the record."""
+        with self._lock:
+            if self._done:
+                return None
+            now = self._clock()
+            task = self._task(task_id, name, parent_task_id, now)
+            if not task.started:
+                task.start_ns = now
+                task.step = step
+                task.triggers = triggers or task.triggers
+                task.checkpoint_ns = checkpoint_ns
+                self._start(task)
+            return task
+
+    def task_returned(
+        self, task_id: str, status: str, error: BaseException | None = None
+    ) -> None:
+        """The node returned or raised, seen from its own thread."""
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if self._done or task is None:
+                return
+            now = self._clock()
+            if task.parent_task_id is not None and not self._stream_has_subgraphs:
+                # No stream result will come for a task inside a subgraph.
+                del self._tasks[task_id]
+                task.end_ns, task.status = now, status
+                task.error = error if status == n.STATUS_ERROR else None
+                self._sink.task_ended(self.run, task)
+                return
+            # A retried task reports once per attempt: the last one wins.
+            self._hook_end[task_id] = (now, status, error)
+
+    def task_result(
+        self,
+        task_id: str,
+        name: str,
+        parent_task_id: str | None,
+        *,
+        error: BaseException | str | None,
+        interrupts: int,
+    ) -> None:
+        """The stream reported a task's outcome: the task ends here."""
+        with self._lock:
+            if self._done:
+                return
+            now = self._clock()
+            task = self._task(task_id, name, parent_task_id, now)
+            self._start(task)
+            hook = self._hook_end.pop(task_id, None)
+            if interrupts:
+                task.status, task.interrupts = n.STATUS_INTERRUPTED, interrupts
+                self.run.interrupted = True
+            elif error is not None:
+                task.status = n.STATUS_ERROR
+                if isinstance(error, BaseException):
+                    task.error = error
+                elif hook is not None:
+                    task.error = hook[2]
+            else:
+                task.status = n.STATUS_OK
+            task.end_ns = hook[0] if hook is not None else now
+            del self._tasks[task_id]
+            self._sink.task_ended(self.run, task)
+
+    # --- model calls -----------------------------------------------------------
+
+    def llm_started(
+        self,
+        call_id: str,
+        task_id: str | None,
+        *,
+        operation: str,
+        model: str | None,
+        provider: str | None,
+        parent: object = None,
+        input_messages: Any = None,
+    ) -> None:
+        """A model call began."""
+        with self._lock:
+            if self._done or call_id in self._llms:
+                return
+            llm = LlmRecord(
+                call_id=call_id,
+                task_id=task_id,
+                operation=operation,
+                model=model,
+                provider=provider,
+                start_ns=self._clock(),
+                parent=parent,
+                input_messages=input_messages,
+            )
+            self._llms[call_id] = llm
+            self._sink.llm_started(self.run, llm)
+
+    def llm_chunk(self, call_id: str) -> None:
+        """A model call streamed one chunk."""
+        with self._lock:
+            llm = self._llms.get(call_id)
+            if llm is None or self._done:
+                return
+            now = self._clock()
+            llm.chunks += 1
+            llm.last_chunk_ns = now
+            if llm.first_chunk_ns is None:
+                llm.first_chunk_ns = now
+                self._sink.llm_first_chunk(self.run, llm)
+
+    def llm_ended(
+        self,
+        call_id: str,
+        *,
+        error: BaseException | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        response_model: str | None = None,
+        finish_reasons: tuple[str, ...] = (),
+        output_messages: Any = None,
+    ) -> None:
+        """A model call finished."""
+        with self._lock:
+            if self._done:
+                return
+            llm = self._llms.pop(call_id, None)
+            if llm is None:
+                return
+            llm.end_ns = self._clock()
+            llm.status = n.STATUS_OK if error is None else n.STATUS_ERROR
+            llm.error = error
+            llm.input_tokens = input_tokens
+            llm.output_tokens = output_tokens
+            llm.response_model = response_model
+            llm.finish_reasons = finish_reasons
+            llm.output_messages = output_messages
+            self._sink.llm_ended(self.run, llm)
+
+    # --- tool calls --------------------------------------------------------------
+
+    def tool_started(
+        self,
+        call_id: str,
+        task_id: str | None,
+        *,
+        name: str,
+        tool_call_id: str | None,
+        parent: object = None,
+        arguments: Any = None,
+    ) -> None:
+        """A tool call began."""
+        with self._lock:
+            if self._done or call_id in self._tools:
+                return
+            tool = ToolRecord(
+                call_id=call_id,
+                task_id=task_id,
+                name=name,
+                tool_call_id=tool_call_id,
+                start_ns=self._clock(),
+                parent=parent,
+                arguments=arguments,
+            )
+            self._tools[call_id] = tool
+            self._sink.tool_started(self.run, tool)
+
+    def tool_ended(
+        self, call_id: str, *, error: BaseException | None = None, result: Any = None
+    ) -> None:
+        """A tool call finished."""
+        with self._lock:
+            if self._done:
+                return
+            tool = self._tools.pop(call_id, None)
+            if tool is None:
+                return
+            tool.end_ns = self._clock()
+            tool.status = n.STATUS_OK if error is None else n.STATUS_ERROR
+            tool.error = error
+            tool.result = result
+            self._sink.tool_ended(self.run, tool)
+
+    # --- what the caller sees ------------------------------------------------------
+
+    def token_delivered(self) -> None:
+        """An LLM token part is being handed to the caller."""
+        with self._lock:
+            if self._done or self.run.first_token_ns is not None:
+                return
+            self.run.first_token_ns = self._clock()
+            self._sink.run_first_token(self.run)
+
+    def add_consumer_wait(self, wait_ns: int) -> None:
+        """The graph waited ``wait_ns`` for the caller to ask for the next chunk."""
+        if wait_ns > 0:
+            self.run.consumer_wait_ns += wait_ns
+
+    def mark_interrupted(self) -> None:
+        """The caller-visible output carried an interrupt (also static breakpoints)."""
+        self.run.interrupted = True
+
+    # --- the end ----------------------------------------------------------------------
+
+    def finish(self, status: str, error: BaseException | None = None) -> None:
+        """End the run and everything still open in it; safe to call more than once.
+
+        Open tasks that the node's thread saw return keep that outcome and end time;
+        the rest (and open model and tool calls) end now with the run's status.
+        """
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            now = self._clock()
+            leftover = n.STATUS_OK if status == n.STATUS_INTERRUPTED else status
+            for llm in self._llms.values():
+                llm.end_ns, llm.status, llm.error = now, leftover, error
+                self._sink.llm_ended(self.run, llm)
+            for tool in self._tools.values():
+                tool.end_ns, tool.status, tool.error = now, leftover, error
+                self._sink.tool_ended(self.run, tool)
+            # Children first: a subgraph's tasks end before the task that runs it.
+            for task in sorted(self._tasks.values(), key=self._depth, reverse=True):
+                hook = self._hook_end.get(task.task_id)
+                if hook is not None:
+                    task.end_ns, task.status, task.error = hook
+                elif not task.started:
+                    # Announced but never ran: the run stopped before it could.
+                    task.end_ns, task.status = now, n.STATUS_CANCELLED
+                else:
+                    task.end_ns, task.status = now, leftover
+                    task.error = error if leftover == n.STATUS_ERROR else None
+                if task.status == n.STATUS_INTERRUPTED:
+                    self.run.interrupted = True
+                self._start(task)
+                self._sink.task_ended(self.run, task)
+            self._tasks.clear()
+            self._hook_end.clear()
+            self._llms.clear()
+            self._tools.clear()
+            if status == n.STATUS_OK and self.run.interrupted:
+                status = n.STATUS_INTERRUPTED
+            self.run.end_ns = now
+            self.run.status = status
+            self.run.error = error
+            self._sink.run_ended(self.run)
+
+    def _depth(self, task: TaskRecord) -> int:
+        depth, parent = 0, task.parent_task_id
+        while parent is not None and depth < 64:
+            depth += 1
+            record = self._tasks.get(parent)
+            parent = record.parent_task_id if record is not None else None
+        return depth

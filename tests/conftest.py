@@ -1,0 +1,63 @@
+"""Shared fixtures: in-memory tracing, and helpers to drive graphs and read span trees."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+
+from lg_otel.testing import in_memory_tracing
+
+
+@pytest.fixture
+def tracing() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    """A TracerProvider exporting to memory, shut down after the test."""
+    provider, exporter = in_memory_tracing()
+    yield provider, exporter
+    provider.shutdown()
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX32 = re.compile(r"\b[0-9a-f]{32}\b")
+_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?")
+
+
+def normalise(value: Any) -> str:
+    """A repr with ids and timestamps replaced, for comparing two runs' outputs."""
+    text = repr(value)
+    text = _UUID.sub("<id>", text)
+    text = _HEX32.sub("<hex>", text)
+    return _TS.sub("<ts>", text)
+
+
+def thread_config(**extra: Any) -> dict[str, Any]:
+    """A config with a fresh thread id."""
+    return {"configurable": {"thread_id": str(uuid.uuid4())}, **extra}
+
+
+def tree(spans: tuple[ReadableSpan, ...] | list[ReadableSpan]) -> list[str]:
+    """Each span as 'name <- parent name', sorted (structure without timing)."""
+    by_id = {s.context.span_id: s for s in spans}
+    rows = []
+    for s in spans:
+        parent = by_id.get(s.parent.span_id) if s.parent else None
+        rows.append(f"{s.name} <- {parent.name if parent else None}")
+    return sorted(rows)
+
+
+def by_name(spans: Any, name: str) -> list[ReadableSpan]:
+    """Spans with exactly this name."""
+    return [s for s in spans if s.name == name]
+
+
+def duration_s(span: ReadableSpan) -> float:
+    """A finished span's duration in seconds."""
+    assert span.end_time is not None and span.start_time is not None
+    return (span.end_time - span.start_time) / 1e9

@@ -1,0 +1,168 @@
+"""The caller sees exactly what the bare graph yields, for every shape and mode."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+import lg_otel
+from tests.conftest import normalise
+from tests.graphs import SHAPES, Shape
+
+MODES: list[Any] = [
+    None,
+    "values",
+    "updates",
+    "messages",
+    "custom",
+    "tasks",
+    "debug",
+    "checkpoints",
+    ["updates", "messages"],
+    ["values", "updates", "messages", "custom", "tasks", "debug", "checkpoints"],
+    ("updates", "values"),
+]
+
+
+def _config(shape: Shape) -> dict[str, Any]:
+    return {"configurable": {"thread_id": str(uuid.uuid4())}}
+
+
+def drive_sync(graph: Any, shape: Shape, **kwargs: Any) -> list[str]:
+    """Run every input of the shape; normalised outputs and the exception type."""
+    out: list[str] = []
+    config = _config(shape)
+    for inp in shape.inputs:
+        try:
+            for chunk in graph.stream(inp, config, **kwargs):
+                out.append(normalise(chunk))
+        except Exception as exc:  # noqa: BLE001 - the exception is part of the output
+            out.append(f"raised {type(exc).__name__}: {exc}")
+    return out
+
+
+async def drive_async(graph: Any, shape: Shape, **kwargs: Any) -> list[str]:
+    """Async twin of :func:`drive_sync`."""
+    out: list[str] = []
+    config = _config(shape)
+    for inp in shape.inputs:
+        try:
+            async for chunk in graph.astream(inp, config, **kwargs):
+                out.append(normalise(chunk))
+        except Exception as exc:  # noqa: BLE001 - the exception is part of the output
+            out.append(f"raised {type(exc).__name__}: {exc}")
+    return out
+
+
+def _kwargs(mode: Any, subgraphs: bool, version: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"subgraphs": subgraphs, "version": version}
+    if mode is not None:
+        kwargs["stream_mode"] = mode
+    return kwargs
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("subgraphs", [False, True], ids=["flat", "subgraphs"])
+def test_sync_stream_identical(
+    shape: Shape, version: str, subgraphs: bool, tracing: Any
+) -> None:
+    """Sync stream() yields the bare graph's sequence for every mode combination."""
+    provider, exporter = tracing
+    bare = shape.build()
+    traced = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    for mode in MODES:
+        kwargs = _kwargs(mode, subgraphs, version)
+        expected = drive_sync(bare, shape, **kwargs)
+        got = drive_sync(traced, shape, **kwargs)
+        assert got == expected, f"mode={mode!r}"
+    assert exporter.get_finished_spans(), "the traced graph emitted no spans"
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("subgraphs", [False, True], ids=["flat", "subgraphs"])
+async def test_async_stream_identical(
+    shape: Shape, version: str, subgraphs: bool, tracing: Any
+) -> None:
+    """Async astream() yields the bare graph's sequence for every mode combination."""
+    provider, exporter = tracing
+    bare = shape.build()
+    traced = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    for mode in MODES:
+        kwargs = _kwargs(mode, subgraphs, version)
+        expected = await drive_async(bare, shape, **kwargs)
+        got = await drive_async(traced, shape, **kwargs)
+        assert got == expected, f"mode={mode!r}"
+    assert exporter.get_finished_spans(), "the traced graph emitted no spans"
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
+def test_invoke_identical(shape: Shape, tracing: Any) -> None:
+    """invoke() (v1 and v2) returns what the bare graph returns."""
+    provider, _ = tracing
+    bare = shape.build()
+    traced = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    for version in ("v1", "v2"):
+        results = []
+        for graph in (bare, traced):
+            config = _config(shape)
+            got = []
+            for inp in shape.inputs:
+                try:
+                    got.append(normalise(graph.invoke(inp, config, version=version)))
+                except Exception as exc:  # noqa: BLE001 - part of the output
+                    got.append(f"raised {type(exc).__name__}")
+            results.append(got)
+        assert results[1] == results[0]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [s for s in SHAPES if not (s.needs_thread or s.raises)],
+    ids=lambda s: s.name,
+)
+async def test_ainvoke_and_batch_identical(shape: Shape, tracing: Any) -> None:
+    """ainvoke(), batch() and abatch() return what the bare graph returns."""
+    provider, _ = tracing
+    bare = shape.build()
+    traced = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    inp = shape.inputs[0]
+    assert normalise(await traced.ainvoke(inp)) == normalise(await bare.ainvoke(inp))
+    assert normalise(traced.batch([inp, inp])) == normalise(bare.batch([inp, inp]))
+    got = await traced.abatch([inp, inp])
+    assert normalise(got) == normalise(await bare.abatch([inp, inp]))
+
+
+def test_print_mode_output_identical(
+    capsys: pytest.CaptureFixture[str], tracing: Any
+) -> None:
+    """print_mode prints and yields exactly what the bare graph does."""
+    provider, _ = tracing
+    shape = SHAPES[4]  # nested: subgraph parts would print if we forced subgraphs
+    bare = shape.build()
+    traced = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    expected = drive_sync(bare, shape, stream_mode="updates", print_mode="updates")
+    printed_bare = capsys.readouterr().out
+    got = drive_sync(traced, shape, stream_mode="updates", print_mode="updates")
+    assert got == expected
+    assert normalise(capsys.readouterr().out) == normalise(printed_bare)
+
+
+def test_async_event_loop_untouched_by_context(tracing: Any) -> None:
+    """asyncio.run of an instrumented graph leaves no OTel context behind."""
+    from opentelemetry import context as otel_context
+
+    provider, _ = tracing
+    traced = lg_otel.instrument(SHAPES[1].build(), tracer_provider=provider)
+    before = otel_context.get_current()
+
+    async def main() -> None:
+        async for _ in traced.astream({"log": []}):
+            assert otel_context.get_current() == before
+
+    asyncio.run(main())
+    assert otel_context.get_current() == before
