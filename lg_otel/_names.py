@@ -120,3 +120,59 @@ DEFAULT_GRAPH_NAME: Final = "LangGraph"
 
 #: Environment variable of the OTel GenAI content-capture mode.
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+# --- metrics (OTel instrument names; Prometheus names are what OTel's translation
+# makes of them: dots -> underscores, unit "s" -> "_seconds", counters -> "_total") ---
+
+#: Histogram (s): model call start to first streamed chunk.
+METRIC_TTFC: Final = "gen_ai.client.operation.time_to_first_chunk"
+#: Histogram (s): mean time between streamed chunks of one model call.
+METRIC_TIME_PER_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+#: Histogram (s): whole model call.
+METRIC_LLM_DURATION: Final = "gen_ai.client.operation.duration"
+#: Histogram ({token}): provider-reported token counts, by ``gen_ai.token.type``.
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+#: Histogram ({token}/s): output tokens per second of one model call.
+METRIC_TOKENS_PER_SECOND: Final = "langgraph.llm.output_tokens_per_second"
+#: Histogram (s): caller's call to the first LLM token handed to the caller.
+METRIC_RUN_TTFT: Final = "langgraph.run.time_to_first_token"
+#: Histogram (s): one graph run.
+METRIC_RUN_DURATION: Final = "langgraph.run.duration"
+#: Histogram (s): one node task.
+METRIC_TASK_DURATION: Final = "langgraph.task.duration"
+#: Up-down counter ({run}): runs in flight.
+METRIC_RUNS_ACTIVE: Final = "langgraph.runs.active"
+#: Histogram (s): per run, total time the graph waited for the caller.
+METRIC_CONSUMER_WAIT: Final = "langgraph.stream.consumer_wait"
+#: Counter: telemetry failures lg_otel swallowed, by ``component``.
+METRIC_INTERNAL_ERRORS: Final = "lg_otel.internal_errors"
+
+#: Metric label: GenAI operation.
+LABEL_OPERATION: Final = "gen_ai.operation.name"
+#: Metric label: provider.
+LABEL_PROVIDER: Final = "gen_ai.provider.name"
+#: Metric label: requested model.
+LABEL_MODEL: Final = "gen_ai.request.model"
+#: Metric label: token type (``input`` or ``output``).
+LABEL_TOKEN_TYPE: Final = "gen_ai.token.type"
+#: Metric label: graph name.
+LABEL_GRAPH: Final = "langgraph.graph"
+#: Metric label: node name.
+LABEL_NODE: Final = "langgraph.node"
+#: Metric label: run or task status.
+LABEL_STATUS: Final = "langgraph.status"
+#: Metric label: error type on failed model calls.
+LABEL_ERROR_TYPE: Final = "error.type"
+#: Metric label: lg_otel component that failed.
+LABEL_COMPONENT: Final = "component"
+#: Label value for anything over the cardinality cap, and for unknown values.
+LABEL_OTHER: Final = "other"
+
+#: Duration buckets (s), from the GenAI semantic conventions.
+DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)
+#: Token-count buckets: powers of 4 from 1 (semantic conventions).
+TOKEN_BUCKETS: Final = tuple(float(4**i) for i in range(14))
+#: Token-rate buckets (tokens/s): 1 to 2048, doubling.
+TOKEN_RATE_BUCKETS: Final = tuple(float(2**i) for i in range(12))

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -85,16 +86,31 @@ class SimulatedChatModel(GenericFakeChatModel):
     def _chunks(
         self, ai: AIMessage, tokens: list[str], messages: list[BaseMessage]
     ) -> Iterator[ChatGenerationChunk]:
+        if ai.tool_calls:
+            # Tool calls travel in one chunk, as providers' final chunks carry them.
+            tokens = [*tokens, ""]
         for idx, token in enumerate(tokens):
             last = idx == len(tokens) - 1
             extra: dict[str, Any] = {}
             if last and self.report_usage:
                 extra["usage_metadata"] = self._usage(tokens, messages)
             if last:
+                # Marked last, so langchain-core adds no empty closing chunk.
+                extra["chunk_position"] = "last"
                 extra["response_metadata"] = {
                     "model_name": self.model_name,
-                    "finish_reason": "stop",
+                    "finish_reason": "tool_calls" if ai.tool_calls else "stop",
                 }
+                if ai.tool_calls:
+                    extra["tool_call_chunks"] = [
+                        {
+                            "name": call["name"],
+                            "args": json.dumps(call["args"]),
+                            "id": call["id"],
+                            "index": i,
+                        }
+                        for i, call in enumerate(ai.tool_calls)
+                    ]
             yield ChatGenerationChunk(
                 message=AIMessageChunk(content=token, id=ai.id, **extra)
             )

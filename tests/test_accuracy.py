@@ -1,0 +1,199 @@
+"""Span durations and time-to-first-chunk match controlled delays within 5 ms."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+import lg_otel
+from lg_otel import _names as n
+from lg_otel.testing import SimulatedChatModel
+from tests.conftest import by_name, duration_s
+from tests.graphs import S
+
+TOLERANCE = 0.005
+
+
+def _sleepers(delays: dict[str, float], parallel: bool, use_async: bool) -> Any:
+    g = StateGraph(S)
+    for name, delay in delays.items():
+        if use_async:
+
+            async def node(state: S, delay: float = delay, name: str = name) -> Any:
+                await asyncio.sleep(delay)
+                return {"log": [name]}
+
+        else:
+
+            def node(state: S, delay: float = delay, name: str = name) -> Any:  # type: ignore[misc]
+                time.sleep(delay)
+                return {"log": [name]}
+
+        g.add_node(name, node)
+    names = list(delays)
+    if parallel:
+        for name in names:
+            g.add_edge(START, name)
+    else:
+        g.add_edge(START, names[0])
+        for a, b in itertools.pairwise(names):
+            g.add_edge(a, b)
+    return g.compile(name="sleepers")
+
+
+DELAYS = {"fast": 0.02, "mid": 0.06, "slow": 0.12}
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
+def test_sync_task_durations(parallel: bool, tracing: Any) -> None:
+    """Sync: each task span lasts as long as its node slept."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(_sleepers(DELAYS, parallel, False), tracer_provider=provider)
+    graph.invoke({"log": []})
+    spans = exporter.get_finished_spans()
+    for name, delay in DELAYS.items():
+        (span,) = by_name(spans, f"invoke_node {name}")
+        assert duration_s(span) == pytest.approx(delay, abs=TOLERANCE), name
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
+async def test_async_task_durations(parallel: bool, tracing: Any) -> None:
+    """Async: each task span lasts as long as its node slept."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(_sleepers(DELAYS, parallel, True), tracer_provider=provider)
+    await graph.ainvoke({"log": []})
+    spans = exporter.get_finished_spans()
+    for name, delay in DELAYS.items():
+        (span,) = by_name(spans, f"invoke_node {name}")
+        assert duration_s(span) == pytest.approx(delay, abs=TOLERANCE), name
+
+
+TRUTH: list[float] = []
+
+
+def _chat_graph(
+    first: float, gap: float, work_before: float, calls: int, use_async: bool
+) -> Any:
+    """A chat node; TRUTH gets each model call's duration measured around it."""
+    TRUTH.clear()
+    model = SimulatedChatModel(
+        messages=itertools.cycle(["one two three four five"]),
+        first_chunk_delay=first,
+        chunk_delay=gap,
+    )
+    # The first model call of a process pays one-time set-up inside langchain-core
+    # (a few ms); the truth we compare with is the model's own delay.
+    for _ in SimulatedChatModel(messages=iter(["warm up"])).stream("hi"):
+        pass
+    g = StateGraph(MessagesState)
+    if use_async:
+
+        async def chatbot(state: MessagesState) -> Any:
+            await asyncio.sleep(work_before)
+            out = []
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                out.append(await model.ainvoke(state["messages"]))
+                TRUTH.append(time.perf_counter() - t0)
+            return {"messages": out}
+
+    else:
+
+        def chatbot(state: MessagesState) -> Any:  # type: ignore[misc]
+            time.sleep(work_before)
+            out = []
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                out.append(model.invoke(state["messages"]))
+                TRUTH.append(time.perf_counter() - t0)
+            return {"messages": out}
+
+    g.add_node("chatbot", chatbot)
+    g.add_edge(START, "chatbot")
+    g.add_edge("chatbot", END)
+    return g.compile(name="chat")
+
+
+CASES = [
+    pytest.param(0.0, 1, id="plain"),
+    pytest.param(0.3, 1, id="work-300ms-first"),
+    pytest.param(0.0, 2, id="two-calls"),
+]
+
+
+@pytest.mark.parametrize(("work", "calls"), CASES)
+def test_sync_time_to_first_chunk(work: float, calls: int, tracing: Any) -> None:
+    """Sync: each LLM span's TTFC equals the model's first-chunk delay."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(
+        _chat_graph(0.15, 0.01, work, calls, False), tracer_provider=provider
+    )
+    for _ in graph.stream(
+        {"messages": [HumanMessage("hi")]}, stream_mode=["messages", "updates"]
+    ):
+        pass
+    chats = by_name(exporter.get_finished_spans(), "chat simulated-chat")
+    assert len(chats) == calls
+    for chat in chats:
+        assert chat.attributes[n.ATTR_REQUEST_STREAM] is True
+        ttfc = chat.attributes[n.ATTR_TIME_TO_FIRST_CHUNK]
+        assert ttfc == pytest.approx(0.15, abs=TOLERANCE)
+        assert chat.attributes[n.ATTR_CHUNK_COUNT] == 9
+    # 9 chunks: first after 150 ms, then 8 gaps of at least 10 ms each
+    for chat, truth in zip(sorted(chats, key=lambda s: s.start_time), TRUTH, strict=True):
+        assert truth >= 0.23
+        assert duration_s(chat) == pytest.approx(truth, abs=TOLERANCE)
+
+
+@pytest.mark.parametrize(("work", "calls"), CASES)
+async def test_async_time_to_first_chunk(work: float, calls: int, tracing: Any) -> None:
+    """Async: each LLM span's TTFC equals the model's first-chunk delay."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(
+        _chat_graph(0.15, 0.01, work, calls, True), tracer_provider=provider
+    )
+    async for _ in graph.astream(
+        {"messages": [HumanMessage("hi")]}, stream_mode=["messages", "updates"]
+    ):
+        pass
+    chats = by_name(exporter.get_finished_spans(), "chat simulated-chat")
+    assert len(chats) == calls
+    for chat in chats:
+        ttfc = chat.attributes[n.ATTR_TIME_TO_FIRST_CHUNK]
+        assert ttfc == pytest.approx(0.15, abs=TOLERANCE)
+
+
+def test_invoke_does_not_force_streaming(tracing: Any) -> None:
+    """Under invoke() the model is not made to stream: duration only, no TTFC."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(
+        _chat_graph(0.05, 0.01, 0.0, 1, False), tracer_provider=provider
+    )
+    graph.invoke({"messages": [HumanMessage("hi")]})
+    (chat,) = by_name(exporter.get_finished_spans(), "chat simulated-chat")
+    assert chat.attributes[n.ATTR_REQUEST_STREAM] is False
+    assert n.ATTR_TIME_TO_FIRST_CHUNK not in chat.attributes
+    (truth,) = TRUTH
+    assert truth >= 0.05 + 8 * 0.01
+    assert duration_s(chat) == pytest.approx(truth, abs=TOLERANCE)
+
+
+def test_slow_consumer_wait_is_recorded(tracing: Any) -> None:
+    """A caller sleeping between chunks: the run span records the time it waited."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(
+        _chat_graph(0.0, 0.0, 0.0, 1, False), tracer_provider=provider
+    )
+    chunks = 0
+    for _ in graph.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages"):
+        chunks += 1
+        time.sleep(0.02)
+    (run,) = by_name(exporter.get_finished_spans(), "invoke_workflow chat")
+    waited = run.attributes[n.ATTR_CONSUMER_WAIT]
+    assert waited == pytest.approx(chunks * 0.02, rel=0.10)

@@ -1,0 +1,196 @@
+"""The span tree of each graph shape matches the graph's structure exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+
+import lg_otel
+from lg_otel import _names as n
+from tests.conftest import by_name, tree
+from tests.graphs import SHAPES, Boom, Shape
+
+
+def _drive(graph: Any, shape: Shape, mode: str) -> None:
+    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    for inp in shape.inputs:
+        try:
+            if mode == "invoke":
+                graph.invoke(inp, config)
+            elif mode == "stream":
+                for _ in graph.stream(inp, config, stream_mode=["updates", "messages"]):
+                    pass
+            else:
+
+                async def go(inp: Any = inp) -> None:
+                    async for _ in graph.astream(inp, config, stream_mode="values"):
+                        pass
+
+                asyncio.run(go())
+        except Boom:
+            pass
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
+@pytest.mark.parametrize("mode", ["invoke", "stream", "astream"])
+def test_span_counts_and_parents(shape: Shape, mode: str, tracing: Any) -> None:
+    """One run span per call, one task span per node execution, right parents."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    _drive(graph, shape, mode)
+    spans = exporter.get_finished_spans()
+    names = Counter(s.name for s in spans)
+    runs = names.pop(f"{n.SPAN_RUN} {shape.name}")
+    assert runs == len(shape.inputs)
+    tasks = {k.removeprefix(f"{n.SPAN_TASK} "): v for k, v in names.items()
+             if k.startswith(n.SPAN_TASK)}
+    assert tasks == shape.tasks
+    llm = sum(v for k, v in names.items() if k.startswith(n.OP_CHAT))
+    tools = sum(v for k, v in names.items() if k.startswith(n.SPAN_TOOL))
+    assert (llm, tools) == (shape.llm_calls, shape.tool_calls)
+    # Every span is in one of the run traces, and every non-run span has a parent
+    # that was exported too: no orphans, no duplicates.
+    ids = {s.context.span_id for s in spans}
+    assert len(ids) == len(spans)
+    for s in spans:
+        if not s.name.startswith(n.SPAN_RUN):
+            assert s.parent is not None and s.parent.span_id in ids, s.name
+
+
+def test_nested_subgraph_tree(tracing: Any) -> None:
+    """Subgraph tasks nest under the task of the node that runs the subgraph."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(SHAPES[4].build(), tracer_provider=provider)
+    graph.invoke({"log": []})
+    assert tree(exporter.get_finished_spans()) == sorted(
+        [
+            "invoke_workflow nested <- None",
+            "invoke_node pre <- invoke_workflow nested",
+            "invoke_node mid <- invoke_workflow nested",
+            "invoke_node inner <- invoke_node mid",
+            "invoke_node leaf <- invoke_node inner",
+            "invoke_node after <- invoke_node mid",
+            "invoke_node post <- invoke_workflow nested",
+        ]
+    )
+
+
+def test_nested_subgraph_tree_with_subgraph_stream(tracing: Any) -> None:
+    """With subgraphs=True the tree is the same (stream and hook agree)."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(SHAPES[4].build(), tracer_provider=provider)
+    for _ in graph.stream({"log": []}, subgraphs=True, stream_mode="updates"):
+        pass
+    rows = tree(exporter.get_finished_spans())
+    assert "invoke_node leaf <- invoke_node inner" in rows
+    assert "invoke_node after <- invoke_node mid" in rows
+    assert len(rows) == 7
+
+
+def test_agent_llm_and_tool_spans(tracing: Any) -> None:
+    """LLM spans are CLIENT children of their task; tool spans carry name and id."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(SHAPES[5].build(), tracer_provider=provider)
+    graph.invoke(SHAPES[5].inputs[0])
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    chats = by_name(spans, "chat simulated-chat")
+    assert len(chats) == 2
+    for chat in chats:
+        assert chat.kind == SpanKind.CLIENT
+        assert chat.parent is not None
+        assert by_id[chat.parent.span_id].name == "invoke_node model"
+        assert chat.attributes[n.ATTR_OPERATION_NAME] == "chat"
+        assert chat.attributes[n.ATTR_PROVIDER_NAME] == "simulated"
+        assert chat.attributes[n.ATTR_REQUEST_MODEL] == "simulated-chat"
+    tools = {s.attributes[n.ATTR_TOOL_NAME]: s for s in spans
+             if s.name.startswith(n.SPAN_TOOL)}
+    assert set(tools) == {"add", "multiply"}
+    assert tools["add"].attributes[n.ATTR_TOOL_CALL_ID] == "call-add"
+    for tool_span in tools.values():
+        assert tool_span.parent is not None
+        assert by_id[tool_span.parent.span_id].name == "invoke_node tools"
+
+
+def test_error_marks_task_and_run(tracing: Any) -> None:
+    """A raising node: ERROR status, error.type and one exception event, task and run."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(SHAPES[8].build(), tracer_provider=provider)
+    with pytest.raises(Boom):
+        graph.invoke({"log": []})
+    spans = exporter.get_finished_spans()
+    for name in ("invoke_node boom", "invoke_workflow failing"):
+        (span,) = by_name(spans, name)
+        assert span.status.status_code == StatusCode.ERROR
+        assert span.attributes[n.ATTR_ERROR_TYPE] == "Boom"
+        assert span.attributes[n.ATTR_STATUS] == n.STATUS_ERROR
+        assert [e.name for e in span.events] == ["exception"]
+    (ok,) = by_name(spans, "invoke_node ok")
+    assert ok.status.status_code == StatusCode.UNSET
+    assert ok.attributes[n.ATTR_STATUS] == n.STATUS_OK
+
+
+def test_interrupt_is_not_an_error_and_resume_links(tracing: Any) -> None:
+    """interrupt(): status unset, an event, interrupted; the resumed run links back."""
+    provider, exporter = tracing
+    shape = SHAPES[7]
+    graph = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    thread = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread}}
+    graph.invoke(shape.inputs[0], config)
+    first = exporter.get_finished_spans()
+    (run1,) = by_name(first, "invoke_workflow human")
+    (ask1,) = by_name(first, "invoke_node ask")
+    for span in (run1, ask1):
+        assert span.status.status_code == StatusCode.UNSET
+        assert span.attributes[n.ATTR_STATUS] == n.STATUS_INTERRUPTED
+        assert [e.name for e in span.events] == [n.EVENT_INTERRUPT]
+    assert run1.attributes[n.ATTR_CONVERSATION_ID] == thread
+    exporter.clear()
+    graph.invoke(shape.inputs[1], config)
+    (run2,) = by_name(exporter.get_finished_spans(), "invoke_workflow human")
+    assert run2.attributes[n.ATTR_STATUS] == n.STATUS_OK
+    assert [link.context.span_id for link in run2.links] == [run1.context.span_id]
+    assert run2.attributes[n.ATTR_CONVERSATION_ID] == thread
+
+
+def test_run_span_is_child_of_callers_span(tracing: Any) -> None:
+    """The run span nests under the span current when the caller calls the graph."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(SHAPES[0].build(), tracer_provider=provider)
+    with provider.get_tracer("app").start_as_current_span("POST /chat") as request:
+        graph.invoke({"log": []})
+    (run,) = by_name(exporter.get_finished_spans(), "invoke_workflow linear")
+    assert run.parent is not None
+    assert run.parent.span_id == request.get_span_context().span_id
+
+
+async def test_async_run_span_is_child_of_callers_span(tracing: Any) -> None:
+    """Same under asyncio, with the caller's span current at astream()."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(SHAPES[1].build(), tracer_provider=provider)
+    with provider.get_tracer("app").start_as_current_span("POST /chat") as request:
+        async for _ in graph.astream({"log": []}):
+            pass
+    (run,) = by_name(exporter.get_finished_spans(), "invoke_workflow fanout")
+    assert run.parent is not None
+    assert run.parent.span_id == request.get_span_context().span_id
+
+
+def test_task_attributes(tracing: Any) -> None:
+    """Task spans carry node, step, task id, triggers and checkpoint namespace."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(SHAPES[0].build(), tracer_provider=provider)
+    graph.invoke({"log": []})
+    (b,) = by_name(exporter.get_finished_spans(), "invoke_node b")
+    attrs = b.attributes
+    assert attrs[n.ATTR_NODE] == "b"
+    assert attrs[n.ATTR_STEP] == 2
+    assert attrs[n.ATTR_TRIGGERS] == ("branch:to:b",)
+    assert attrs[n.ATTR_CHECKPOINT_NS] == f"b:{attrs[n.ATTR_TASK_ID]}"
+    assert not [k for k in attrs if k.startswith("gen_ai.")]
