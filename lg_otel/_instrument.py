@@ -65,12 +65,15 @@ class GraphInstrumentation(Instrumentation):
         self.links = InterruptLinks(config.max_interrupted_threads)
         self.active = _ActiveRuns()
         sinks: list[Sink] = [
-            GuardedSink(SpanSink(tracer, clock), n.COMPONENT_SPANS, self.errors),
+            GuardedSink(SpanSink(tracer, self._read_clock), n.COMPONENT_SPANS, self.errors),
             GuardedSink(self.links, n.COMPONENT_SPANS, self.errors),
             self.active,
         ]
         self._sink = FanOut(sinks)
         self._binder = SpanBinder()
+
+    def _read_clock(self) -> int:
+        return self.clock()
 
     def current_context(self) -> object:
         """The caller's current trace context."""
@@ -105,6 +108,7 @@ class GraphInstrumentation(Instrumentation):
             parent=parent,
             links=self.links.links_for(thread_id),
             stream_has_subgraphs=stream_has_subgraphs,
+            on_clock_error=lambda exc: self.errors.record(n.COMPONENT_PARSE, exc),
         )
         return tracker, RunHook(tracker, self._binder, self.errors.record)
 

@@ -140,6 +140,20 @@ class _Plan:
                 interrupts=event.interrupts,
             )
 
+    def stamp(self) -> int | None:
+        """A clock reading, or None if the clock failed (counted)."""
+        try:
+            return self.instr.clock()
+        except Exception as exc:  # noqa: BLE001 - telemetry must not reach the host
+            self.instr.record_error(n.COMPONENT_PARSE, exc)
+            return None
+
+    def waited(self, since: int | None) -> None:
+        """Add the time since ``since`` to the run's consumer wait."""
+        now = self.stamp()
+        if since is not None and now is not None:
+            self.tracker.add_consumer_wait(now - since)
+
     def finish(self, status: str, error: BaseException | None) -> None:
         """End the run; never raises."""
         try:
@@ -208,7 +222,6 @@ def _sync_tap(
     if plan is None:
         yield from base_stream(graph, input, config, **kwargs)
         return
-    clock = instr.clock
     inner = base_stream(graph, input, plan.config, **plan.kwargs)
     status, error = n.STATUS_OK, None
     try:
@@ -216,9 +229,9 @@ def _sync_tap(
             plan.hook.drain()
             out = plan.route(item)
             if out is not _SKIP:
-                waited = clock()
+                waited = plan.stamp()
                 yield out
-                plan.tracker.add_consumer_wait(clock() - waited)
+                plan.waited(waited)
     except BaseException as exc:
         status, error = status_of(exc), exc
         raise
@@ -243,7 +256,6 @@ async def _async_tap(
         async for item in base_astream(graph, input, config, **kwargs):
             yield item
         return
-    clock = instr.clock
     inner = base_astream(graph, input, plan.config, **plan.kwargs)
     status, error = n.STATUS_OK, None
     try:
@@ -251,9 +263,9 @@ async def _async_tap(
             plan.hook.drain()
             out = plan.route(item)
             if out is not _SKIP:
-                waited = clock()
+                waited = plan.stamp()
                 yield out
-                plan.tracker.add_consumer_wait(clock() - waited)
+                plan.waited(waited)
     except BaseException as exc:
         status, error = status_of(exc), exc
         raise

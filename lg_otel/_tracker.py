@@ -30,7 +30,9 @@ class RunTracker:
         "_clock",
         "_done",
         "_hook_end",
+        "_last_ns",
         "_llms",
+        "_on_error",
         "_lock",
         "_sink",
         "_stream_has_subgraphs",
@@ -49,6 +51,7 @@ class RunTracker:
         parent: object = None,
         links: tuple[object, ...] = (),
         stream_has_subgraphs: bool = True,
+        on_clock_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Start tracking a run (emits ``run_started`` at once).
 
@@ -58,6 +61,8 @@ class RunTracker:
         self._stream_has_subgraphs = stream_has_subgraphs
         self._sink = sink
         self._clock = clock
+        self._on_error = on_clock_error
+        self._last_ns = 0
         self._lock = threading.Lock()
         self._done = False
         self._tasks: dict[str, TaskRecord] = {}
@@ -68,11 +73,20 @@ class RunTracker:
         self.run = RunRecord(
             graph=graph,
             thread_id=thread_id,
-            start_ns=clock(),
+            start_ns=self._now(),
             parent=parent,
             links=links,
         )
         sink.run_started(self.run)
+
+    def _now(self) -> int:
+        # A failing clock must not leave records open: reuse the last good reading.
+        try:
+            self._last_ns = self._clock()
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail the run
+            if self._on_error is not None:
+                self._on_error(exc)
+        return self._last_ns
 
     @property
     def finished(self) -> bool:
@@ -118,7 +132,7 @@ class RunTracker:
         with self._lock:
             if self._done:
                 return
-            task = self._task(task_id, name, parent_task_id, self._clock())
+            task = self._task(task_id, name, parent_task_id, self._now())
             if not task.triggers:
                 task.triggers = triggers
 
@@ -136,7 +150,7 @@ class RunTracker:
         with self._lock:
             if self._done:
                 return None
-            now = self._clock()
+            now = self._now()
             task = self._task(task_id, name, parent_task_id, now)
             if not task.started:
                 task.start_ns = now
@@ -154,7 +168,7 @@ class RunTracker:
             task = self._tasks.get(task_id)
             if self._done or task is None:
                 return
-            now = self._clock()
+            now = self._now()
             if task.parent_task_id is not None and not self._stream_has_subgraphs:
                 # No stream result will come for a task inside a subgraph.
                 del self._tasks[task_id]
@@ -178,7 +192,7 @@ class RunTracker:
         with self._lock:
             if self._done:
                 return
-            now = self._clock()
+            now = self._now()
             task = self._task(task_id, name, parent_task_id, now)
             self._start(task)
             hook = self._hook_end.pop(task_id, None)
@@ -220,7 +234,7 @@ class RunTracker:
                 operation=operation,
                 model=model,
                 provider=provider,
-                start_ns=self._clock(),
+                start_ns=self._now(),
                 parent=parent,
                 input_messages=input_messages,
             )
@@ -233,7 +247,7 @@ class RunTracker:
             llm = self._llms.get(call_id)
             if llm is None or self._done:
                 return
-            now = self._clock()
+            now = self._now()
             llm.chunks += 1
             llm.last_chunk_ns = now
             if llm.first_chunk_ns is None:
@@ -258,7 +272,7 @@ class RunTracker:
             llm = self._llms.pop(call_id, None)
             if llm is None:
                 return
-            llm.end_ns = self._clock()
+            llm.end_ns = self._now()
             llm.status = n.STATUS_OK if error is None else n.STATUS_ERROR
             llm.error = error
             llm.input_tokens = input_tokens
@@ -289,7 +303,7 @@ class RunTracker:
                 task_id=task_id,
                 name=name,
                 tool_call_id=tool_call_id,
-                start_ns=self._clock(),
+                start_ns=self._now(),
                 parent=parent,
                 arguments=arguments,
             )
@@ -306,7 +320,7 @@ class RunTracker:
             tool = self._tools.pop(call_id, None)
             if tool is None:
                 return
-            tool.end_ns = self._clock()
+            tool.end_ns = self._now()
             tool.status = n.STATUS_OK if error is None else n.STATUS_ERROR
             tool.error = error
             tool.result = result
@@ -319,7 +333,7 @@ class RunTracker:
         with self._lock:
             if self._done or self.run.first_token_ns is not None:
                 return
-            self.run.first_token_ns = self._clock()
+            self.run.first_token_ns = self._now()
             self._sink.run_first_token(self.run)
 
     def add_consumer_wait(self, wait_ns: int) -> None:
@@ -343,7 +357,7 @@ class RunTracker:
             if self._done:
                 return
             self._done = True
-            now = self._clock()
+            now = self._now()
             leftover = n.STATUS_OK if status == n.STATUS_INTERRUPTED else status
             for llm in self._llms.values():
                 llm.end_ns, llm.status, llm.error = now, leftover, error
