@@ -220,7 +220,9 @@ class RunHook(BaseCallbackHandler):
         """A completion-style model was called."""
         self._llm_start(n.OP_TEXT_COMPLETION, run_id, metadata)
 
-    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+    def on_llm_new_token(
+        self, token: str | list[str | dict[str, Any]], *, run_id: UUID, **kwargs: Any
+    ) -> None:
         """A model streamed one chunk."""
         try:
             self.tracker.llm_chunk(str(run_id))
@@ -328,7 +330,9 @@ def _usage(
         llm_output = getattr(response, "llm_output", None) or {}
         token_usage = llm_output.get("token_usage") or llm_output.get("usage") or {}
         if isinstance(token_usage, Mapping) and token_usage:
-            input_tokens = token_usage.get("prompt_tokens", token_usage.get("input_tokens"))
+            input_tokens = token_usage.get(
+                "prompt_tokens", token_usage.get("input_tokens")
+            )
             output_tokens = token_usage.get(
                 "completion_tokens", token_usage.get("output_tokens")
             )

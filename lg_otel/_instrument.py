@@ -8,8 +8,8 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from opentelemetry import trace
 from langgraph.pregel import Pregel
+from opentelemetry import trace
 
 from lg_otel import _names as n
 from lg_otel._config import Config
@@ -17,7 +17,13 @@ from lg_otel._guard import FanOut, GuardedSink, InternalErrors
 from lg_otel._hook import RunHook
 from lg_otel._records import NullSink, RunRecord, Sink
 from lg_otel._spans import InterruptLinks, SpanBinder, SpanSink, current_context
-from lg_otel._tap import Instrumentation, instrumented_copy, is_instrumented, monotonic_ns
+from lg_otel._tap import (
+    AnyGraph,
+    Instrumentation,
+    instrumented_copy,
+    is_instrumented,
+    monotonic_ns,
+)
 from lg_otel._tracker import RunTracker
 
 try:
@@ -65,7 +71,9 @@ class GraphInstrumentation(Instrumentation):
         self.links = InterruptLinks(config.max_interrupted_threads)
         self.active = _ActiveRuns()
         sinks: list[Sink] = [
-            GuardedSink(SpanSink(tracer, self._read_clock), n.COMPONENT_SPANS, self.errors),
+            GuardedSink(
+                SpanSink(tracer, self._read_clock), n.COMPONENT_SPANS, self.errors
+            ),
             GuardedSink(self.links, n.COMPONENT_SPANS, self.errors),
             self.active,
         ]
@@ -83,7 +91,7 @@ class GraphInstrumentation(Instrumentation):
         """Count a swallowed telemetry failure."""
         self.errors.record(component, error)
 
-    def graph_name(self, graph: Pregel) -> str:
+    def graph_name(self, graph: AnyGraph) -> str:
         """The name used in span names and labels."""
         if self.config.graph_name:
             return self.config.graph_name
@@ -92,7 +100,7 @@ class GraphInstrumentation(Instrumentation):
 
     def new_run(
         self,
-        graph: Pregel,
+        graph: AnyGraph,
         config: dict[str, Any],
         parent: object,
         stream_has_subgraphs: bool,
@@ -169,11 +177,13 @@ def instrument(
         config = Config()
     elif not isinstance(config, Config):
         raise TypeError(
-            f"instrument(config=...): expected lg_otel.Config, got {type(config).__name__}"
+            "instrument(config=...): expected lg_otel.Config, "
+            f"got {type(config).__name__}"
         )
     if tracer_provider is not None and not hasattr(tracer_provider, "get_tracer"):
         raise TypeError(
-            "instrument(tracer_provider=...): expected an OpenTelemetry TracerProvider, "
+            "instrument(tracer_provider=...): expected an OpenTelemetry "
+            "TracerProvider, "
             f"got {type(tracer_provider).__name__}"
         )
     instr = GraphInstrumentation(tracer_provider=tracer_provider, config=config)

@@ -170,7 +170,20 @@ LABEL_OTHER: Final = "other"
 
 #: Duration buckets (s), from the GenAI semantic conventions.
 DURATION_BUCKETS: Final = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
 )
 #: Token-count buckets: powers of 4 from 1 (semantic conventions).
 TOKEN_BUCKETS: Final = tuple(float(4**i) for i in range(14))

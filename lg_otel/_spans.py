@@ -65,7 +65,7 @@ class SpanSink:
             span.add_event(n.EVENT_INTERRUPT)
         span.end(end_time=end_ns)
 
-    # --- runs -------------------------------------------------------------------------
+    # --- runs -----------------------------------------------------------------
 
     def run_started(self, run: RunRecord) -> None:
         """Open the run span under whatever span was current at the call."""
@@ -77,12 +77,12 @@ class SpanSink:
         }
         if run.thread_id is not None:
             attributes[n.ATTR_CONVERSATION_ID] = run.thread_id
-        links = [
-            Link(ctx) for ctx in run.links if isinstance(ctx, trace.SpanContext)
-        ]
+        links = [Link(ctx) for ctx in run.links if isinstance(ctx, trace.SpanContext)]
         span = self._tracer.start_span(
             f"{n.SPAN_RUN} {run.graph}",
-            context=run.parent if isinstance(run.parent, otel_context.Context) else None,
+            context=run.parent
+            if isinstance(run.parent, otel_context.Context)
+            else None,
             kind=SpanKind.INTERNAL,
             attributes=attributes,
             links=links,
@@ -103,7 +103,7 @@ class SpanSink:
         self._end(span, run.status, run.error, self._wall(run, run.end_ns or 0))
         run.slots.pop(_TASK_CTX, None)
 
-    # --- tasks ---------------------------------------------------------------------------
+    # --- tasks ----------------------------------------------------------------
 
     def _parent_of(self, run: RunRecord, task_id: str | None) -> otel_context.Context:
         if task_id is not None:
@@ -141,7 +141,7 @@ class SpanSink:
         span: Span = task.slots[_SPAN]
         self._end(span, task.status, task.error, self._wall(run, task.end_ns or 0))
 
-    # --- model calls ------------------------------------------------------------------------
+    # --- model calls ----------------------------------------------------------
 
     def _explicit_or_task(
         self, run: RunRecord, parent: object, task_id: str | None
@@ -188,7 +188,7 @@ class SpanSink:
             span.set_attribute(n.ATTR_FINISH_REASONS, list(llm.finish_reasons))
         self._end(span, llm.status, llm.error, self._wall(run, llm.end_ns or 0))
 
-    # --- tool calls ------------------------------------------------------------------------
+    # --- tool calls -----------------------------------------------------------
 
     def tool_started(self, run: RunRecord, tool: ToolRecord) -> None:
         """Open an ``execute_tool`` span."""

@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.runnables.config import ensure_config
 from langgraph.pregel import Pregel
 
+
 from lg_otel import _names as n
 from lg_otel._hook import RunHook, status_of
 from lg_otel._parse import (
@@ -34,6 +35,9 @@ from lg_otel._parse import (
 from lg_otel._reshape import Request
 from lg_otel._tracker import RunTracker
 
+#: Any compiled graph (Pregel is generic in its state/context/input/output).
+AnyGraph = Pregel[Any, Any, Any, Any]
+
 #: LangGraph's config key that marks a graph running as a task of another graph.
 _TASK_ID_KEY = "__pregel_task_id"
 _SKIP = object()
@@ -46,7 +50,7 @@ class Instrumentation:
 
     def new_run(
         self,
-        graph: Pregel,
+        graph: AnyGraph,
         config: dict[str, Any],
         parent: object,
         stream_has_subgraphs: bool,
@@ -111,7 +115,9 @@ class _Plan:
             wanted = self.request.wants(part)
             if wanted:
                 if part.mode == "messages":
-                    message = part.payload[0] if isinstance(part.payload, tuple) else None
+                    message = (
+                        part.payload[0] if isinstance(part.payload, tuple) else None
+                    )
                     if isinstance(message, AIMessageChunk):
                         self.tracker.token_delivered()
                 elif carries_interrupt(part):
@@ -165,7 +171,7 @@ class _Plan:
 
 def _plan(
     instr: Instrumentation,
-    graph: Pregel,
+    graph: AnyGraph,
     config: Any,
     kwargs: dict[str, Any],
     parent: object,
@@ -193,7 +199,7 @@ def _plan(
         # changes when (and so in which state) the caller sees each chunk. The hook
         # times and closes subgraph tasks instead.
         subgraphs = request.subgraphs
-        tracker, hook = instr.new_run(graph, merged, parent, subgraphs)
+        tracker, hook = instr.new_run(graph, dict(merged), parent, subgraphs)
         base = dict(config) if isinstance(config, dict) else {}
         hooked = _with_hook(base, hook)
         if hooked is None:
@@ -212,7 +218,7 @@ def _plan(
 def _sync_tap(
     instr: Instrumentation,
     base_stream: Callable[..., Iterator[Any]],
-    graph: Pregel,
+    graph: AnyGraph,
     input: Any,
     config: Any,
     kwargs: dict[str, Any],
@@ -237,7 +243,7 @@ def _sync_tap(
         raise
     finally:
         try:
-            inner.close()
+            inner.close()  # type: ignore[attr-defined]
         finally:
             plan.finish(status, error)
 
@@ -245,7 +251,7 @@ def _sync_tap(
 async def _async_tap(
     instr: Instrumentation,
     base_astream: Callable[..., AsyncIterator[Any]],
-    graph: Pregel,
+    graph: AnyGraph,
     input: Any,
     config: Any,
     kwargs: dict[str, Any],
@@ -280,12 +286,12 @@ class _InstrumentedMixin:
     """Overrides of ``stream``/``astream``; the rest is the graph's own class."""
 
     _lg_otel: ClassVar[Instrumentation]
-    _lg_otel_base: ClassVar[type[Pregel]]
+    _lg_otel_base: ClassVar[type[AnyGraph]]
 
     def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Iterator[Any]:
         """Stream the graph, traced; yields exactly what the bare graph yields."""
         cls = type(self)
-        # Captured at the call, not at the first next(): the caller's span is current now.
+        # Captured at the call, not at the first next(): the caller's span is current.
         parent = cls._lg_otel.current_context()
         return _sync_tap(
             cls._lg_otel,
@@ -319,7 +325,7 @@ def is_instrumented(graph: object) -> bool:
     return isinstance(graph, _InstrumentedMixin)
 
 
-def instrumented_copy(graph: Pregel, instr: Instrumentation) -> Pregel:
+def instrumented_copy(graph: AnyGraph, instr: Instrumentation) -> AnyGraph:
     """A traced copy of ``graph`` of a subclass of its class; ``graph`` is untouched."""
     base = type(graph)
     cls = type(

@@ -4,8 +4,8 @@ Pure code over plain data, with an injected clock. Two sources feed it:
 
 * the stream tap (LangGraph's ``tasks`` mode): which tasks exist and how they ended;
 * the per-run hook, called in the node's own thread: *when* a task really started and
-  returned (a slow consumer delays stream parts, never these), plus model and tool calls,
-  which the stream cannot time without forcing models to stream.
+  returned (a slow consumer delays stream parts, never these), plus model and tool
+  calls, which the stream cannot time without forcing models to stream.
 
 Every method is thread-safe (nodes run in worker threads) and does nothing once the run
 has finished, so a straggling worker can never reopen or double-end anything.
@@ -32,8 +32,8 @@ class RunTracker:
         "_hook_end",
         "_last_ns",
         "_llms",
-        "_on_error",
         "_lock",
+        "_on_error",
         "_sink",
         "_stream_has_subgraphs",
         "_tasks",

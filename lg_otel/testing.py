@@ -138,7 +138,9 @@ class SimulatedChatModel(GenericFakeChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         ai, tokens = self._next()
         for idx, chunk in enumerate(self._chunks(ai, tokens, messages)):
-            await asyncio.sleep(self.first_chunk_delay if idx == 0 else self.chunk_delay)
+            await asyncio.sleep(
+                self.first_chunk_delay if idx == 0 else self.chunk_delay
+            )
             if run_manager:
                 await run_manager.on_llm_new_token(
                     str(chunk.message.content), chunk=chunk

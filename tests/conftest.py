@@ -1,4 +1,4 @@
-"""Shared fixtures: in-memory tracing, and helpers to drive graphs and read span trees."""
+"""Shared fixtures: in-memory tracing; helpers to drive graphs and read span trees."""
 
 from __future__ import annotations
 
@@ -59,5 +59,6 @@ def by_name(spans: Any, name: str) -> list[ReadableSpan]:
 
 def duration_s(span: ReadableSpan) -> float:
     """A finished span's duration in seconds."""
-    assert span.end_time is not None and span.start_time is not None
+    assert span.end_time is not None
+    assert span.start_time is not None
     return (span.end_time - span.start_time) / 1e9

@@ -54,7 +54,9 @@ DELAYS = {"fast": 0.02, "mid": 0.06, "slow": 0.12}
 def test_sync_task_durations(parallel: bool, tracing: Any) -> None:
     """Sync: each task span lasts as long as its node slept."""
     provider, exporter = tracing
-    graph = lg_otel.instrument(_sleepers(DELAYS, parallel, False), tracer_provider=provider)
+    graph = lg_otel.instrument(
+        _sleepers(DELAYS, parallel, False), tracer_provider=provider
+    )
     graph.invoke({"log": []})
     spans = exporter.get_finished_spans()
     for name, delay in DELAYS.items():
@@ -66,7 +68,9 @@ def test_sync_task_durations(parallel: bool, tracing: Any) -> None:
 async def test_async_task_durations(parallel: bool, tracing: Any) -> None:
     """Async: each task span lasts as long as its node slept."""
     provider, exporter = tracing
-    graph = lg_otel.instrument(_sleepers(DELAYS, parallel, True), tracer_provider=provider)
+    graph = lg_otel.instrument(
+        _sleepers(DELAYS, parallel, True), tracer_provider=provider
+    )
     await graph.ainvoke({"log": []})
     spans = exporter.get_finished_spans()
     for name, delay in DELAYS.items():
@@ -146,7 +150,9 @@ def test_sync_time_to_first_chunk(work: float, calls: int, tracing: Any) -> None
         assert ttfc == pytest.approx(0.15, abs=TOLERANCE)
         assert chat.attributes[n.ATTR_CHUNK_COUNT] == 9
     # 9 chunks: first after 150 ms, then 8 gaps of at least 10 ms each
-    for chat, truth in zip(sorted(chats, key=lambda s: s.start_time), TRUTH, strict=True):
+    for chat, truth in zip(
+        sorted(chats, key=lambda s: s.start_time), TRUTH, strict=True
+    ):
         assert truth >= 0.23
         assert duration_s(chat) == pytest.approx(truth, abs=TOLERANCE)
 

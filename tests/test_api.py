@@ -13,7 +13,7 @@ from langgraph.graph import START, StateGraph
 
 import lg_otel
 from tests.conftest import by_name
-from tests.graphs import S, SHAPES, human, linear, nested
+from tests.graphs import SHAPES, S, human, linear, nested
 
 
 def test_same_class_and_original_untouched(tracing: Any) -> None:
@@ -75,8 +75,12 @@ async def test_astream_events_is_traced(tracing: Any) -> None:
     """astream_events (built on astream) is traced and yields events as before."""
     provider, exporter = tracing
     traced = lg_otel.instrument(nested(), tracer_provider=provider)
-    events = [e["event"] async for e in traced.astream_events({"log": []}, version="v2")]
-    bare = [e["event"] async for e in nested().astream_events({"log": []}, version="v2")]
+    events = [
+        e["event"] async for e in traced.astream_events({"log": []}, version="v2")
+    ]
+    bare = [
+        e["event"] async for e in nested().astream_events({"log": []}, version="v2")
+    ]
     assert events == bare
     assert len(by_name(exporter.get_finished_spans(), "invoke_workflow nested")) == 1
 
@@ -126,7 +130,9 @@ def test_graph_name_default_and_override(tracing: Any) -> None:
     lg_otel.instrument(
         g.compile(), tracer_provider=provider, config=lg_otel.Config(graph_name="chat")
     ).invoke({"log": []})
-    names = sorted(s.name for s in exporter.get_finished_spans() if "workflow" in s.name)
+    names = sorted(
+        s.name for s in exporter.get_finished_spans() if "workflow" in s.name
+    )
     assert names == ["invoke_workflow LangGraph", "invoke_workflow chat"]
 
 
@@ -139,7 +145,13 @@ def test_all_is_sorted_and_complete() -> None:
 
 
 PURE = ["_parse.py", "_reshape.py", "_records.py", "_tracker.py"]
-FORBIDDEN = ("opentelemetry", "prometheus_client", "structlog", "langgraph", "langchain")
+FORBIDDEN = (
+    "opentelemetry",
+    "prometheus_client",
+    "structlog",
+    "langgraph",
+    "langchain",
+)
 
 
 @pytest.mark.parametrize("module", PURE)

@@ -73,7 +73,8 @@ def test_sync_parallel_nodes(via_thread: bool, tracing: Any) -> None:
     """Sync graph, parallel branches on LangGraph's thread pool."""
     provider, exporter = tracing
     graph = lg_otel.instrument(
-        _graph(provider, use_async=False, via_thread=via_thread), tracer_provider=provider
+        _graph(provider, use_async=False, via_thread=via_thread),
+        tracer_provider=provider,
     )
     graph.invoke({"log": []})
     _assert_nested(exporter.get_finished_spans())
@@ -84,7 +85,8 @@ async def test_async_parallel_nodes(via_thread: bool, tracing: Any) -> None:
     """Async graph: async nodes, and async nodes handing work to a thread."""
     provider, exporter = tracing
     graph = lg_otel.instrument(
-        _graph(provider, use_async=True, via_thread=via_thread), tracer_provider=provider
+        _graph(provider, use_async=True, via_thread=via_thread),
+        tracer_provider=provider,
     )
     await graph.ainvoke({"log": []})
     _assert_nested(exporter.get_finished_spans())

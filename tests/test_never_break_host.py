@@ -44,7 +44,9 @@ class CountingProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         with self.lock:
-            self.ended[span.context.span_id] = self.ended.get(span.context.span_id, 0) + 1
+            self.ended[span.context.span_id] = (
+                self.ended.get(span.context.span_id, 0) + 1
+            )
 
     def assert_all_ended_once(self) -> None:
         assert self.started, "no span was started"
@@ -206,9 +208,13 @@ def test_keyboard_interrupt_propagates(counted: Any) -> None:
     """KeyboardInterrupt raised by the caller's loop body propagates unchanged."""
     provider, _, counter = counted
     traced = lg_otel.instrument(SHAPES[0].build(), tracer_provider=provider)
-    with pytest.raises(KeyboardInterrupt):
+
+    def consume() -> None:
         for _ in traced.stream({"log": []}):
             raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        consume()
     counter.assert_all_ended_once()
 
 
@@ -268,4 +274,5 @@ def test_original_graph_is_untouched(tracing: Any) -> None:
 def test_part_dataclass_is_plain() -> None:
     """Parsed parts are plain data (the pure core imports no exporter)."""
     part = Part((), "updates", {"a": 1})
-    assert part.mode == "updates" and part.ns == ()
+    assert part.mode == "updates"
+    assert part.ns == ()

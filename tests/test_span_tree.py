@@ -47,8 +47,11 @@ def test_span_counts_and_parents(shape: Shape, mode: str, tracing: Any) -> None:
     names = Counter(s.name for s in spans)
     runs = names.pop(f"{n.SPAN_RUN} {shape.name}")
     assert runs == len(shape.inputs)
-    tasks = {k.removeprefix(f"{n.SPAN_TASK} "): v for k, v in names.items()
-             if k.startswith(n.SPAN_TASK)}
+    tasks = {
+        k.removeprefix(f"{n.SPAN_TASK} "): v
+        for k, v in names.items()
+        if k.startswith(n.SPAN_TASK)
+    }
     assert tasks == shape.tasks
     llm = sum(v for k, v in names.items() if k.startswith(n.OP_CHAT))
     tools = sum(v for k, v in names.items() if k.startswith(n.SPAN_TOOL))
@@ -59,7 +62,8 @@ def test_span_counts_and_parents(shape: Shape, mode: str, tracing: Any) -> None:
     assert len(ids) == len(spans)
     for s in spans:
         if not s.name.startswith(n.SPAN_RUN):
-            assert s.parent is not None and s.parent.span_id in ids, s.name
+            assert s.parent is not None, s.name
+            assert s.parent.span_id in ids, s.name
 
 
 def test_nested_subgraph_tree(tracing: Any) -> None:
@@ -108,8 +112,11 @@ def test_agent_llm_and_tool_spans(tracing: Any) -> None:
         assert chat.attributes[n.ATTR_OPERATION_NAME] == "chat"
         assert chat.attributes[n.ATTR_PROVIDER_NAME] == "simulated"
         assert chat.attributes[n.ATTR_REQUEST_MODEL] == "simulated-chat"
-    tools = {s.attributes[n.ATTR_TOOL_NAME]: s for s in spans
-             if s.name.startswith(n.SPAN_TOOL)}
+    tools = {
+        s.attributes[n.ATTR_TOOL_NAME]: s
+        for s in spans
+        if s.name.startswith(n.SPAN_TOOL)
+    }
     assert set(tools) == {"add", "multiply"}
     assert tools["add"].attributes[n.ATTR_TOOL_CALL_ID] == "call-add"
     for tool_span in tools.values():
@@ -118,7 +125,7 @@ def test_agent_llm_and_tool_spans(tracing: Any) -> None:
 
 
 def test_error_marks_task_and_run(tracing: Any) -> None:
-    """A raising node: ERROR status, error.type and one exception event, task and run."""
+    """A raising node: ERROR, error.type, one exception event; on task and run."""
     provider, exporter = tracing
     graph = lg_otel.instrument(SHAPES[8].build(), tracer_provider=provider)
     with pytest.raises(Boom):
