@@ -20,7 +20,6 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.runnables.config import ensure_config
 from langgraph.pregel import Pregel
 
-
 from lg_otel import _names as n
 from lg_otel._hook import RunHook, status_of
 from lg_otel._parse import (
