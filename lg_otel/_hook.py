@@ -21,6 +21,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langgraph.errors import GraphBubbleUp, GraphInterrupt
 
 from lg_otel import _names as n
+from lg_otel._content import ContentPolicy, generations_json, messages_json
 from lg_otel._parse import split_checkpoint_ns
 from lg_otel._tracker import RunTracker
 
@@ -75,10 +76,12 @@ class RunHook(BaseCallbackHandler):
         tracker: RunTracker,
         binder: Binder,
         on_error: Callable[[str, BaseException], None],
+        policy: ContentPolicy | None = None,
     ) -> None:
-        """Bind the hook to one run."""
+        """Bind the hook to one run; ``policy`` decides what content is captured."""
         super().__init__()
         self.tracker = tracker
+        self._policy = policy
         self._binder = binder
         self._on_error = on_error
         # chain run id -> (task id, context token) for task roots only
@@ -173,8 +176,19 @@ class RunHook(BaseCallbackHandler):
 
     # --- model calls ------------------------------------------------------------
 
+    def _capture(self, value: Callable[[], Any]) -> str | None:
+        """Render content only when the user opted in (no work otherwise)."""
+        policy = self._policy
+        if policy is None or not policy.enabled:
+            return None
+        return policy.render(value())
+
     def _llm_start(
-        self, operation: str, run_id: UUID, metadata: Mapping[str, Any] | None
+        self,
+        operation: str,
+        run_id: UUID,
+        metadata: Mapping[str, Any] | None,
+        prompt: Callable[[], Any],
     ) -> None:
         try:
             meta = metadata or {}
@@ -192,6 +206,7 @@ class RunHook(BaseCallbackHandler):
                 model=model if isinstance(model, str) else None,
                 provider=provider if isinstance(provider, str) else None,
                 parent=self._binder.current_parent(self.tracker.run),
+                input_messages=self._capture(prompt),
             )
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
@@ -206,7 +221,7 @@ class RunHook(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """A chat model was called."""
-        self._llm_start(n.OP_CHAT, run_id, metadata)
+        self._llm_start(n.OP_CHAT, run_id, metadata, lambda: messages_json(messages[0]))
 
     def on_llm_start(
         self,
@@ -218,7 +233,15 @@ class RunHook(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """A completion-style model was called."""
-        self._llm_start(n.OP_TEXT_COMPLETION, run_id, metadata)
+        self._llm_start(
+            n.OP_TEXT_COMPLETION,
+            run_id,
+            metadata,
+            lambda: [
+                {"role": "user", "parts": [{"type": "text", "content": p}]}
+                for p in prompts
+            ],
+        )
 
     def on_llm_new_token(
         self, token: str | list[str | dict[str, Any]], *, run_id: UUID, **kwargs: Any
@@ -239,6 +262,7 @@ class RunHook(BaseCallbackHandler):
                 output_tokens=usage[1],
                 response_model=usage[2],
                 finish_reasons=usage[3],
+                output_messages=self._capture(lambda: generations_json(response)),
             )
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
@@ -281,6 +305,9 @@ class RunHook(BaseCallbackHandler):
                 name=str(name),
                 tool_call_id=call_id if isinstance(call_id, str) else None,
                 parent=self._binder.current_parent(self.tracker.run),
+                arguments=self._capture(
+                    lambda: inputs if inputs is not None else input_str
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
@@ -288,7 +315,10 @@ class RunHook(BaseCallbackHandler):
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A tool call finished."""
         try:
-            self.tracker.tool_ended(str(run_id))
+            self.tracker.tool_ended(
+                str(run_id),
+                result=self._capture(lambda: str(getattr(output, "content", output))),
+            )
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
 

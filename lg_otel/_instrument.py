@@ -8,13 +8,18 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import structlog
 from langgraph.pregel import Pregel
 from opentelemetry import trace
+from prometheus_client import CollectorRegistry
 
 from lg_otel import _names as n
 from lg_otel._config import Config
+from lg_otel._content import ContentPolicy
 from lg_otel._guard import FanOut, GuardedSink, InternalErrors
 from lg_otel._hook import RunHook
+from lg_otel._logs import LogSink
+from lg_otel._metrics import MetricsSink
 from lg_otel._records import NullSink, RunRecord, Sink
 from lg_otel._spans import InterruptLinks, SpanBinder, SpanSink, current_context
 from lg_otel._tap import (
@@ -55,13 +60,23 @@ class GraphInstrumentation(Instrumentation):
         self,
         *,
         tracer_provider: trace.TracerProvider | None,
+        meter_provider: Any = None,
+        registry: Any = None,
         config: Config,
         clock: Callable[[], int] = monotonic_ns,
     ) -> None:
         """Build the sinks once; every run of the graph feeds them."""
         self.clock = clock
-        self.config = config
+        self.config = config = config.resolve(logs=structlog.is_configured())
         self.errors = InternalErrors()
+        assert config.capture_content is not None
+        assert config.max_content_length is not None
+        self.policy = ContentPolicy(
+            config.capture_content,
+            config.max_content_length,
+            config.redact,
+            lambda exc: self.errors.record(n.COMPONENT_CONTENT, exc),
+        )
         tracer = trace.get_tracer(
             n.SCOPE_NAME,
             _VERSION,
@@ -70,13 +85,30 @@ class GraphInstrumentation(Instrumentation):
         )
         self.links = InterruptLinks(config.max_interrupted_threads)
         self.active = _ActiveRuns()
+        spans = SpanSink(
+            tracer,
+            self._read_clock,
+            content_on_spans=self.policy.spans,
+            content_as_events=self.policy.events,
+        )
+        # The spans sink runs first: the others read the span it stores on records.
         sinks: list[Sink] = [
-            GuardedSink(
-                SpanSink(tracer, self._read_clock), n.COMPONENT_SPANS, self.errors
-            ),
+            GuardedSink(spans, n.COMPONENT_SPANS, self.errors),
             GuardedSink(self.links, n.COMPONENT_SPANS, self.errors),
-            self.active,
         ]
+        self.metrics: MetricsSink | None = None
+        if config.metrics:
+            self.metrics = MetricsSink(
+                meter_provider=meter_provider,
+                registry=registry if registry is not False else None,
+                use_prometheus=registry is not False,
+                max_label_values=config.max_label_values or 200,
+            )
+            sinks.append(GuardedSink(self.metrics, n.COMPONENT_METRICS, self.errors))
+            self.errors.add_listener(self.metrics.count_internal_error)
+        if config.logs:
+            sinks.append(GuardedSink(LogSink(), n.COMPONENT_LOGS, self.errors))
+        sinks.append(self.active)
         self._sink = FanOut(sinks)
         self._binder = SpanBinder()
 
@@ -118,7 +150,7 @@ class GraphInstrumentation(Instrumentation):
             stream_has_subgraphs=stream_has_subgraphs,
             on_clock_error=lambda exc: self.errors.record(n.COMPONENT_PARSE, exc),
         )
-        return tracker, RunHook(tracker, self._binder, self.errors.record)
+        return tracker, RunHook(tracker, self._binder, self.errors.record, self.policy)
 
 
 def _check_graph(graph: object) -> None:
@@ -155,8 +187,10 @@ def instrument(
     Args:
         graph: A compiled graph (``builder.compile()``).
         tracer_provider: Where spans go; the global provider when None.
-        meter_provider: Reserved for metrics (OpenTelemetry path).
-        registry: Reserved for metrics (``prometheus_client`` path).
+        meter_provider: Where OpenTelemetry metrics go; the global provider when None.
+        registry: The ``prometheus_client`` registry metrics are registered in;
+            ``prometheus_client.REGISTRY`` when None, no prometheus_client path
+            when False (for example when OTel metrics already reach Prometheus).
         config: Behaviour settings; defaults when None.
 
     Returns:
@@ -164,6 +198,7 @@ def instrument(
 
     Raises:
         TypeError: ``graph`` is not a compiled graph, or an argument has the wrong type.
+        ValueError: ``registry`` already holds a conflicting metric of the same name.
     """
     _check_graph(graph)
     if is_instrumented(graph):
@@ -186,5 +221,25 @@ def instrument(
             "TracerProvider, "
             f"got {type(tracer_provider).__name__}"
         )
-    instr = GraphInstrumentation(tracer_provider=tracer_provider, config=config)
+    if meter_provider is not None and not hasattr(meter_provider, "get_meter"):
+        raise TypeError(
+            "instrument(meter_provider=...): expected an OpenTelemetry MeterProvider, "
+            f"got {type(meter_provider).__name__}"
+        )
+    if (
+        registry is not None
+        and registry is not False
+        and not isinstance(registry, CollectorRegistry)
+    ):
+        raise TypeError(
+            "instrument(registry=...): expected a prometheus_client.CollectorRegistry "
+            "(or False to skip the prometheus_client path), "
+            f"got {type(registry).__name__}"
+        )
+    instr = GraphInstrumentation(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        registry=registry,
+        config=config,
+    )
     return instrumented_copy(graph, instr)

@@ -112,6 +112,8 @@ COMPONENT_METRICS: Final = "metrics"
 COMPONENT_LOGS: Final = "logs"
 #: Internal-error component: parsing a stream part.
 COMPONENT_PARSE: Final = "parse"
+#: Internal-error component: the content policy (a raising redaction hook).
+COMPONENT_CONTENT: Final = "content"
 #: Internal-error component: the per-run callback hook.
 COMPONENT_HOOK: Final = "hook"
 
@@ -189,3 +191,73 @@ DURATION_BUCKETS: Final = (
 TOKEN_BUCKETS: Final = tuple(float(4**i) for i in range(14))
 #: Token-rate buckets (tokens/s): 1 to 2048, doubling.
 TOKEN_RATE_BUCKETS: Final = tuple(float(2**i) for i in range(12))
+
+# --- content capture and settings ---------------------------------------------
+
+#: Capture mode: no content anywhere (the default).
+CAPTURE_NO_CONTENT: Final = "NO_CONTENT"
+#: Capture mode: content as span attributes.
+CAPTURE_SPAN_ONLY: Final = "SPAN_ONLY"
+#: Capture mode: content as span events only.
+CAPTURE_EVENT_ONLY: Final = "EVENT_ONLY"
+#: Capture mode: content as span attributes and span events.
+CAPTURE_SPAN_AND_EVENT: Final = "SPAN_AND_EVENT"
+#: Span event carrying captured content (GenAI semconv event name).
+EVENT_CONTENT: Final = "gen_ai.client.inference.operation.details"
+#: Tool call arguments (JSON), only when content capture is on.
+ATTR_TOOL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+#: Tool call result, only when content capture is on.
+ATTR_TOOL_RESULT: Final = "gen_ai.tool.call.result"
+
+#: Environment variable: truncation length of captured content (characters).
+ENV_MAX_CONTENT_LENGTH: Final = "LG_OTEL_MAX_CONTENT_LENGTH"
+#: Environment variable: emit structlog events (true/false).
+ENV_LOGS: Final = "LG_OTEL_LOGS"
+#: Environment variable: record metrics (true/false).
+ENV_METRICS: Final = "LG_OTEL_METRICS"
+#: Environment variable: cap of distinct node/model label values.
+ENV_MAX_LABEL_VALUES: Final = "LG_OTEL_MAX_LABEL_VALUES"
+
+# --- log events (structlog event names; logger name is SCOPE_NAME) ---------------
+
+#: A run began (debug).
+LOG_RUN_START: Final = "run.start"
+#: A run ended (info; error level with the exception when it failed).
+LOG_RUN_END: Final = "run.end"
+#: A run paused on interrupt() (info).
+LOG_RUN_INTERRUPT: Final = "run.interrupt"
+#: A node task began (debug).
+LOG_TASK_START: Final = "task.start"
+#: A node task ended (debug; error level with the exception when it failed).
+LOG_TASK_END: Final = "task.end"
+#: A model call produced its first chunk (debug).
+LOG_LLM_FIRST_TOKEN: Final = "llm.first_token"
+#: A model call ended (info), with tokens, tokens/s and ttft.
+LOG_LLM_END: Final = "llm.end"
+#: A tool call ended (debug; error level when it failed).
+LOG_TOOL_END: Final = "tool.end"
+
+# --- metric units, label values (appended with the metrics sink) ------------------
+
+#: Unit of duration instruments (Prometheus: ``_seconds`` suffix).
+UNIT_SECONDS: Final = "s"
+#: Unit of token-count instruments (annotation only: no Prometheus suffix).
+UNIT_TOKEN: Final = "{token}"
+#: Unit of token-rate instruments (Prometheus: ``per_second``, already in the name).
+UNIT_TOKEN_RATE: Final = "{token}/s"
+#: Unit of the runs-in-flight instrument (annotation only).
+UNIT_RUN: Final = "{run}"
+#: Unit of the internal-errors counter (annotation only).
+UNIT_ERROR: Final = "{error}"
+#: ``gen_ai.token.type`` value of prompt tokens.
+TOKEN_TYPE_INPUT: Final = "input"
+#: ``gen_ai.token.type`` value of completion tokens.
+TOKEN_TYPE_OUTPUT: Final = "output"
+#: Label value for a provider, model or node lg_otel could not learn.
+LABEL_UNKNOWN: Final = "unknown"
+#: ``error.type`` of a failure without an exception object (semconv fallback).
+ERROR_TYPE_OTHER: Final = "_OTHER"
+#: Exemplar label carrying the trace id (32 hex) of the span an observation describes.
+EXEMPLAR_TRACE_ID: Final = "trace_id"
+#: Exemplar label carrying the span id (16 hex) of the span an observation describes.
+EXEMPLAR_SPAN_ID: Final = "span_id"

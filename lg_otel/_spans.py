@@ -37,10 +37,32 @@ def error_type(error: BaseException) -> str:
 class SpanSink:
     """Creates and ends one span per run, task, model call and tool call."""
 
-    def __init__(self, tracer: trace.Tracer, clock: Callable[[], int]) -> None:
-        """Use ``tracer``; ``clock`` is the tracker's monotonic clock (ns)."""
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        clock: Callable[[], int],
+        *,
+        content_on_spans: bool = False,
+        content_as_events: bool = False,
+    ) -> None:
+        """Use ``tracer``; ``clock`` is the tracker's monotonic clock (ns).
+
+        Captured content (present on records only when the user opted in) goes to
+        span attributes and/or a span event, as the capture mode says.
+        """
         self._tracer = tracer
         self._clock = clock
+        self._content_on_spans = content_on_spans
+        self._content_as_events = content_as_events
+
+    def _content(self, span: Span, content: dict[str, str | None]) -> None:
+        present = {k: v for k, v in content.items() if v is not None}
+        if not present:
+            return
+        if self._content_on_spans:
+            span.set_attributes(present)
+        if self._content_as_events:
+            span.add_event(n.EVENT_CONTENT, present)
 
     def _wall(self, run: RunRecord, mono_ns: int) -> int:
         offset: int = run.slots[_OFFSET]
@@ -186,6 +208,13 @@ class SpanSink:
             span.set_attribute(n.ATTR_RESPONSE_MODEL, llm.response_model)
         if llm.finish_reasons:
             span.set_attribute(n.ATTR_FINISH_REASONS, list(llm.finish_reasons))
+        self._content(
+            span,
+            {
+                n.ATTR_INPUT_MESSAGES: llm.input_messages,
+                n.ATTR_OUTPUT_MESSAGES: llm.output_messages,
+            },
+        )
         self._end(span, llm.status, llm.error, self._wall(run, llm.end_ns or 0))
 
     # --- tool calls -----------------------------------------------------------
@@ -209,6 +238,10 @@ class SpanSink:
     def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
         """End an ``execute_tool`` span."""
         span: Span = tool.slots[_SPAN]
+        self._content(
+            span,
+            {n.ATTR_TOOL_ARGUMENTS: tool.arguments, n.ATTR_TOOL_RESULT: tool.result},
+        )
         self._end(span, tool.status, tool.error, self._wall(run, tool.end_ns or 0))
 
 

@@ -1,0 +1,131 @@
+"""Structured log events: one per lifecycle point, with ids matching the spans."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+import structlog
+from langchain_core.messages import HumanMessage
+from structlog.testing import capture_logs
+
+import lg_otel
+from lg_otel import _names as n
+from tests.conftest import by_name
+from tests.graphs import SHAPES, Boom, agent, chat, human
+
+
+def _hex(span: Any) -> tuple[str, str]:
+    ctx = span.get_span_context()
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
+def _instrument(graph: Any, provider: Any) -> Any:
+    return lg_otel.instrument(
+        graph, tracer_provider=provider, config=lg_otel.Config(logs=True)
+    )
+
+
+def test_every_lifecycle_event_once_with_matching_ids(tracing: Any) -> None:
+    """run/task/llm/tool events appear once each, carrying their span's ids."""
+    provider, exporter = tracing
+    graph = _instrument(agent(), provider)
+    with capture_logs() as logs:
+        for _ in graph.stream(
+            {"messages": [HumanMessage("go")]}, stream_mode=["messages", "updates"]
+        ):
+            pass
+    events = Counter(e["event"] for e in logs)
+    assert events == {
+        n.LOG_RUN_START: 1,
+        n.LOG_RUN_END: 1,
+        n.LOG_TASK_START: 3,
+        n.LOG_TASK_END: 3,
+        n.LOG_LLM_FIRST_TOKEN: 2,
+        n.LOG_LLM_END: 2,
+        n.LOG_TOOL_END: 2,
+    }
+    spans = {_hex(s)[1]: s for s in exporter.get_finished_spans()}
+    for event in logs:
+        span = spans[event["span_id"]]
+        assert event["trace_id"] == f"{span.context.trace_id:032x}"
+        if event["event"].startswith("task."):
+            assert span.name == f"invoke_node {event['node']}"
+    (end,) = [e for e in logs if e["event"] == n.LOG_LLM_END][-1:]
+    assert end["log_level"] == "info"
+    assert end["tokens_per_s"] > 0
+    assert "ttft_s" in end
+
+
+def test_levels_keep_production_logs_quiet(tracing: Any) -> None:
+    """Per-task events are debug; a run end is info."""
+    provider, _ = tracing
+    graph = _instrument(SHAPES[0].build(), provider)
+    with capture_logs() as logs:
+        graph.invoke({"log": []})
+    levels = {e["event"]: e["log_level"] for e in logs}
+    assert levels[n.LOG_TASK_START] == "debug"
+    assert levels[n.LOG_TASK_END] == "debug"
+    assert levels[n.LOG_RUN_END] == "info"
+
+
+def test_errors_logged_at_error_with_exception(tracing: Any) -> None:
+    """A failing node: task.end and run.end at error level with the exception."""
+    provider, _ = tracing
+    graph = _instrument(SHAPES[8].build(), provider)
+    with capture_logs() as logs, pytest.raises(Boom):
+        graph.invoke({"log": []})
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert {e["event"] for e in errors} == {n.LOG_TASK_END, n.LOG_RUN_END}
+    assert all(isinstance(e["exc_info"], Boom) for e in errors)
+
+
+def test_interrupt_logged(tracing: Any) -> None:
+    """An interrupted run logs run.interrupt once."""
+    provider, _ = tracing
+    graph = _instrument(human(), provider)
+    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    with capture_logs() as logs:
+        graph.invoke({"log": []}, config)
+    assert [e["event"] for e in logs].count(n.LOG_RUN_INTERRUPT) == 1
+
+
+def test_logs_off_unless_structlog_configured(tracing: Any) -> None:
+    """Without Config(logs=True) or a configured structlog, nothing is logged."""
+    provider, _ = tracing
+    structlog.reset_defaults()
+    graph = lg_otel.instrument(chat(), tracer_provider=provider)
+    with capture_logs() as logs:
+        graph.invoke({"messages": [HumanMessage("hi")]})
+    assert logs == []
+
+
+def test_add_trace_ids_processor(tracing: Any) -> None:
+    """The public processor adds the current span's ids, also for unsampled spans."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    provider, _ = tracing
+    for p in (provider, TracerProvider(sampler=ALWAYS_OFF)):
+        with p.get_tracer("t").start_as_current_span("x") as span:
+            event = lg_otel.add_trace_ids(None, "info", {"event": "hello"})
+        trace_id, span_id = _hex(span)
+        assert event == {"event": "hello", "trace_id": trace_id, "span_id": span_id}
+    assert lg_otel.add_trace_ids(None, "info", {"event": "e"}) == {"event": "e"}
+
+
+def test_run_events_carry_graph_and_status(tracing: Any) -> None:
+    """run.end names the graph, status and duration."""
+    provider, exporter = tracing
+    graph = _instrument(SHAPES[0].build(), provider)
+    with capture_logs() as logs:
+        graph.invoke({"log": []})
+    (end,) = [e for e in logs if e["event"] == n.LOG_RUN_END]
+    (run,) = by_name(exporter.get_finished_spans(), "invoke_workflow linear")
+    assert end["graph"] == "linear"
+    assert end["status"] == n.STATUS_OK
+    assert end["duration_s"] == pytest.approx(
+        (run.end_time - run.start_time) / 1e9, abs=1e-3
+    )
