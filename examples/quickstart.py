@@ -3,7 +3,8 @@
 ``prefix_node`` returns a fixed AIMessage, then ``chatbot`` calls a chat model; the
 graph is streamed in ``messages`` mode, token by token. The chat model is simulated
 (no network): about 350 ms to the first token, then about 40 tokens per second.
-At the end the script prints the trace lg_otel recorded for the run.
+``lg_otel.configure()`` sets up the embedded default (no servers): the trace prints
+as a tree on the terminal and metrics are served at ``/metrics`` on 127.0.0.1.
 
 Run:  python examples/quickstart.py
 """
@@ -13,15 +14,15 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+import urllib.request
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import MemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
-from opentelemetry.sdk.trace import ReadableSpan
 
 import lg_otel
-from lg_otel.testing import SimulatedChatModel, in_memory_tracing
+from lg_otel.testing import SimulatedChatModel
 
 ANSWER = (
     "LangGraph streams tokens as the model produces them, so the first words reach "
@@ -55,53 +56,20 @@ def build_graph() -> Any:
     return builder.compile(name="simple_chat", checkpointer=MemorySaver())
 
 
-def print_trace(spans: tuple[ReadableSpan, ...]) -> None:
-    """Print spans as an indented tree with durations and the key attributes."""
-    children: dict[int | None, list[ReadableSpan]] = {}
-    ids = {s.context.span_id for s in spans}
-    for span in spans:
-        parent = span.parent.span_id if span.parent else None
-        children.setdefault(parent if parent in ids else None, []).append(span)
-    keys = (
-        "langgraph.status",
-        "langgraph.step",
-        "gen_ai.response.time_to_first_chunk",
-        "gen_ai.usage.output_tokens",
-    )
-
-    def show(span: ReadableSpan, depth: int) -> None:
-        assert span.start_time is not None
-        assert span.end_time is not None
-        ms = (span.end_time - span.start_time) / 1e6
-        attrs = span.attributes or {}
-        extra = ", ".join(
-            f"{k.split('.')[-1]}={attrs[k]:.3f}"
-            if isinstance(attrs[k], float)
-            else f"{k.split('.')[-1]}={attrs[k]}"
-            for k in keys
-            if k in attrs
-        )
-        print(f"  {'  ' * depth}{span.name:<28} {ms:8.1f} ms  {extra}")
-        for child in sorted(children.get(span.context.span_id, []), key=_start):
-            show(child, depth + 1)
-
-    for root in sorted(children.get(None, []), key=_start):
-        show(root, 0)
-
-
-def _start(span: ReadableSpan) -> int:
-    return span.start_time or 0
-
-
 def main() -> None:
-    """Stream one chat turn to the terminal, then print its trace."""
-    provider, exporter = in_memory_tracing()
-    graph = lg_otel.instrument(build_graph(), tracer_provider=provider)
+    """Stream one chat turn to the terminal, then show what lg_otel recorded."""
+    # One line for the whole pipeline: no OTLP endpoint set, so traces print as a
+    # tree on stderr; metrics are served on 127.0.0.1 (port 0: any free port).
+    telemetry = lg_otel.configure(
+        service_name="quickstart", metrics_port=0, log_level="warning"
+    )
+    graph = lg_otel.instrument(build_graph())
     config = {"configurable": {"thread_id": "demo-thread"}}
     inputs = {"messages": [HumanMessage("What does lg_otel measure?")]}
 
     started = time.perf_counter()
     first_token: float | None = None
+    # The trace tree prints on stderr when the run ends, right after the last token.
     for part in graph.stream(inputs, config, stream_mode="messages", version="v2"):
         chunk, metadata = part["data"]
         if metadata["langgraph_node"] == "chatbot" and first_token is None:
@@ -110,10 +78,23 @@ def main() -> None:
         sys.stdout.flush()
     print("\n")
     if first_token is not None:
-        print(f"first token after {first_token * 1000:.0f} ms (measured by hand)\n")
-    print("Trace recorded by lg_otel:")
-    print_trace(exporter.get_finished_spans())
-    provider.shutdown()
+        print(f"first token after {first_token * 1000:.0f} ms (measured by hand)")
+    assert telemetry.metrics_url is not None
+    with urllib.request.urlopen(telemetry.metrics_url, timeout=5) as response:
+        exposition = response.read().decode()
+    print(f"\nA few of the series at {telemetry.metrics_url}:")
+    for line in exposition.splitlines():
+        if line.startswith(SHOWN):
+            print(f"  {line}")
+    telemetry.shutdown()  # flushes everything (the trace tree printed at run end)
+
+
+SHOWN = (
+    "langgraph_run_time_to_first_token_seconds_sum",
+    "gen_ai_client_operation_time_to_first_chunk_seconds_sum",
+    "langgraph_llm_output_tokens_per_second_sum",
+    "langgraph_task_duration_seconds_count",
+)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ changing the graph, patching anything global, or altering a chunk the caller rec
 """
 
 from lg_otel._config import Config
+from lg_otel._configure import Telemetry, configure
 from lg_otel._instrument import instrument
 from lg_otel._logs import add_trace_ids
 
-__all__ = ["Config", "add_trace_ids", "instrument"]
+__all__ = ["Config", "Telemetry", "add_trace_ids", "configure", "instrument"]
