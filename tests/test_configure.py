@@ -195,9 +195,11 @@ def test_bad_env_setting_warns_once_and_falls_back(
 
     monkeypatch.setattr(_config, "_warned", set())
     env = {"LG_OTEL_MAX_CONTENT_LENGTH": "-3", "LG_OTEL_LOGS": "maybe"}
+    def resolve_twice() -> tuple[lg_otel.Config, lg_otel.Config]:
+        return lg_otel.Config().resolve(env), lg_otel.Config().resolve(env)
+
     with pytest.warns(RuntimeWarning) as caught:
-        first = lg_otel.Config().resolve(env)
-        second = lg_otel.Config().resolve(env)
+        first, second = resolve_twice()
     assert len(caught) == 2  # one per variable, not per call
     assert first == second
     assert first.max_content_length == 4096
