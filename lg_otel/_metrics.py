@@ -1,0 +1,364 @@
+"""The metrics sink: turns tracker records into OpenTelemetry and Prometheus metrics.
+
+The only module that touches ``opentelemetry.metrics`` and ``prometheus_client``. Each
+instrument is recorded on two paths with one naming: an OTel meter (pushed through
+OTLP, say) and ``prometheus_client`` metrics in a registry (scraped from ``/metrics``).
+The Prometheus names are what OTel's Prometheus translation makes of the OTel names, so
+one set of PromQL works for both.
+
+Histogram observations carry the span they describe: as the OTel ``context`` (the SDK
+turns it into an exemplar) and as a ``prometheus_client`` exemplar (OpenMetrics
+exposition only). Under prometheus_client's multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``) the values are aggregated across workers but exemplars
+are dropped, and ``langgraph_runs_active`` follows the Gauge's default mode (one series
+per worker pid).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import prometheus_client
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from prometheus_client.metrics import MetricWrapperBase
+
+from lg_otel import _names as n
+from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord
+from lg_otel._spans import error_type
+
+try:
+    _VERSION = version("lg_otel")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    _VERSION = "0"
+
+_SPAN = "span"  # the spans sink's slot
+_NODES = "metrics_nodes"  # task id -> node label, for the run's model calls
+_ACTIVE = "metrics_active"  # set once this run counted in runs.active
+# Not the caller's current context: that may hold an unrelated span.
+_NO_SPAN = Context()
+
+# What OTel's Prometheus translation appends for a unit; annotations add nothing.
+_PROM_UNIT = {n.UNIT_SECONDS: "seconds", n.UNIT_TOKEN_RATE: "per_second"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    name: str
+    unit: str
+    labels: tuple[str, ...]
+    description: str
+    buckets: tuple[float, ...] = n.DURATION_BUCKETS
+    kind: type[MetricWrapperBase] = prometheus_client.Histogram
+
+
+_S, _G = n.UNIT_SECONDS, (n.LABEL_GRAPH,)
+_LLM = (n.LABEL_OPERATION, n.LABEL_PROVIDER, n.LABEL_MODEL, n.LABEL_GRAPH, n.LABEL_NODE)
+_TTFC = _Spec(n.METRIC_TTFC, _S, _LLM, "Model call start to first chunk.")
+_TPOC = _Spec(n.METRIC_TIME_PER_CHUNK, _S, _LLM, "Mean gap between chunks of a call.")
+_LLM_DURATION = _Spec(
+    n.METRIC_LLM_DURATION, _S, (*_LLM, n.LABEL_ERROR_TYPE), "Model call duration."
+)
+_TOKENS = _Spec(
+    n.METRIC_TOKEN_USAGE, n.UNIT_TOKEN, (*_LLM, n.LABEL_TOKEN_TYPE),
+    "Provider-reported tokens of a model call.", n.TOKEN_BUCKETS,
+)  # fmt: skip
+_RATE = _Spec(
+    n.METRIC_TOKENS_PER_SECOND, n.UNIT_TOKEN_RATE, _LLM,
+    "Output tokens per second of a model call.", n.TOKEN_RATE_BUCKETS,
+)  # fmt: skip
+_RUN_TTFT = _Spec(n.METRIC_RUN_TTFT, _S, _G, "Run start to first token out.")
+_RUN_DURATION = _Spec(n.METRIC_RUN_DURATION, _S, (*_G, n.LABEL_STATUS), "Graph run.")
+_TASK_DURATION = _Spec(
+    n.METRIC_TASK_DURATION, _S, (*_G, n.LABEL_NODE, n.LABEL_STATUS), "Node task run."
+)
+_WAIT = _Spec(n.METRIC_CONSUMER_WAIT, _S, _G, "Run time spent waiting on the caller.")
+_ACTIVE_RUNS = _Spec(
+    n.METRIC_RUNS_ACTIVE, n.UNIT_RUN, _G, "Runs in flight.", (), prometheus_client.Gauge
+)
+_ERRORS = _Spec(
+    n.METRIC_INTERNAL_ERRORS, n.UNIT_ERROR, (n.LABEL_COMPONENT,),
+    "Telemetry failures lg_otel swallowed.", (), prometheus_client.Counter,
+)  # fmt: skip
+
+_REGISTER_LOCK = threading.Lock()
+
+
+def prometheus_name(spec: _Spec) -> str:
+    """The Prometheus family name OTel's translation gives ``spec`` (no ``_total``)."""
+    name = spec.name.replace(".", "_")
+    suffix = _PROM_UNIT.get(spec.unit)
+    return f"{name}_{suffix}" if suffix and not name.endswith(suffix) else name
+
+
+def _prometheus_metric(
+    spec: _Spec, registry: prometheus_client.CollectorRegistry
+) -> Any:
+    # The same process may build sinks on one registry many times (the LangGraph
+    # API server re-executes the graph module): reuse what matches, refuse the rest.
+    name = prometheus_name(spec)
+    labels = tuple(key.replace(".", "_") for key in spec.labels)
+    histogram = spec.kind is prometheus_client.Histogram
+    buckets = [*map(float, spec.buckets), float("inf")]
+    fix = "unregister it, or pass instrument() its own registry=CollectorRegistry()"
+    with _REGISTER_LOCK:
+        existing = registry._names_to_collectors.get(name)
+        if existing is not None:
+            same = type(existing) is spec.kind and (
+                getattr(existing, "_labelnames", None) == labels
+                and (not histogram or getattr(existing, "_upper_bounds", 0) == buckets)
+            )
+            if not same:
+                raise ValueError(
+                    f"lg_otel: the Prometheus registry already holds a different "
+                    f"metric named {name!r} ({type(existing).__name__}); {fix}"
+                )
+            return existing
+        extra: dict[str, Any] = {"buckets": buckets} if histogram else {}
+        try:
+            return spec.kind(
+                name,
+                spec.description,
+                labels,
+                unit=_PROM_UNIT.get(spec.unit, ""),
+                registry=registry,
+                **extra,
+            )
+        except ValueError as exc:  # a clash on a derived name (``_count``...)
+            raise ValueError(
+                f"lg_otel: cannot register {name!r}: {exc}; {fix}"
+            ) from exc
+
+
+def _otel_instrument(spec: _Spec, meter: metrics.Meter) -> Any:
+    if spec.kind is prometheus_client.Gauge:
+        return meter.create_up_down_counter(spec.name, spec.unit, spec.description)
+    if spec.kind is prometheus_client.Counter:
+        return meter.create_counter(spec.name, spec.unit, spec.description)
+    return meter.create_histogram(
+        spec.name,
+        spec.unit,
+        spec.description,
+        explicit_bucket_boundaries_advisory=list(spec.buckets),
+    )
+
+
+class _Series:
+    """One instrument on both paths; per-label-set attributes and children cached."""
+
+    __slots__ = ("_attrs", "_children", "_keys", "_otel", "_prom")
+
+    def __init__(self, spec: _Spec, meter: metrics.Meter | None, registry: Any) -> None:
+        self._keys = spec.labels
+        self._otel = _otel_instrument(spec, meter) if meter is not None else None
+        self._prom = (
+            _prometheus_metric(spec, registry) if registry is not None else None
+        )
+        self._attrs: dict[tuple[str, ...], Mapping[str, str]] = {}
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _sides(self, labels: tuple[str, ...]) -> tuple[Mapping[str, str], Any]:
+        attrs = self._attrs.get(labels)
+        if attrs is None:
+            # An empty value is an absent label, as in Prometheus (``error.type``).
+            attrs = {k: v for k, v in zip(self._keys, labels, strict=True) if v}
+            self._attrs[labels] = attrs
+        child = self._children.get(labels)
+        if child is None and self._prom is not None:
+            child = self._children[labels] = self._prom.labels(*labels)
+        return attrs, child
+
+    def observe(self, labels: tuple[str, ...], value: float, span: Any | None) -> None:
+        """Record ``value`` (clamped to >= 0) with the span as exemplar."""
+        value = max(value, 0.0)
+        attrs, child = self._sides(labels)
+        if self._otel is not None:
+            ctx = trace.set_span_in_context(span) if span is not None else _NO_SPAN
+            self._otel.record(value, attrs, context=ctx)
+        if child is not None:
+            child.observe(value, _exemplar(span))
+
+    def add(self, labels: tuple[str, ...], amount: int) -> None:
+        """Add ``amount`` (negative only on the up-down counter)."""
+        attrs, child = self._sides(labels)
+        if self._otel is not None:
+            self._otel.add(amount, attrs)
+        if child is not None:
+            child.inc(amount)
+
+
+def _exemplar(span: Any | None) -> dict[str, str] | None:
+    if span is None:
+        return None
+    ctx = span.get_span_context()
+    if not (ctx.is_valid and ctx.trace_flags.sampled):
+        return None
+    return {
+        n.EXEMPLAR_TRACE_ID: format(ctx.trace_id, "032x"),
+        n.EXEMPLAR_SPAN_ID: format(ctx.span_id, "016x"),
+    }
+
+
+class _Cap:
+    """Lets through at most ``limit`` distinct values; the rest become ``other``."""
+
+    __slots__ = ("_limit", "_lock", "_seen")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:  # the hot path: no lock for a known value
+            return value
+        with self._lock:
+            if value in self._seen or len(self._seen) < self._limit:
+                self._seen.add(value)
+                return value
+        return n.LABEL_OTHER
+
+
+def _seconds(start_ns: int | None, end_ns: int | None) -> float | None:
+    if start_ns is None or end_ns is None:
+        return None
+    return (end_ns - start_ns) / 1e9
+
+
+class MetricsSink(NullSink):
+    """Records every instrument of the telemetry contract from the tracker's records.
+
+    Run TTFT is recorded in :meth:`run_first_token` (the run span already exists),
+    so it shows while a long stream is still running. ``time_per_output_chunk`` is
+    one observation per model call: the mean gap between its chunks.
+    """
+
+    def __init__(
+        self,
+        *,
+        meter_provider: metrics.MeterProvider | None = None,
+        registry: prometheus_client.CollectorRegistry | None = None,
+        use_otel: bool = True,
+        use_prometheus: bool = True,
+        max_label_values: int = 200,
+    ) -> None:
+        """Create (or reuse) the instruments; raises ValueError on a name clash.
+
+        Args:
+            meter_provider: OTel meter provider; None means the global one.
+            registry: prometheus_client registry; None means ``REGISTRY``.
+            use_otel: Record on the OTel path.
+            use_prometheus: Record on the prometheus_client path.
+            max_label_values: Distinct node and model values kept per label.
+        """
+        meter = None
+        if use_otel:
+            meter = metrics.get_meter(
+                n.SCOPE_NAME,
+                _VERSION,
+                meter_provider=meter_provider,
+                schema_url=n.SCHEMA_URL,
+            )
+        reg = None
+        if use_prometheus:
+            reg = registry if registry is not None else prometheus_client.REGISTRY
+        self._ttfc, self._tpoc, self._llm_duration, self._tokens, self._rate = (
+            _Series(spec, meter, reg)
+            for spec in (_TTFC, _TPOC, _LLM_DURATION, _TOKENS, _RATE)
+        )
+        self._run_ttft, self._run_duration, self._task_duration, self._wait = (
+            _Series(spec, meter, reg)
+            for spec in (_RUN_TTFT, _RUN_DURATION, _TASK_DURATION, _WAIT)
+        )
+        self._active = _Series(_ACTIVE_RUNS, meter, reg)
+        self._errors = _Series(_ERRORS, meter, reg)
+        self._node = _Cap(max_label_values)
+        self._model = _Cap(max_label_values)
+
+    def count_internal_error(self, component: str) -> None:
+        """Count one swallowed telemetry failure (an ``InternalErrors`` listener)."""
+        self._errors.add((component,), 1)
+
+    # --- runs -----------------------------------------------------------------
+
+    def run_started(self, run: RunRecord) -> None:
+        """Count the run in flight."""
+        self._active.add((run.graph,), 1)
+        run.slots[_ACTIVE] = True
+
+    def run_first_token(self, run: RunRecord) -> None:
+        """Record the run's time to first token."""
+        ttft = _seconds(run.start_ns, run.first_token_ns)
+        if ttft is not None:
+            self._run_ttft.observe((run.graph,), ttft, run.slots.get(_SPAN))
+
+    def run_ended(self, run: RunRecord) -> None:
+        """Record run duration and consumer wait; the run is no longer in flight."""
+        run.slots.pop(_NODES, None)
+        # Only undo what run_started did, so the gauge never drifts below zero.
+        if run.slots.pop(_ACTIVE, False):
+            self._active.add((run.graph,), -1)
+        span = run.slots.get(_SPAN)
+        duration = _seconds(run.start_ns, run.end_ns)
+        if duration is not None:
+            status = run.status or n.STATUS_OK
+            self._run_duration.observe((run.graph, status), duration, span)
+        self._wait.observe((run.graph,), run.consumer_wait_ns / 1e9, span)
+
+    # --- tasks ----------------------------------------------------------------
+
+    def task_started(self, run: RunRecord, task: TaskRecord) -> None:
+        """Remember the task's node label for its model calls."""
+        run.slots.setdefault(_NODES, {})[task.task_id] = self._node(task.name)
+
+    def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
+        """Record the task's duration."""
+        duration = _seconds(task.start_ns, task.end_ns)
+        if duration is None:
+            return
+        node = run.slots.get(_NODES, {}).get(task.task_id) or self._node(task.name)
+        labels = (run.graph, node, task.status or n.STATUS_OK)
+        self._task_duration.observe(labels, duration, task.slots.get(_SPAN))
+
+    # --- model calls ----------------------------------------------------------
+
+    def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
+        """Record duration, streaming figures and provider-reported token usage."""
+        node = n.LABEL_UNKNOWN
+        if llm.task_id is not None:
+            node = run.slots.get(_NODES, {}).get(llm.task_id, n.LABEL_UNKNOWN)
+        model = self._model(llm.model) if llm.model else n.LABEL_UNKNOWN
+        labels = (
+            llm.operation,
+            llm.provider or n.LABEL_UNKNOWN,
+            model,
+            run.graph,
+            node,
+        )
+        span = llm.slots.get(_SPAN)
+        duration = _seconds(llm.start_ns, llm.end_ns)
+        if duration is not None:
+            failure = ""
+            if llm.status == n.STATUS_ERROR:
+                failure = error_type(llm.error) if llm.error else n.ERROR_TYPE_OTHER
+            self._llm_duration.observe((*labels, failure), duration, span)
+        ttfc = _seconds(llm.start_ns, llm.first_chunk_ns)
+        if ttfc is not None:
+            self._ttfc.observe(labels, ttfc, span)
+        streamed = _seconds(llm.first_chunk_ns, llm.last_chunk_ns)
+        if streamed is not None and llm.chunks >= 2:
+            self._tpoc.observe(labels, streamed / (llm.chunks - 1), span)
+        if streamed is not None and streamed > 0:  # one chunk has no rate
+            count = llm.output_tokens if llm.output_tokens is not None else llm.chunks
+            self._rate.observe(labels, count / streamed, span)
+        # Only what the provider reported: a chunk is not a token.
+        if llm.input_tokens is not None:
+            self._tokens.observe((*labels, n.TOKEN_TYPE_INPUT), llm.input_tokens, span)
+        if llm.output_tokens is not None:
+            self._tokens.observe(
+                (*labels, n.TOKEN_TYPE_OUTPUT), llm.output_tokens, span
+            )

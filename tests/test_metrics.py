@@ -1,0 +1,580 @@
+"""The metrics sink against real backends: prometheus_client and the OTel SDK."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import Span
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram
+from prometheus_client.openmetrics.exposition import generate_latest
+
+from lg_otel import _names as n
+from lg_otel._metrics import MetricsSink
+from lg_otel._records import LlmRecord, RunRecord, TaskRecord
+
+S = 1_000_000_000  # ns per second
+#: Prometheus labels of the model call made by :func:`full_run`.
+LLM = {
+    "gen_ai_operation_name": "chat",
+    "gen_ai_provider_name": "openai",
+    "gen_ai_request_model": "gpt-x",
+    "langgraph_graph": "g",
+    "langgraph_node": "agent",
+}
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    """A fresh prometheus_client registry."""
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def otel() -> Iterator[tuple[MeterProvider, InMemoryMetricReader]]:
+    """A MeterProvider with an in-memory reader, shut down after the test."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    yield provider, reader
+    provider.shutdown()
+
+
+@pytest.fixture
+def tracer_provider() -> Iterator[TracerProvider]:
+    """An SDK TracerProvider that samples everything (spans go nowhere)."""
+    provider = TracerProvider()
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture
+def sink(
+    registry: CollectorRegistry, otel: tuple[MeterProvider, InMemoryMetricReader]
+) -> MetricsSink:
+    """A sink recording on both paths."""
+    return MetricsSink(meter_provider=otel[0], registry=registry)
+
+
+def run_record(graph: str = "g", start_ns: int = 0) -> RunRecord:
+    """A run record as the tracker makes it."""
+    return RunRecord(graph=graph, thread_id=None, start_ns=start_ns)
+
+
+def llm_record(task_id: str | None = "t1", **fields: Any) -> LlmRecord:
+    """A finished streamed chat call: 1 s to first chunk, 4 chunks over 3 s."""
+    values: dict[str, Any] = {
+        "call_id": "c1",
+        "task_id": task_id,
+        "operation": n.OP_CHAT,
+        "model": "gpt-x",
+        "provider": "openai",
+        "start_ns": 1 * S,
+        "first_chunk_ns": 2 * S,
+        "last_chunk_ns": 5 * S,
+        "chunks": 4,
+        "input_tokens": 10,
+        "output_tokens": 30,
+        "end_ns": 6 * S,
+        "status": n.STATUS_OK,
+    }
+    values.update(fields)
+    return LlmRecord(**values)
+
+
+def full_run(sink: MetricsSink, *, spans: dict[str, Span] | None = None) -> RunRecord:
+    """Drive one run: a task ``agent`` that makes one model call, then a failed one."""
+    spans = spans or {}
+    run = run_record()
+    if "run" in spans:
+        run.slots["span"] = spans["run"]
+    sink.run_started(run)
+    task = TaskRecord(task_id="t1", name="agent", parent_task_id=None, start_ns=0)
+    if "task" in spans:
+        task.slots["span"] = spans["task"]
+    sink.task_started(run, task)
+    llm = llm_record()
+    if "llm" in spans:
+        llm.slots["span"] = spans["llm"]
+    sink.llm_ended(run, llm)
+    failed = llm_record(
+        call_id="c2",
+        first_chunk_ns=None,
+        last_chunk_ns=None,
+        chunks=0,
+        input_tokens=None,
+        output_tokens=None,
+        status=n.STATUS_ERROR,
+        error=TimeoutError("slow"),
+    )
+    sink.llm_ended(run, failed)
+    run.first_token_ns = 2 * S + S // 2
+    sink.run_first_token(run)
+    task.end_ns, task.status = 7 * S, n.STATUS_OK
+    sink.task_ended(run, task)
+    run.end_ns, run.status, run.consumer_wait_ns = 8 * S, n.STATUS_OK, S // 4
+    sink.run_ended(run)
+    return run
+
+
+def exposition(registry: CollectorRegistry) -> str:
+    """The registry in OpenMetrics text (the format that carries exemplars)."""
+    text: bytes = generate_latest(registry)  # type: ignore[no-untyped-call]
+    return text.decode()
+
+
+def otel_points(reader: InMemoryMetricReader, name: str) -> list[Any]:
+    """The data points of OTel metric ``name`` (empty when it recorded nothing)."""
+    data = reader.get_metrics_data()
+    if data is None:
+        return []
+    return [
+        point
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
+
+
+def test_task_duration_on_both_paths(
+    sink: MetricsSink, registry: CollectorRegistry, otel: Any
+) -> None:
+    """A task's duration lands under graph, node and status on both paths."""
+    full_run(sink)
+    labels = {
+        "langgraph_graph": "g",
+        "langgraph_node": "agent",
+        "langgraph_status": "ok",
+    }
+    assert registry.get_sample_value("langgraph_task_duration_seconds_sum", labels) == 7
+    (point,) = otel_points(otel[1], n.METRIC_TASK_DURATION)
+    assert dict(point.attributes) == {
+        n.LABEL_GRAPH: "g",
+        n.LABEL_NODE: "agent",
+        n.LABEL_STATUS: "ok",
+    }
+    assert (point.sum, point.count) == (7, 1)
+
+
+def test_run_duration_and_consumer_wait(
+    sink: MetricsSink, registry: CollectorRegistry, otel: Any
+) -> None:
+    """A run records its duration by status and its consumer wait by graph."""
+    full_run(sink)
+    status = {"langgraph_graph": "g", "langgraph_status": "ok"}
+    assert registry.get_sample_value("langgraph_run_duration_seconds_sum", status) == 8
+    wait = registry.get_sample_value(
+        "langgraph_stream_consumer_wait_seconds_sum", {"langgraph_graph": "g"}
+    )
+    assert wait == 0.25
+    (point,) = otel_points(otel[1], n.METRIC_CONSUMER_WAIT)
+    assert (dict(point.attributes), point.sum) == ({n.LABEL_GRAPH: "g"}, 0.25)
+
+
+def test_run_time_to_first_token(
+    sink: MetricsSink, registry: CollectorRegistry, otel: Any
+) -> None:
+    """Run TTFT is the run start to the first token handed to the caller."""
+    full_run(sink)
+    ttft = registry.get_sample_value(
+        "langgraph_run_time_to_first_token_seconds_sum", {"langgraph_graph": "g"}
+    )
+    assert ttft == 2.5
+    (point,) = otel_points(otel[1], n.METRIC_RUN_TTFT)
+    assert point.sum == 2.5
+
+
+def test_runs_active_rises_and_falls(
+    sink: MetricsSink, registry: CollectorRegistry, otel: Any
+) -> None:
+    """runs.active counts a run while it is in flight and drops it at its end."""
+    run = run_record()
+    sink.run_started(run)
+    labels = {"langgraph_graph": "g"}
+    assert registry.get_sample_value("langgraph_runs_active", labels) == 1
+    assert otel_points(otel[1], n.METRIC_RUNS_ACTIVE)[0].value == 1
+    run.end_ns, run.status = S, n.STATUS_OK
+    sink.run_ended(run)
+    assert registry.get_sample_value("langgraph_runs_active", labels) == 0
+    assert otel_points(otel[1], n.METRIC_RUNS_ACTIVE)[0].value == 0
+
+
+def test_run_never_started_does_not_drive_active_negative(
+    sink: MetricsSink, registry: CollectorRegistry
+) -> None:
+    """A run whose run_started failed is not subtracted from runs.active."""
+    sink.run_started(run_record())
+    orphan = run_record()
+    orphan.end_ns, orphan.status = S, n.STATUS_OK
+    sink.run_ended(orphan)
+    assert (
+        registry.get_sample_value("langgraph_runs_active", {"langgraph_graph": "g"})
+        == 1
+    )
+
+
+def test_llm_duration_labels_with_node(
+    sink: MetricsSink, registry: CollectorRegistry, otel: Any
+) -> None:
+    """A model call's duration carries operation, provider, model, graph and node."""
+    full_run(sink)
+    ok = {**LLM, "error_type": ""}
+    assert (
+        registry.get_sample_value("gen_ai_client_operation_duration_seconds_sum", ok)
+        == 5
+    )
+    attrs = [dict(p.attributes) for p in otel_points(otel[1], n.METRIC_LLM_DURATION)]
+    assert {
+        n.LABEL_OPERATION: "chat",
+        n.LABEL_PROVIDER: "openai",
+        n.LABEL_MODEL: "gpt-x",
+        n.LABEL_GRAPH: "g",
+        n.LABEL_NODE: "agent",
+    } in attrs
+
+
+def test_llm_error_adds_error_type(
+    sink: MetricsSink, registry: CollectorRegistry, otel: Any
+) -> None:
+    """A failed model call carries error.type = the exception's qualified name."""
+    full_run(sink)
+    failed = {**LLM, "error_type": "TimeoutError"}
+    assert (
+        registry.get_sample_value(
+            "gen_ai_client_operation_duration_seconds_count", failed
+        )
+        == 1
+    )
+    types = [
+        p.attributes.get(n.LABEL_ERROR_TYPE)
+        for p in otel_points(otel[1], n.METRIC_LLM_DURATION)
+    ]
+    assert sorted(types, key=str) == [None, "TimeoutError"]
+
+
+def test_llm_streaming_figures(sink: MetricsSink, registry: CollectorRegistry) -> None:
+    """TTFC, mean chunk gap and output tokens/s come from the chunk times."""
+    full_run(sink)
+    value = registry.get_sample_value
+    assert value("gen_ai_client_operation_time_to_first_chunk_seconds_sum", LLM) == 1
+    # 4 chunks over 3 s: one observation of the mean gap.
+    assert value("gen_ai_client_operation_time_per_output_chunk_seconds_sum", LLM) == 1
+    assert (
+        value("gen_ai_client_operation_time_per_output_chunk_seconds_count", LLM) == 1
+    )
+    assert value("langgraph_llm_output_tokens_per_second_sum", LLM) == 10
+
+
+def test_tokens_per_second_falls_back_to_chunks(
+    sink: MetricsSink, registry: CollectorRegistry
+) -> None:
+    """Without reported output tokens, tokens/s counts chunks."""
+    run = run_record()
+    sink.llm_ended(run, llm_record(task_id=None, output_tokens=None))
+    labels = {**LLM, "langgraph_node": n.LABEL_UNKNOWN}
+    rate = registry.get_sample_value(
+        "langgraph_llm_output_tokens_per_second_sum", labels
+    )
+    assert rate == pytest.approx(4 / 3)
+
+
+def test_token_usage_only_when_reported(
+    sink: MetricsSink, registry: CollectorRegistry
+) -> None:
+    """Token usage records reported counts by type and nothing for unreported ones."""
+    full_run(sink)
+    name = "gen_ai_client_token_usage_sum"
+    assert registry.get_sample_value(name, {**LLM, "gen_ai_token_type": "input"}) == 10
+    assert registry.get_sample_value(name, {**LLM, "gen_ai_token_type": "output"}) == 30
+    count = registry.get_sample_value(
+        "gen_ai_client_token_usage_count", {**LLM, "gen_ai_token_type": "input"}
+    )
+    assert count == 1  # the failed call reported nothing
+
+
+def test_single_chunk_has_no_rate_or_gap(
+    sink: MetricsSink, registry: CollectorRegistry
+) -> None:
+    """One chunk gives TTFC but neither a chunk gap nor a rate."""
+    run = run_record()
+    llm = llm_record(task_id=None, chunks=1, last_chunk_ns=2 * S)
+    sink.llm_ended(run, llm)
+    labels = {**LLM, "langgraph_node": n.LABEL_UNKNOWN}
+    value = registry.get_sample_value
+    assert value("gen_ai_client_operation_time_to_first_chunk_seconds_count", labels)
+    assert (
+        value("gen_ai_client_operation_time_per_output_chunk_seconds_count", labels)
+        is None
+    )
+    assert value("langgraph_llm_output_tokens_per_second_count", labels) is None
+
+
+def test_unknown_provider_model_and_node(
+    sink: MetricsSink, registry: CollectorRegistry
+) -> None:
+    """Missing provider, model or task become ``unknown``."""
+    run = run_record()
+    sink.llm_ended(run, llm_record(task_id="nope", provider=None, model=None))
+    labels = {
+        "gen_ai_operation_name": "chat",
+        "gen_ai_provider_name": n.LABEL_UNKNOWN,
+        "gen_ai_request_model": n.LABEL_UNKNOWN,
+        "langgraph_graph": "g",
+        "langgraph_node": n.LABEL_UNKNOWN,
+        "error_type": "",
+    }
+    assert (
+        registry.get_sample_value(
+            "gen_ai_client_operation_duration_seconds_count", labels
+        )
+        == 1
+    )
+
+
+def test_missing_times_are_skipped(
+    sink: MetricsSink, registry: CollectorRegistry
+) -> None:
+    """Records without end times record nothing and raise nothing."""
+    run = run_record()
+    task = TaskRecord(task_id="t", name="a", parent_task_id=None, start_ns=0)
+    sink.task_started(run, task)
+    sink.task_ended(run, task)
+    sink.llm_ended(run, llm_record(end_ns=None, first_chunk_ns=None, chunks=0))
+    sink.run_ended(run)
+    names = {s.name for m in registry.collect() for s in m.samples}
+    assert "langgraph_task_duration_seconds_count" not in names
+    assert "gen_ai_client_operation_duration_seconds_count" not in names
+    assert "langgraph_run_duration_seconds_count" not in names
+
+
+def test_buckets_are_floats(sink: MetricsSink, registry: CollectorRegistry) -> None:
+    """Bucket bounds expose as floats, from the names module."""
+    full_run(sink)
+    text = exposition(registry)
+    assert 'le="1.28"' in text
+    assert "gen_ai_client_token_usage_bucket{" in text
+    assert text.count('le="1.0"') >= 2  # token and token-rate buckets start at 1.0
+
+
+def test_prometheus_exemplar_carries_span_ids(
+    sink: MetricsSink, registry: CollectorRegistry, tracer_provider: TracerProvider
+) -> None:
+    """Histogram observations carry the trace and span id of the span they describe."""
+    tracer = tracer_provider.get_tracer("test")
+    spans = {k: tracer.start_span(k) for k in ("run", "task", "llm")}
+    full_run(sink, spans=spans)
+    text = exposition(registry)
+    for span in spans.values():
+        ctx = span.get_span_context()
+        assert f'trace_id="{ctx.trace_id:032x}"' in text
+        assert f'span_id="{ctx.span_id:016x}"' in text
+
+
+def test_unsampled_span_gives_no_exemplar(
+    sink: MetricsSink, registry: CollectorRegistry
+) -> None:
+    """An unsampled span attaches no exemplar."""
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    span = provider.get_tracer("test").start_span("task")
+    full_run(sink, spans={"task": span})
+    assert "trace_id" not in exposition(registry)
+    provider.shutdown()
+
+
+def test_otel_exemplar_from_span_context(
+    sink: MetricsSink, otel: Any, tracer_provider: TracerProvider
+) -> None:
+    """The OTel path passes the span's context, so the SDK attaches an exemplar."""
+    span = tracer_provider.get_tracer("test").start_span("task")
+    full_run(sink, spans={"task": span})
+    (point,) = otel_points(otel[1], n.METRIC_TASK_DURATION)
+    ctx = span.get_span_context()
+    assert [(e.trace_id, e.span_id) for e in point.exemplars] == [
+        (ctx.trace_id, ctx.span_id)
+    ]
+
+
+def _series(registry: CollectorRegistry) -> set[tuple[Any, ...]]:
+    """Every sample as (family, type, unit, sample, labels, value), OTel extras out."""
+    rows = set()
+    for family in registry.collect():
+        head = (family.name, family.type, family.unit)
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            labels = {
+                k: float(v) if k == "le" else v  # OTel writes 67108864.0, not 6.7e+07
+                for k, v in sample.labels.items()
+                if not k.startswith("otel_scope_")
+            }
+            rows.add((*head, sample.name, frozenset(labels.items()), sample.value))
+    return rows
+
+
+def test_names_match_otel_prometheus_translation(registry: CollectorRegistry) -> None:
+    """Both paths expose the same families, samples and labels (one set of PromQL)."""
+    translated = CollectorRegistry()
+    reader = PrometheusMetricReader(disable_target_info=True, registry=translated)
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        both = [
+            MetricsSink(meter_provider=provider, use_prometheus=False),
+            MetricsSink(registry=registry, use_otel=False),
+        ]
+        for one in both:
+            full_run(one)
+            one.count_internal_error(n.COMPONENT_SPANS)
+        ours, theirs = _series(registry), _series(translated)
+        assert {row[0] for row in ours} == {row[0] for row in theirs}
+        assert ours == theirs
+    finally:
+        provider.shutdown()
+
+
+def test_cardinality_cap(registry: CollectorRegistry) -> None:
+    """Node names beyond the cap become ``other``: at most cap + 1 values."""
+    sink = MetricsSink(registry=registry, use_otel=False, max_label_values=50)
+    run = run_record()
+    for i in range(1000):
+        task = TaskRecord(
+            task_id=f"t{i}", name=f"node{i}", parent_task_id=None, start_ns=0
+        )
+        sink.task_started(run, task)
+        task.end_ns, task.status = S, n.STATUS_OK
+        sink.task_ended(run, task)
+    nodes = {
+        s.labels["langgraph_node"]
+        for m in registry.collect()
+        for s in m.samples
+        if s.name == "langgraph_task_duration_seconds_count"
+    }
+    assert len(nodes) == 51
+    assert n.LABEL_OTHER in nodes
+    other = {
+        "langgraph_graph": "g",
+        "langgraph_node": "other",
+        "langgraph_status": "ok",
+    }
+    count = registry.get_sample_value("langgraph_task_duration_seconds_count", other)
+    assert count == 950
+
+
+def test_cardinality_cap_is_thread_safe(registry: CollectorRegistry) -> None:
+    """Concurrent new values never exceed the cap."""
+    sink = MetricsSink(registry=registry, use_otel=False, max_label_values=10)
+    run = run_record()
+
+    def many(prefix: str) -> None:
+        for i in range(200):
+            sink.llm_ended(run, llm_record(task_id=None, model=f"{prefix}{i}"))
+
+    threads = [threading.Thread(target=many, args=(str(k),)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    models = {
+        s.labels["gen_ai_request_model"]
+        for m in registry.collect()
+        for s in m.samples
+        if s.name == "gen_ai_client_operation_duration_seconds_count"
+    }
+    assert len(models) == 11
+
+
+def test_registering_twice_shares_series(registry: CollectorRegistry) -> None:
+    """A second sink on the same registry reuses its metrics and shares counts."""
+    first = MetricsSink(registry=registry, use_otel=False)
+    second = MetricsSink(registry=registry, use_otel=False)
+    full_run(first)
+    full_run(second)
+    labels = {"langgraph_graph": "g", "langgraph_status": "ok"}
+    count = registry.get_sample_value("langgraph_run_duration_seconds_count", labels)
+    assert count == 2
+
+
+def _gauge(registry: CollectorRegistry, name: str) -> None:
+    Gauge(name, "someone else's", registry=registry)
+
+
+def _histogram(registry: CollectorRegistry, name: str) -> None:
+    Histogram(name, "someone else's", ["other_label"], registry=registry)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (_gauge, "langgraph_runs_active"),
+        (_gauge, "langgraph_run_duration_seconds"),
+        (_histogram, "langgraph_run_duration_seconds"),
+    ],
+)
+def test_conflicting_metric_raises(
+    registry: CollectorRegistry, make: Any, name: str
+) -> None:
+    """A different metric already holding one of our names fails at construction."""
+    make(registry, name)
+    with pytest.raises(ValueError, match=name):
+        MetricsSink(registry=registry, use_otel=False)
+
+
+def test_clash_on_derived_name_raises(registry: CollectorRegistry) -> None:
+    """A metric clashing with a derived series name fails at construction too."""
+    Gauge("langgraph_task_duration_seconds_count", "x", registry=registry)
+    with pytest.raises(ValueError, match="langgraph_task_duration_seconds"):
+        MetricsSink(registry=registry, use_otel=False)
+
+
+def test_internal_errors_counter(
+    sink: MetricsSink, registry: CollectorRegistry, otel: Any
+) -> None:
+    """count_internal_error counts by component on both paths."""
+    sink.count_internal_error(n.COMPONENT_SPANS)
+    sink.count_internal_error(n.COMPONENT_SPANS)
+    total = registry.get_sample_value(
+        "lg_otel_internal_errors_total", {"component": "spans"}
+    )
+    assert total == 2
+    (point,) = otel_points(otel[1], n.METRIC_INTERNAL_ERRORS)
+    assert (dict(point.attributes), point.value) == ({n.LABEL_COMPONENT: "spans"}, 2)
+
+
+def test_otel_path_can_be_off(registry: CollectorRegistry, otel: Any) -> None:
+    """use_otel=False records nothing through the meter provider."""
+    full_run(MetricsSink(meter_provider=otel[0], registry=registry, use_otel=False))
+    assert otel_points(otel[1], n.METRIC_RUN_DURATION) == []
+
+
+def test_prometheus_path_can_be_off(registry: CollectorRegistry, otel: Any) -> None:
+    """use_prometheus=False registers nothing in the registry."""
+    sink = MetricsSink(meter_provider=otel[0], registry=registry, use_prometheus=False)
+    full_run(sink)
+    assert list(registry.collect()) == []
+    assert otel_points(otel[1], n.METRIC_RUN_DURATION)
+
+
+@pytest.fixture
+def global_registry() -> Iterator[CollectorRegistry]:
+    """prometheus_client's REGISTRY, with whatever the test added removed after."""
+    before = set(REGISTRY._collector_to_names)
+    yield REGISTRY
+    for collector in set(REGISTRY._collector_to_names) - before:
+        REGISTRY.unregister(collector)
+
+
+def test_default_registry_is_global(global_registry: CollectorRegistry) -> None:
+    """registry=None means REGISTRY; building a second sink there reuses the series."""
+    labels = {"langgraph_graph": "g", "langgraph_status": "ok"}
+    name = "langgraph_run_duration_seconds_count"
+    before = global_registry.get_sample_value(name, labels) or 0
+    full_run(MetricsSink(use_otel=False))
+    full_run(MetricsSink(use_otel=False))
+    assert global_registry.get_sample_value(name, labels) == before + 2
