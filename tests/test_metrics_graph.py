@@ -1,0 +1,377 @@
+"""Metrics from real graph runs: every series on both paths, right values, bounded labels."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.types import Send
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from prometheus_client import CollectorRegistry
+from prometheus_client.openmetrics.exposition import generate_latest
+from typing_extensions import TypedDict
+
+import lg_otel
+from lg_otel import _names as n
+from lg_otel.testing import SimulatedChatModel
+from tests.graphs import Boom, failing, human
+
+TOL = 0.005
+SERIES = {
+    "gen_ai_client_operation_time_to_first_chunk_seconds": "histogram",
+    "gen_ai_client_operation_time_per_output_chunk_seconds": "histogram",
+    "gen_ai_client_operation_duration_seconds": "histogram",
+    "gen_ai_client_token_usage": "histogram",
+    "langgraph_llm_output_tokens_per_second": "histogram",
+    "langgraph_run_time_to_first_token_seconds": "histogram",
+    "langgraph_run_duration_seconds": "histogram",
+    "langgraph_task_duration_seconds": "histogram",
+    "langgraph_runs_active": "gauge",
+    "langgraph_stream_consumer_wait_seconds": "histogram",
+    "lg_otel_internal_errors": "counter",
+}
+LLM_LABELS = {
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "langgraph_graph",
+    "langgraph_node",
+}
+
+
+class Meters:
+    """A fresh registry and OTel meter provider, and a way to read both."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.reader = InMemoryMetricReader()
+        self.provider = MeterProvider(metric_readers=[self.reader])
+
+    def instrument(self, graph: Any, tracing: Any, **config: Any) -> Any:
+        return lg_otel.instrument(
+            graph,
+            tracer_provider=tracing[0],
+            meter_provider=self.provider,
+            registry=self.registry,
+            config=lg_otel.Config(**config),
+        )
+
+    def value(self, name: str, **labels: str) -> float:
+        got = self.registry.get_sample_value(name, labels)
+        assert got is not None, (name, labels)
+        return got
+
+    def otel_names(self) -> set[str]:
+        data = self.reader.get_metrics_data()
+        return {
+            metric.name
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+        }
+
+
+@pytest.fixture
+def meters() -> Meters:
+    """Fresh metric backends for one test."""
+    return Meters()
+
+
+NODE_TRUTH: list[float] = []
+
+
+def chat_graph(first: float, gap: float, work: float = 0.0, usage: bool = True) -> Any:
+    """prefix_node -> chatbot (one model call after ``work`` seconds)."""
+    model = SimulatedChatModel(
+        messages=itertools.cycle(["alpha beta gamma delta epsilon"]),
+        first_chunk_delay=first,
+        chunk_delay=gap,
+        report_usage=usage,
+    )
+    for _ in SimulatedChatModel(messages=iter(["warm up"])).stream("hi"):
+        pass  # langchain-core's one-time set-up is not the model's latency
+
+    def prefix_node(state: MessagesState) -> Any:
+        return {"messages": []}
+
+    def chatbot(state: MessagesState) -> Any:
+        started = time.perf_counter()
+        time.sleep(work)
+        out = {"messages": [model.invoke(state["messages"])]}
+        NODE_TRUTH.append(time.perf_counter() - started)
+        return out
+
+    g = StateGraph(MessagesState)
+    g.add_node("prefix_node", prefix_node)
+    g.add_node("chatbot", chatbot)
+    g.add_edge(START, "prefix_node")
+    g.add_edge("prefix_node", "chatbot")
+    g.add_edge("chatbot", END)
+    return g.compile(name="chat")
+
+
+def test_every_series_on_both_paths(meters: Meters, tracing: Any) -> None:
+    """After one streamed run (and one internal error) every series exists on both."""
+    graph = meters.instrument(chat_graph(0.0, 0.0), tracing)
+    for _ in graph.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages"):
+        pass
+    type(graph)._lg_otel.record_error(n.COMPONENT_PARSE, ValueError("test"))
+    families = {m.name: m for m in meters.registry.collect()}
+    for name, kind in SERIES.items():
+        assert families[name].type == kind, name
+    ttfc = families["gen_ai_client_operation_time_to_first_chunk_seconds"]
+    assert set(ttfc.samples[0].labels) - {"le"} == LLM_LABELS
+    otel = meters.otel_names()
+    assert otel == {
+        n.METRIC_TTFC,
+        n.METRIC_TIME_PER_CHUNK,
+        n.METRIC_LLM_DURATION,
+        n.METRIC_TOKEN_USAGE,
+        n.METRIC_TOKENS_PER_SECOND,
+        n.METRIC_RUN_TTFT,
+        n.METRIC_RUN_DURATION,
+        n.METRIC_TASK_DURATION,
+        n.METRIC_RUNS_ACTIVE,
+        n.METRIC_CONSUMER_WAIT,
+        n.METRIC_INTERNAL_ERRORS,
+    }
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_llm_figures_match_controlled_delays(
+    use_async: bool, meters: Meters, tracing: Any
+) -> None:
+    """TTFC, per-chunk gap, duration, run TTFT and token rate match the delays."""
+    first, gap, work = 0.2, 0.02, 0.1
+    graph = meters.instrument(chat_graph(first, gap, work, usage=False), tracing)
+    inputs = {"messages": [HumanMessage("hi")]}
+    started = time.perf_counter()
+    arrivals: list[float] = []
+
+    async def consume() -> None:
+        async for _ in graph.astream(inputs, stream_mode="messages"):
+            arrivals.append(time.perf_counter())
+
+    if use_async:
+        asyncio.run(consume())
+    else:
+        for _ in graph.stream(inputs, stream_mode="messages"):
+            arrivals.append(time.perf_counter())
+    labels = {
+        "gen_ai_operation_name": "chat",
+        "gen_ai_provider_name": "simulated",
+        "gen_ai_request_model": "simulated-chat",
+        "langgraph_graph": "chat",
+        "langgraph_node": "chatbot",
+    }
+    v = meters.value
+    assert v("gen_ai_client_operation_time_to_first_chunk_seconds_count", **labels) == 1
+    ttfc = v("gen_ai_client_operation_time_to_first_chunk_seconds_sum", **labels)
+    assert ttfc == pytest.approx(first, abs=TOL)
+    per_chunk = v("gen_ai_client_operation_time_per_output_chunk_seconds_sum", **labels)
+    assert per_chunk == pytest.approx(gap, abs=TOL)
+    duration = v(
+        "gen_ai_client_operation_duration_seconds_sum", **labels, error_type=""
+    )
+    assert duration >= first + 8 * gap
+    assert duration == pytest.approx(first + 8 * gap, abs=4 * TOL)
+    chunks = 9  # five words and four spaces
+    rate = v("langgraph_llm_output_tokens_per_second_sum", **labels)
+    assert rate == pytest.approx(chunks / (per_chunk * (chunks - 1)), rel=0.05)
+    run_ttft = v(
+        "langgraph_run_time_to_first_token_seconds_sum", langgraph_graph="chat"
+    )
+    # The caller's own clock: from the call to the first token part it received.
+    assert run_ttft == pytest.approx(arrivals[0] - started, abs=TOL)
+    assert run_ttft >= work + first
+    task = v(
+        "langgraph_task_duration_seconds_sum",
+        langgraph_graph="chat",
+        langgraph_node="chatbot",
+        langgraph_status="ok",
+    )
+    assert task == pytest.approx(NODE_TRUTH[-1], abs=TOL)
+
+
+def test_counts_are_exact(meters: Meters, tracing: Any) -> None:
+    """Five runs: five run observations, ten task observations, five model calls."""
+    graph = meters.instrument(chat_graph(0.0, 0.0), tracing)
+    for _ in range(5):
+        graph.invoke({"messages": [HumanMessage("hi")]})
+    v = meters.value
+    runs = v(
+        "langgraph_run_duration_seconds_count",
+        langgraph_graph="chat",
+        langgraph_status="ok",
+    )
+    assert runs == 5
+    for node in ("prefix_node", "chatbot"):
+        assert (
+            v(
+                "langgraph_task_duration_seconds_count",
+                langgraph_graph="chat",
+                langgraph_node=node,
+                langgraph_status="ok",
+            )
+            == 5
+        )
+    assert v("langgraph_runs_active", langgraph_graph="chat") == 0
+    token_labels = {
+        "gen_ai_operation_name": "chat",
+        "gen_ai_provider_name": "simulated",
+        "gen_ai_request_model": "simulated-chat",
+        "langgraph_graph": "chat",
+        "langgraph_node": "chatbot",
+    }
+    outputs = v(
+        "gen_ai_client_token_usage_sum", **token_labels, gen_ai_token_type="output"
+    )
+    assert outputs == 5 * 9
+
+
+def test_status_labels_for_every_outcome(meters: Meters, tracing: Any) -> None:
+    """ok, error, interrupted and cancelled runs and tasks get their status label."""
+    ok = meters.instrument(chat_graph(0.0, 0.0), tracing)
+    ok.invoke({"messages": [HumanMessage("hi")]})
+    bad = meters.instrument(failing(), tracing)
+    with pytest.raises(Boom):
+        bad.invoke({"log": []})
+    paused = meters.instrument(human(), tracing)
+    paused.invoke({"log": []}, {"configurable": {"thread_id": str(uuid.uuid4())}})
+    stopped = meters.instrument(chat_graph(0.0, 0.05), tracing)
+
+    async def cancel_mid_stream() -> None:
+        async def consume() -> None:
+            async for _ in stopped.astream(
+                {"messages": [HumanMessage("hi")]}, stream_mode="messages"
+            ):
+                task.cancel()
+
+        task = asyncio.create_task(consume())
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_mid_stream())
+    v = meters.value
+    for graph, status in [
+        ("chat", "ok"),
+        ("failing", "error"),
+        ("human", "interrupted"),
+        ("chat", "cancelled"),
+    ]:
+        assert (
+            v(
+                "langgraph_run_duration_seconds_count",
+                langgraph_graph=graph,
+                langgraph_status=status,
+            )
+            == 1
+        ), (graph, status)
+    for node, status in [("boom", "error"), ("ask", "interrupted"), ("ok", "ok")]:
+        graph = "failing" if node != "ask" else "human"
+        assert (
+            v(
+                "langgraph_task_duration_seconds_count",
+                langgraph_graph=graph,
+                langgraph_node=node,
+                langgraph_status=status,
+            )
+            == 1
+        ), node
+    cancelled_chatbot = v(
+        "langgraph_task_duration_seconds_count",
+        langgraph_graph="chat",
+        langgraph_node="chatbot",
+        langgraph_status="cancelled",
+    )
+    assert cancelled_chatbot == 1
+
+
+def test_consumer_wait_reflects_a_slow_caller(meters: Meters, tracing: Any) -> None:
+    """A caller sleeping 20 ms per chunk: consumer_wait within 10 % of its sleeps."""
+    graph = meters.instrument(chat_graph(0.0, 0.0), tracing)
+    slept = 0.0
+    for _ in graph.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages"):
+        time.sleep(0.02)
+        slept += 0.02
+    wait = meters.value(
+        "langgraph_stream_consumer_wait_seconds_sum", langgraph_graph="chat"
+    )
+    assert wait == pytest.approx(slept, rel=0.10)
+
+
+class Fan(TypedDict):
+    """State of the fan-out graph."""
+
+    models: list[str]
+
+
+def test_thousand_model_names_are_capped(meters: Meters, tracing: Any) -> None:
+    """1,000 Send targets calling 1,000 model names: at most cap + 'other' values."""
+
+    def plan(state: Fan) -> Any:
+        return {}
+
+    def route(state: Fan) -> list[Send]:
+        return [Send("call", {"models": [m]}) for m in state["models"]]
+
+    def call(state: Fan) -> Any:
+        (name,) = state["models"]
+        SimulatedChatModel(messages=iter(["hi"]), model_name=name).invoke("x")
+        return {}
+
+    g = StateGraph(Fan)
+    g.add_node("plan", plan)
+    g.add_node("call", call)
+    g.add_edge(START, "plan")
+    g.add_conditional_edges("plan", route, ["call"])
+    graph = meters.instrument(g.compile(name="fan"), tracing, max_label_values=50)
+    graph.invoke({"models": [f"model-{i}" for i in range(1000)]})
+    models = {
+        sample.labels["gen_ai_request_model"]
+        for family in meters.registry.collect()
+        if family.name == "gen_ai_client_operation_duration_seconds"
+        for sample in family.samples
+    }
+    assert len(models) == 51
+    assert n.LABEL_OTHER in models
+    other = meters.value(
+        "gen_ai_client_operation_duration_seconds_count",
+        gen_ai_operation_name="chat",
+        gen_ai_provider_name="simulated",
+        gen_ai_request_model="other",
+        langgraph_graph="fan",
+        langgraph_node="call",
+        error_type="",
+    )
+    assert other == 950
+
+
+def test_exemplars_carry_exported_trace_ids(meters: Meters, tracing: Any) -> None:
+    """TTFT and task-duration exemplars name trace ids of spans that were exported."""
+    _, exporter = tracing
+    graph = meters.instrument(chat_graph(0.0, 0.0), tracing)
+    for _ in graph.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages"):
+        pass
+    exported = {f"{s.context.trace_id:032x}" for s in exporter.get_finished_spans()}
+    text = generate_latest(meters.registry).decode()
+    seen = set()
+    for line in text.splitlines():
+        if " # {" in line and line.startswith(
+            (
+                "langgraph_run_time_to_first_token_seconds_bucket",
+                "gen_ai_client_operation_time_to_first_chunk_seconds_bucket",
+                "langgraph_task_duration_seconds_bucket",
+            )
+        ):
+            trace_id = line.split('trace_id="')[1].split('"')[0]
+            seen.add(line.split("{")[0])
+            assert trace_id in exported
+    assert len(seen) == 3
