@@ -1,4 +1,4 @@
-"""Metrics from real graph runs: every series on both paths, right values, bounded labels."""
+"""Metrics from real graph runs: every series on both paths, right values, labels."""
 
 from __future__ import annotations
 

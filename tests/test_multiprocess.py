@@ -20,8 +20,9 @@ WORKER = textwrap.dedent(
     from tests.graphs import chat
 
     graph = lg_otel.instrument(chat())
+    inputs = {"messages": [HumanMessage("hi")]}
     for _ in range(int(sys.argv[1])):
-        for _ in graph.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages"):
+        for _ in graph.stream(inputs, stream_mode="messages"):
             pass
     """
 )
