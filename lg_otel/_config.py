@@ -95,6 +95,11 @@ class Config:
         max_interrupted_threads: How many threads' interrupted-run span contexts are
             remembered, so a resumed run can link to the run it resumes (default
             10,000; oldest forgotten first).
+        persist_links: Also save each run span's W3C traceparent in the run's
+            checkpoint metadata (key ``lg_otel_traceparent``), so a run resumed
+            with ``Command(resume=...)`` links to the interrupted run even in another
+            process (default off; env ``LG_OTEL_PERSIST_LINKS``). The key then
+            shows in what LangGraph stores and in ``checkpoints``/``debug`` parts.
     """
 
     graph_name: str | None = None
@@ -105,6 +110,7 @@ class Config:
     metrics: bool | None = None
     max_label_values: int | None = None
     max_interrupted_threads: int = 10_000
+    persist_links: bool | None = None
 
     def __post_init__(self) -> None:
         """Reject bad values at setup, naming the field and the fix."""
@@ -145,7 +151,7 @@ class Config:
                 "Config.redact must be a callable taking and returning a str "
                 f"(got {type(self.redact).__name__})"
             )
-        for field in ("logs", "metrics"):
+        for field in ("logs", "metrics", "persist_links"):
             value = getattr(self, field)
             if value is not None and not isinstance(value, bool):
                 raise TypeError(f"Config.{field} must be True, False or None")
@@ -184,6 +190,7 @@ class Config:
             ),
             logs=pick("logs", n.ENV_LOGS, _flag, defaults.get("logs", False)),
             metrics=pick("metrics", n.ENV_METRICS, _flag, True),
+            persist_links=pick("persist_links", n.ENV_PERSIST_LINKS, _flag, False),
             max_label_values=pick(
                 "max_label_values", n.ENV_MAX_LABEL_VALUES, _positive_int, 200
             ),

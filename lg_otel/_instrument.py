@@ -21,7 +21,14 @@ from lg_otel._hook import RunHook
 from lg_otel._logs import LogSink
 from lg_otel._metrics import MetricsSink
 from lg_otel._records import NullSink, RunRecord, Sink
-from lg_otel._spans import InterruptLinks, SpanBinder, SpanSink, current_context
+from lg_otel._spans import (
+    InterruptLinks,
+    SpanBinder,
+    SpanSink,
+    current_context,
+    parse_traceparent,
+    traceparent_of,
+)
 from lg_otel._tap import (
     AnyGraph,
     Instrumentation,
@@ -68,6 +75,7 @@ class GraphInstrumentation(Instrumentation):
         """Build the sinks once; every run of the graph feeds them."""
         self.clock = clock
         self.config = config = config.resolve(logs=structlog.is_configured())
+        self.persist_links = bool(config.persist_links)
         self.errors = InternalErrors()
         assert config.capture_content is not None
         assert config.max_content_length is not None
@@ -112,6 +120,10 @@ class GraphInstrumentation(Instrumentation):
         self._sink = FanOut(sinks)
         self._binder = SpanBinder()
 
+    def traceparent(self, run: RunRecord) -> str | None:
+        """The run span's traceparent, to persist in checkpoint metadata."""
+        return traceparent_of(run)
+
     def _read_clock(self) -> int:
         return self.clock()
 
@@ -136,17 +148,26 @@ class GraphInstrumentation(Instrumentation):
         config: dict[str, Any],
         parent: object,
         stream_has_subgraphs: bool,
+        stored_link: object = None,
     ) -> tuple[RunTracker, RunHook]:
-        """Start tracking one run of ``graph``."""
+        """Start tracking one run of ``graph``.
+
+        ``stored_link`` is the traceparent found in the thread's checkpoint metadata
+        (``persist_links``); the in-memory link of this process wins over it.
+        """
         thread = (config.get("configurable") or {}).get("thread_id")
         thread_id = str(thread) if thread is not None else None
+        links = self.links.links_for(thread_id)
+        if not links and stored_link is not None:
+            stored = parse_traceparent(stored_link)
+            links = (stored,) if stored is not None else ()
         tracker = RunTracker(
             self._sink,
             self.clock,
             graph=self.graph_name(graph),
             thread_id=thread_id,
             parent=parent,
-            links=self.links.links_for(thread_id),
+            links=links,
             stream_has_subgraphs=stream_has_subgraphs,
             on_clock_error=lambda exc: self.errors.record(n.COMPONENT_PARSE, exc),
         )

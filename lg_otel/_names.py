@@ -261,3 +261,8 @@ ERROR_TYPE_OTHER: Final = "_OTHER"
 EXEMPLAR_TRACE_ID: Final = "trace_id"
 #: Exemplar label carrying the span id (16 hex) of the span an observation describes.
 EXEMPLAR_SPAN_ID: Final = "span_id"
+
+#: Environment variable: persist resume links in checkpoint metadata (true/false).
+ENV_PERSIST_LINKS: Final = "LG_OTEL_PERSIST_LINKS"
+#: Checkpoint-metadata key (via ``configurable``) holding the run span's traceparent.
+CHECKPOINT_LINK_KEY: Final = "lg_otel_traceparent"

@@ -327,3 +327,30 @@ class InterruptLinks(NullSink):
                 self._by_thread[run.thread_id] = ctx
                 while len(self._by_thread) > self._capacity:
                     self._by_thread.popitem(last=False)
+
+
+def traceparent_of(run: RunRecord) -> str | None:
+    """The run span's W3C ``traceparent`` (to persist a resume link)."""
+    ctx = span_context_of(run)
+    if ctx is None or not ctx.is_valid:
+        return None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+
+
+def parse_traceparent(value: object) -> trace.SpanContext | None:
+    """A span context from a W3C ``traceparent`` string; None if malformed."""
+    if not isinstance(value, str):
+        return None
+    parts = value.split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    try:
+        ctx = trace.SpanContext(
+            trace_id=int(parts[1], 16),
+            span_id=int(parts[2], 16),
+            is_remote=True,
+            trace_flags=trace.TraceFlags(int(parts[3], 16)),
+        )
+    except ValueError:
+        return None
+    return ctx if ctx.is_valid else None

@@ -18,7 +18,9 @@ from typing import Any, ClassVar
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import AIMessageChunk
 from langchain_core.runnables.config import ensure_config
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
+from langgraph.types import Command
 
 from lg_otel import _names as n
 from lg_otel._hook import RunHook, status_of
@@ -46,6 +48,8 @@ class Instrumentation:
     """What an instrumented graph class needs from ``instrument()`` (see there)."""
 
     clock: Callable[[], int]
+    #: Save each run's traceparent in checkpoint metadata (Config.persist_links).
+    persist_links: bool = False
 
     def new_run(
         self,
@@ -53,8 +57,13 @@ class Instrumentation:
         config: dict[str, Any],
         parent: object,
         stream_has_subgraphs: bool,
+        stored_link: object = None,
     ) -> tuple[RunTracker, RunHook]:
         """Start tracking one run."""
+        raise NotImplementedError  # pragma: no cover - implemented by the subclass
+
+    def traceparent(self, run: Any) -> str | None:
+        """The run span's traceparent."""
         raise NotImplementedError  # pragma: no cover - implemented by the subclass
 
     def record_error(self, component: str, error: BaseException) -> None:
@@ -168,12 +177,63 @@ class _Plan:
             self.instr.record_error(n.COMPONENT_SPANS, exc)
 
 
+def _checkpointer(graph: AnyGraph) -> BaseCheckpointSaver[Any] | None:
+    saver = graph.checkpointer
+    return saver if isinstance(saver, BaseCheckpointSaver) else None
+
+
+def _link_lookup(
+    instr: Instrumentation, graph: AnyGraph, config: Any, input: Any
+) -> tuple[BaseCheckpointSaver[Any], dict[str, Any]] | None:
+    """Where to read a resumed run's stored link from, if it needs one."""
+    if not instr.persist_links or not isinstance(input, Command):
+        return None
+    if input.resume is None:
+        return None
+    saver = _checkpointer(graph)
+    thread = (ensure_config(config).get("configurable") or {}).get("thread_id")
+    if saver is None or thread is None:
+        return None
+    return saver, {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+
+
+def _stored_link(
+    instr: Instrumentation, graph: AnyGraph, config: Any, input: Any
+) -> Any:
+    """The interrupted run's traceparent from the thread's checkpoint metadata."""
+    try:
+        lookup = _link_lookup(instr, graph, config, input)
+        if lookup is None:
+            return None
+        found = lookup[0].get_tuple(lookup[1])  # type: ignore[arg-type]
+        return found.metadata.get(n.CHECKPOINT_LINK_KEY) if found else None
+    except Exception as exc:  # noqa: BLE001 - a missing link must not fail the run
+        instr.record_error(n.COMPONENT_PARSE, exc)
+        return None
+
+
+async def _astored_link(
+    instr: Instrumentation, graph: AnyGraph, config: Any, input: Any
+) -> Any:
+    """Async twin of :func:`_stored_link`."""
+    try:
+        lookup = _link_lookup(instr, graph, config, input)
+        if lookup is None:
+            return None
+        found = await lookup[0].aget_tuple(lookup[1])  # type: ignore[arg-type]
+        return found.metadata.get(n.CHECKPOINT_LINK_KEY) if found else None
+    except Exception as exc:  # noqa: BLE001 - a missing link must not fail the run
+        instr.record_error(n.COMPONENT_PARSE, exc)
+        return None
+
+
 def _plan(
     instr: Instrumentation,
     graph: AnyGraph,
     config: Any,
     kwargs: dict[str, Any],
     parent: object,
+    stored_link: object = None,
 ) -> _Plan | None:
     """Decide how to trace this call; None means pass it through untouched."""
     try:
@@ -198,11 +258,21 @@ def _plan(
         # changes when (and so in which state) the caller sees each chunk. The hook
         # times and closes subgraph tasks instead.
         subgraphs = request.subgraphs
-        tracker, hook = instr.new_run(graph, dict(merged), parent, subgraphs)
+        tracker, hook = instr.new_run(
+            graph, dict(merged), parent, subgraphs, stored_link
+        )
         base = dict(config) if isinstance(config, dict) else {}
         hooked = _with_hook(base, hook)
         if hooked is None:
             hooked = base
+        if instr.persist_links and tracker.run.thread_id and _checkpointer(graph):
+            # LangGraph copies string values of `configurable` into the metadata of
+            # the checkpoints it writes: the resumed run reads it back from there.
+            traceparent = instr.traceparent(tracker.run)
+            if traceparent is not None:
+                configurable = {**(hooked.get("configurable") or {})}
+                configurable[n.CHECKPOINT_LINK_KEY] = traceparent
+                hooked = {**hooked, "configurable": configurable}
         call_kwargs = {
             **kwargs,
             "stream_mode": request.tap_modes(),
@@ -223,7 +293,9 @@ def _sync_tap(
     kwargs: dict[str, Any],
     parent: object,
 ) -> Iterator[Any]:
-    plan = _plan(instr, graph, config, kwargs, parent)
+    plan = _plan(
+        instr, graph, config, kwargs, parent, _stored_link(instr, graph, config, input)
+    )
     if plan is None:
         yield from base_stream(graph, input, config, **kwargs)
         return
@@ -256,7 +328,8 @@ async def _async_tap(
     kwargs: dict[str, Any],
     parent: object,
 ) -> AsyncIterator[Any]:
-    plan = _plan(instr, graph, config, kwargs, parent)
+    link = await _astored_link(instr, graph, config, input)
+    plan = _plan(instr, graph, config, kwargs, parent, link)
     if plan is None:
         async for item in base_astream(graph, input, config, **kwargs):
             yield item

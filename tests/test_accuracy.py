@@ -50,6 +50,18 @@ def _sleepers(delays: dict[str, float], parallel: bool, use_async: bool) -> Any:
 DELAYS = {"fast": 0.02, "mid": 0.06, "slow": 0.12}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _warm_up() -> None:
+    """One throwaway traced run, sync and async, before anything is timed.
+
+    The first run in a process pays one-time imports and set-up (tens of ms, on the
+    event loop under asyncio); that is start-up cost, not a node's duration.
+    """
+    graph = lg_otel.instrument(_sleepers({"w": 0.0}, True, True))
+    asyncio.run(graph.ainvoke({"log": []}))
+    lg_otel.instrument(_sleepers({"w": 0.0}, True, False)).invoke({"log": []})
+
+
 @pytest.mark.parametrize("parallel", [False, True], ids=["sequential", "parallel"])
 def test_sync_task_durations(parallel: bool, tracing: Any) -> None:
     """Sync: each task span lasts as long as its node slept."""
