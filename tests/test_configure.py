@@ -195,6 +195,7 @@ def test_bad_env_setting_warns_once_and_falls_back(
 
     monkeypatch.setattr(_config, "_warned", set())
     env = {"LG_OTEL_MAX_CONTENT_LENGTH": "-3", "LG_OTEL_LOGS": "maybe"}
+
     def resolve_twice() -> tuple[lg_otel.Config, lg_otel.Config]:
         return lg_otel.Config().resolve(env), lg_otel.Config().resolve(env)
 
