@@ -1,0 +1,286 @@
+"""Real servers for end-to-end tests: Arize Phoenix, a rotel collector hop, the app.
+
+Every server listens on 127.0.0.1 only, is started by the test setup, and is stopped
+by the PID it was started with. Phoenix and rotel live in their own virtualenv
+(``.e2e/phoenix-venv``, made by ``scripts/install-phoenix.sh``) so their pins never
+clash with the library's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PHOENIX_VENV = ROOT / ".e2e" / "phoenix-venv"
+LAUNCHER = Path(__file__).with_name("phoenix_launcher.py")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def missing(what: str, how: str) -> None:
+    """Fail under CI=true (an e2e test may never skip there); skip elsewhere."""
+    message = f"{what} is not installed; run {how}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def http_json(url: str, *, data: Any = None, timeout: float = 10) -> Any:
+    """GET (or POST ``data`` as JSON) and decode the JSON answer."""
+    body = json.dumps(data).encode() if data is not None else None
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` until true; TimeoutError naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+
+
+def _up(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return bool(response.status == 200)
+
+
+class Process:
+    """A server started as a subprocess, logged to a file, stopped by its PID."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path):
+        self.name = name
+        self._argv = argv
+        self._env = env
+        self.log = log
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the process (output goes to the log file)."""
+        with self.log.open("wb") as out:
+            self._proc = subprocess.Popen(
+                self._argv, env=self._env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    @property
+    def pid(self) -> int:
+        """The PID it was started with."""
+        assert self._proc is not None
+        return self._proc.pid
+
+    def stop(self) -> None:
+        """Terminate by PID; kill after 10 s."""
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+
+    def tail(self, lines: int = 30) -> str:
+        """The end of its log, for failure messages."""
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Phoenix:
+    """Arize Phoenix as an OTLP trace store with a REST API, on loopback."""
+
+    def __init__(self, workdir: Path) -> None:
+        python = PHOENIX_VENV / "bin" / "python"
+        if not python.exists():
+            missing("Arize Phoenix", "scripts/install-phoenix.sh")
+        self.port, self.grpc_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "PHOENIX_HOST": "127.0.0.1",
+            "PHOENIX_PORT": str(self.port),
+            "PHOENIX_GRPC_PORT": str(self.grpc_port),
+            "PHOENIX_WORKING_DIR": str(workdir / "phoenix"),
+            "PHOENIX_TELEMETRY_ENABLED": "false",
+            "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
+        }
+        self.process = Process(
+            "phoenix", [str(python), str(LAUNCHER)], env, workdir / "phoenix.log"
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Phoenix:
+        self.process.start()
+        try:
+            wait_for(lambda: _up(f"{self.url}/healthz"), 90, "Phoenix")
+        except TimeoutError as exc:
+            self.process.stop()
+            raise TimeoutError(f"{exc}\n{self.process.tail()}") from None
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.process.stop()
+
+    def spans(self, project: str) -> list[dict[str, Any]]:
+        """All spans of a project (following pagination)."""
+        out: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {"limit": "500"}
+            if cursor:
+                query["cursor"] = cursor
+            url = (
+                f"{self.url}/v1/projects/{urllib.parse.quote(project)}/spans?"
+                f"{urllib.parse.urlencode(query)}"
+            )
+            try:
+                page = http_json(url)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:  # the project exists once its first span landed
+                    return out
+                raise
+            out.extend(page["data"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return out
+
+    def project_id(self, name: str) -> str:
+        """Phoenix's id of a project (for its UI's URLs)."""
+        for project in http_json(f"{self.url}/v1/projects")["data"]:
+            if project["name"] == name:
+                return str(project["id"])
+        raise KeyError(name)
+
+
+class Rotel:
+    """A real OTLP collector hop (OTLP/HTTP in, OTLP/gRPC out to Phoenix)."""
+
+    def __init__(self, workdir: Path, upstream_grpc_port: int) -> None:
+        agents = list(PHOENIX_VENV.glob("lib/python*/site-packages/rotel/rotel-agent"))
+        if not agents:
+            missing("rotel", "scripts/install-phoenix.sh")
+        self.http_port, self.grpc_port = free_port(), free_port()
+        argv = [
+            str(agents[0]),
+            "start",
+            "--otlp-grpc-endpoint",
+            f"127.0.0.1:{self.grpc_port}",
+            "--otlp-http-endpoint",
+            f"127.0.0.1:{self.http_port}",
+            "--exporter",
+            "otlp",
+            "--otlp-exporter-endpoint",
+            f"http://127.0.0.1:{upstream_grpc_port}",
+            "--otlp-exporter-protocol",
+            "grpc",
+        ]
+        self.process = Process("rotel", argv, dict(os.environ), workdir / "rotel.log")
+        self.endpoint = f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        """Start and wait until it accepts connections."""
+        self.process.start()
+
+        def listening() -> bool:
+            with socket.create_connection(("127.0.0.1", self.http_port), timeout=1):
+                return True
+
+        wait_for(listening, 20, "rotel")
+
+    def stop(self) -> None:
+        """Stop by PID."""
+        self.process.stop()
+
+
+class App:
+    """The SSE example service (uvicorn) with the given environment."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        if shutil.which("uvicorn", path=str(Path(sys.executable).parent)) is None:
+            missing("uvicorn", "./run test (it installs the test extras)")
+        self.port = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "examples.sse_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        self.process = Process(
+            "app", argv, {**clean, "PYTHONPATH": str(ROOT), **env}, workdir / "app.log"
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> App:
+        self.process.start()
+        try:
+            wait_for(lambda: _up(f"{self.url}/healthz"), 30, "the example app")
+        except TimeoutError as exc:
+            self.process.stop()
+            raise TimeoutError(f"{exc}\n{self.process.tail()}") from None
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.process.stop()
+
+    def chat(self, *, fail: bool = False, thread: str = "t") -> list[dict[str, Any]]:
+        """One streamed request; the decoded SSE events."""
+        body = json.dumps({"message": "status?", "thread_id": thread, "fail": fail})
+        request = urllib.request.Request(
+            f"{self.url}/chat/stream",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        events = []
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            assert response.headers["X-Accel-Buffering"] == "no"
+            for raw in response:
+                line = raw.decode().strip()
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+        return events
