@@ -276,3 +276,46 @@ def test_part_dataclass_is_plain() -> None:
     part = Part((), "updates", {"a": 1})
     assert part.mode == "updates"
     assert part.ns == ()
+
+
+async def test_cancellation_in_a_parallel_superstep(counted: Any) -> None:
+    """Cancelled while three branches run: each task span ends once, cancelled."""
+    from langgraph.graph import START, StateGraph
+
+    from tests.graphs import S
+
+    provider, exporter, counter = counted
+
+    def slow(name: str) -> Any:
+        async def node(state: S) -> Any:
+            await asyncio.sleep(0.5)
+            return {"log": [name]}
+
+        return node
+
+    g = StateGraph(S)
+    for name in ("a", "b", "c"):
+        g.add_node(name, slow(name))
+        g.add_edge(START, name)
+    traced = lg_otel.instrument(g.compile(name="par"), tracer_provider=provider)
+
+    async def consume() -> None:
+        async for _ in traced.astream({"log": []}):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.05)
+    counter.assert_all_ended_once()
+    spans = exporter.get_finished_spans()
+    statuses = {s.name: s.attributes[n.ATTR_STATUS] for s in spans}
+    assert statuses == {
+        "invoke_workflow par": n.STATUS_CANCELLED,
+        "invoke_node a": n.STATUS_CANCELLED,
+        "invoke_node b": n.STATUS_CANCELLED,
+        "invoke_node c": n.STATUS_CANCELLED,
+    }
+    assert type(traced)._lg_otel.active.count == 0
