@@ -284,3 +284,194 @@ class App:
                 if line.startswith("data: "):
                     events.append(json.loads(line[6:]))
         return events
+
+
+def require(binary: str) -> str:
+    """The path of a server binary; fail in CI, skip elsewhere, when missing."""
+    path = shutil.which(binary)
+    if path is None:
+        missing(binary, "scripts/install-servers.sh (as root)")
+    assert path is not None
+    return path
+
+
+class Prometheus:
+    """Debian's Prometheus on loopback: scrapes targets, evaluates rules, keeps
+    exemplars (``--enable-feature=exemplar-storage``)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        targets: list[str],
+        *,
+        rule_files: list[Path] | None = None,
+        alertmanager: str | None = None,
+        interval: str = "1s",
+    ) -> None:
+        binary = require("prometheus")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "prometheus.yml"
+        lines = [
+            "global:",
+            f"  scrape_interval: {interval}",
+            f"  evaluation_interval: {interval}",
+            "scrape_configs:",
+            "  - job_name: app",
+            "    static_configs:",
+            f"      - targets: {json.dumps(targets)}",
+        ]
+        if rule_files:
+            lines.append("rule_files:")
+            lines.extend(f"  - {json.dumps(str(path))}" for path in rule_files)
+        if alertmanager:
+            lines += [
+                "alerting:",
+                "  alertmanagers:",
+                "    - static_configs:",
+                f"        - targets: [{json.dumps(alertmanager)}]",
+            ]
+        config.write_text("\n".join(lines) + "\n")
+        subprocess.run(
+            [require("promtool"), "check", "config", str(config)],
+            check=True,
+            capture_output=True,
+        )
+        argv = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--enable-feature=exemplar-storage",
+        ]
+        self.process = Process(
+            "prometheus", argv, dict(os.environ), workdir / "prometheus.log"
+        )
+
+    def __enter__(self) -> Prometheus:
+        self.process.start()
+        try:
+            wait_for(lambda: _up(f"{self.url}/-/ready"), 30, "Prometheus")
+        except TimeoutError as exc:
+            self.process.stop()
+            raise TimeoutError(f"{exc}\n{self.process.tail()}") from None
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.process.stop()
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+        answer = http_json(url)
+        assert answer["status"] == "success", answer
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    def exemplars(self, promql: str, start: float, end: float) -> list[dict[str, Any]]:
+        """``/api/v1/query_exemplars`` for a selector over [start, end]."""
+        query = urllib.parse.urlencode({"query": promql, "start": start, "end": end})
+        answer = http_json(f"{self.url}/api/v1/query_exemplars?{query}")
+        assert answer["status"] == "success", answer
+        result: list[dict[str, Any]] = answer["data"]
+        return result
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts Prometheus currently holds (pending or firing)."""
+        alerts: list[dict[str, Any]] = http_json(f"{self.url}/api/v1/alerts")["data"][
+            "alerts"
+        ]
+        return alerts
+
+
+class Alertmanager:
+    """Debian's Alertmanager on loopback, delivering to one webhook."""
+
+    def __init__(self, workdir: Path, webhook: str) -> None:
+        binary = require("prometheus-alertmanager")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "alertmanager.yml"
+        config.write_text(
+            "route:\n"
+            "  receiver: hook\n"
+            "  group_by: [alertname]\n"
+            "  group_wait: 1s\n"
+            "  group_interval: 1s\n"
+            "  repeat_interval: 1h\n"
+            "receivers:\n"
+            "  - name: hook\n"
+            "    webhook_configs:\n"
+            f"      - url: {json.dumps(webhook)}\n"
+            "        send_resolved: true\n"
+        )
+        argv = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={workdir / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--cluster.listen-address=",
+        ]
+        self.process = Process(
+            "alertmanager", argv, dict(os.environ), workdir / "alertmanager.log"
+        )
+
+    def __enter__(self) -> Alertmanager:
+        self.process.start()
+        try:
+            wait_for(lambda: _up(f"{self.url}/-/ready"), 30, "Alertmanager")
+        except TimeoutError as exc:
+            self.process.stop()
+            raise TimeoutError(f"{exc}\n{self.process.tail()}") from None
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.process.stop()
+
+
+class Webhook:
+    """A webhook receiver on loopback that keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[dict[str, Any]] = []
+        self.received = received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                received.append(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
+
+    def __enter__(self) -> Webhook:
+        import threading
+
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
