@@ -16,6 +16,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 from lg_otel.testing import in_memory_tracing
 
 
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """Each test starts with structlog unconfigured (capture_logs() leaves it set)."""
+    import structlog
+
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
+
 @pytest.fixture
 def tracing() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     """A TracerProvider exporting to memory, shut down after the test."""
