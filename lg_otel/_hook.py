@@ -192,12 +192,7 @@ class RunHook(BaseCallbackHandler):
     ) -> None:
         try:
             meta = metadata or {}
-            checkpoint_ns = meta.get(_NS_KEY)
-            task_id = (
-                split_checkpoint_ns(checkpoint_ns)[0]
-                if isinstance(checkpoint_ns, str)
-                else None
-            )
+            task_id = _task_of(meta)
             model, provider = meta.get("ls_model_name"), meta.get("ls_provider")
             self.tracker.llm_started(
                 str(run_id),
@@ -290,13 +285,7 @@ class RunHook(BaseCallbackHandler):
     ) -> None:
         """A tool was called."""
         try:
-            meta = metadata or {}
-            checkpoint_ns = meta.get(_NS_KEY)
-            task_id = (
-                split_checkpoint_ns(checkpoint_ns)[0]
-                if isinstance(checkpoint_ns, str)
-                else None
-            )
+            task_id = _task_of(metadata or {})
             name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
             call_id = kwargs.get("tool_call_id")
             self.tracker.tool_started(
@@ -330,6 +319,14 @@ class RunHook(BaseCallbackHandler):
             self.tracker.tool_ended(str(run_id), error=error)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
+
+
+def _task_of(metadata: Mapping[str, Any]) -> str | None:
+    """The task a model or tool call runs in, from LangGraph's run metadata."""
+    checkpoint_ns = metadata.get(_NS_KEY)
+    if not isinstance(checkpoint_ns, str):
+        return None
+    return split_checkpoint_ns(checkpoint_ns)[0]
 
 
 def _usage(

@@ -103,64 +103,48 @@ class Sink(Protocol):
 
     def run_started(self, run: RunRecord) -> None:
         """A run began."""
+        return None
 
     def run_ended(self, run: RunRecord) -> None:
         """A run finished (any status); called last, exactly once."""
+        return None
 
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """A node task began executing."""
+        return None
 
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
         """A node task finished."""
+        return None
 
     def llm_started(self, run: RunRecord, llm: LlmRecord) -> None:
         """A model call began."""
+        return None
 
     def llm_first_chunk(self, run: RunRecord, llm: LlmRecord) -> None:
         """A model call produced its first streamed chunk."""
+        return None
 
     def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
         """A model call finished."""
+        return None
 
     def tool_started(self, run: RunRecord, tool: ToolRecord) -> None:
         """A tool call began."""
+        return None
 
     def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
         """A tool call finished."""
+        return None
 
     def run_first_token(self, run: RunRecord) -> None:
         """The first LLM token of the run was handed to the caller."""
+        return None
 
 
-class NullSink:
-    """A sink that ignores everything; subclass it and override what you need."""
+class NullSink(Sink):
+    """A sink that ignores everything; subclass it and override what you need.
 
-    def run_started(self, run: RunRecord) -> None:
-        """Ignore."""
-
-    def run_ended(self, run: RunRecord) -> None:
-        """Ignore."""
-
-    def task_started(self, run: RunRecord, task: TaskRecord) -> None:
-        """Ignore."""
-
-    def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
-        """Ignore."""
-
-    def llm_started(self, run: RunRecord, llm: LlmRecord) -> None:
-        """Ignore."""
-
-    def llm_first_chunk(self, run: RunRecord, llm: LlmRecord) -> None:
-        """Ignore."""
-
-    def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
-        """Ignore."""
-
-    def tool_started(self, run: RunRecord, tool: ToolRecord) -> None:
-        """Ignore."""
-
-    def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
-        """Ignore."""
-
-    def run_first_token(self, run: RunRecord) -> None:
-        """Ignore."""
+    The no-op bodies are the protocol's own (explicitly subclassing a Protocol
+    inherits its methods).
+    """

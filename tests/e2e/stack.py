@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 import pytest
+from typing_extensions import Self
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOENIX_VENV = ROOT / ".e2e" / "phoenix-venv"
@@ -115,8 +116,41 @@ class Process:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-class Phoenix:
+class Server:
+    """A :class:`Process` that is ready once ``{url}{ready_path}`` answers 200."""
+
+    process: Process
+    url: str
+    ready_path = "/-/ready"
+    ready_timeout = 30.0
+
+    def __enter__(self) -> Self:
+        self.process.start()
+        try:
+            wait_for(
+                lambda: _up(f"{self.url}{self.ready_path}"),
+                self.ready_timeout,
+                self.process.name,
+            )
+        except TimeoutError as exc:
+            self.process.stop()
+            raise TimeoutError(f"{exc}\n{self.process.tail()}") from None
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.process.stop()
+
+
+class Phoenix(Server):
     """Arize Phoenix as an OTLP trace store with a REST API, on loopback."""
+
+    ready_path = "/healthz"
+    ready_timeout = 90.0
 
     def __init__(self, workdir: Path) -> None:
         python = PHOENIX_VENV / "bin" / "python"
@@ -136,23 +170,6 @@ class Phoenix:
             "phoenix", [str(python), str(LAUNCHER)], env, workdir / "phoenix.log"
         )
         self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Phoenix:
-        self.process.start()
-        try:
-            wait_for(lambda: _up(f"{self.url}/healthz"), 90, "Phoenix")
-        except TimeoutError as exc:
-            self.process.stop()
-            raise TimeoutError(f"{exc}\n{self.process.tail()}") from None
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.process.stop()
 
     def spans(self, project: str) -> list[dict[str, Any]]:
         """All spans of a project (following pagination)."""
@@ -225,8 +242,10 @@ class Rotel:
         self.process.stop()
 
 
-class App:
+class App(Server):
     """The SSE example service (uvicorn) with the given environment."""
+
+    ready_path = "/healthz"
 
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         if shutil.which("uvicorn", path=str(Path(sys.executable).parent)) is None:
@@ -249,23 +268,6 @@ class App:
             "app", argv, {**clean, "PYTHONPATH": str(ROOT), **env}, workdir / "app.log"
         )
         self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> App:
-        self.process.start()
-        try:
-            wait_for(lambda: _up(f"{self.url}/healthz"), 30, "the example app")
-        except TimeoutError as exc:
-            self.process.stop()
-            raise TimeoutError(f"{exc}\n{self.process.tail()}") from None
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.process.stop()
 
     def chat(self, *, fail: bool = False, thread: str = "t") -> list[dict[str, Any]]:
         """One streamed request; the decoded SSE events."""
@@ -295,7 +297,7 @@ def require(binary: str) -> str:
     return path
 
 
-class Prometheus:
+class Prometheus(Server):
     """Debian's Prometheus on loopback: scrapes targets, evaluates rules, keeps
     exemplars (``--enable-feature=exemplar-storage``)."""
 
@@ -348,23 +350,6 @@ class Prometheus:
             "prometheus", argv, dict(os.environ), workdir / "prometheus.log"
         )
 
-    def __enter__(self) -> Prometheus:
-        self.process.start()
-        try:
-            wait_for(lambda: _up(f"{self.url}/-/ready"), 30, "Prometheus")
-        except TimeoutError as exc:
-            self.process.stop()
-            raise TimeoutError(f"{exc}\n{self.process.tail()}") from None
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.process.stop()
-
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query's result vector."""
         url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
@@ -389,7 +374,7 @@ class Prometheus:
         return alerts
 
 
-class Alertmanager:
+class Alertmanager(Server):
     """Debian's Alertmanager on loopback, delivering to one webhook."""
 
     def __init__(self, workdir: Path, webhook: str) -> None:
@@ -420,23 +405,6 @@ class Alertmanager:
         self.process = Process(
             "alertmanager", argv, dict(os.environ), workdir / "alertmanager.log"
         )
-
-    def __enter__(self) -> Alertmanager:
-        self.process.start()
-        try:
-            wait_for(lambda: _up(f"{self.url}/-/ready"), 30, "Alertmanager")
-        except TimeoutError as exc:
-            self.process.stop()
-            raise TimeoutError(f"{exc}\n{self.process.tail()}") from None
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.process.stop()
 
 
 class Webhook:
