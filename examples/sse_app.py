@@ -201,6 +201,13 @@ async def metrics(request: Request) -> Response:
     return Response(encode(prometheus_client.REGISTRY), media_type=content_type)
 
 
+@app.post("/alerts/webhook")
+async def alerts_webhook(request: Request) -> dict[str, int]:
+    """A placeholder Alertmanager receiver (deploy/): accepts and counts alerts."""
+    body = await request.json()
+    return {"received": len(body.get("alerts", []))}
+
+
 @app.get("/healthz")
 async def healthz() -> dict[str, str]:
     """Liveness."""
