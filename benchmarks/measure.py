@@ -1,0 +1,80 @@
+"""Interleaved measurement: process CPU time and wall time per call, per variant."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: How the caller drives the graph.
+ENTRY_POINTS = ("invoke", "stream-updates", "stream-messages", "ainvoke", "astream")
+
+
+def call(graph: Any, entry: str, make_input: Callable[[], Any]) -> None:
+    """One run of ``graph`` through ``entry``."""
+    inp = make_input()
+    if entry == "invoke":
+        graph.invoke(inp)
+    elif entry == "stream-updates":
+        for _ in graph.stream(inp, stream_mode="updates"):
+            pass
+    elif entry == "stream-messages":
+        for _ in graph.stream(inp, stream_mode=["messages", "updates"]):
+            pass
+    elif entry == "ainvoke":
+        asyncio.run(graph.ainvoke(inp))
+    elif entry == "astream":
+
+        async def go() -> None:
+            async for _ in graph.astream(inp, stream_mode="updates"):
+                pass
+
+        asyncio.run(go())
+    else:  # pragma: no cover - the CLI only passes known names
+        raise ValueError(entry)
+
+
+@dataclass
+class Samples:
+    """CPU and wall seconds per call, one entry per repetition."""
+
+    cpu: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+    spans: list[int] = field(default_factory=list)
+
+
+def timed(fn: Callable[[], None], calls: int) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) per call of ``fn``, over ``calls`` calls."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (
+        (time.process_time() - cpu0) / calls,
+        (time.perf_counter() - wall0) / calls,
+    )
+
+
+def ratios(samples: Samples, bare: Samples, kind: str) -> list[float]:
+    """Per-repetition ratios of a variant to the bare graph measured beside it."""
+    mine, base = getattr(samples, kind), getattr(bare, kind)
+    return [m / b for m, b in zip(mine, base, strict=True) if b > 0]
+
+
+def overhead_us(samples: Samples, bare: Samples, per: int) -> list[float]:
+    """Per-repetition extra CPU microseconds, divided by ``per`` (tasks, chunks)."""
+    return [
+        (m - b) * 1e6 / max(per, 1) for m, b in zip(samples.cpu, bare.cpu, strict=True)
+    ]
+
+
+def summary(values: list[float], fmt: str = "{:.2f}") -> str:
+    """``median [min-max]``."""
+    if not values:
+        return "-"
+    return (
+        f"{fmt.format(statistics.median(values))} "
+        f"[{fmt.format(min(values))}-{fmt.format(max(values))}]"
+    )

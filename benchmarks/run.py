@@ -1,0 +1,255 @@
+"""lg_otel's cost against the bare graph (and the callback-based tools), measured here.
+
+    python benchmarks/run.py            # full run, writes benchmarks/results.md
+    python benchmarks/run.py --quick    # seconds: CI's smoke run (no timing claims)
+
+Variants are measured interleaved in one process (bare, spans, spans+metrics, …, bare,
+spans, …) and reported as per-repetition ratios to the bare graph measured beside
+them, so drift of this shared machine cancels. Process CPU time is the main figure.
+Competitors (OpenInference, OpenLLMetry) run when installed, each in its own process
+(their instrumentors patch LangChain globally).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import targets
+from benchmarks.measure import (
+    Samples,
+    call,
+    overhead_us,
+    ratios,
+    summary,
+    timed,
+)
+from benchmarks.variants import (
+    Variant,
+    competitor_variants,
+    lg_otel_variants,
+)
+from benchmarks.workloads import WORKLOADS, Workload, chat
+
+Results = dict[tuple[str, str], dict[str, Samples]]
+
+
+def measure(
+    workload: Workload,
+    entries: list[str],
+    variants: list[Variant],
+    reps: int,
+    calls: int,
+) -> Results:
+    """Interleaved repetitions of every variant, per entry point."""
+    graphs = {v.name: v.wrap(workload.build()) for v in variants}
+    out: Results = {}
+    for entry in entries:
+        samples = {v.name: Samples() for v in variants}
+        for v in variants:  # warm-up: imports, caches, first-call set-up
+            v.enter()
+            call(graphs[v.name], entry, workload.make_input)
+            v.leave()
+        for _ in range(reps):
+            for v in variants:
+                v.enter()
+                before = v.exporter.count
+                cpu, wall = timed(
+                    lambda v=v, e=entry: call(graphs[v.name], e, workload.make_input),
+                    calls,
+                )
+                v.leave()
+                samples[v.name].cpu.append(cpu)
+                samples[v.name].wall.append(wall)
+                samples[v.name].spans.append((v.exporter.count - before) // calls)
+        out[(workload.name, entry)] = samples
+    return out
+
+
+def plan(quick: bool, only: str | None) -> list[tuple[Workload, list[str], int, int]]:
+    """(workload, entry points, repetitions, calls per sample) to run."""
+    out = []
+    for w in WORKLOADS:
+        if only and w.name != only:
+            continue
+        if w.wall_only:
+            if quick:
+                continue
+            out.append((w, ["invoke", "stream-messages"], 5, 1))
+            continue
+        entries = ["invoke", "stream-updates", "stream-messages", "ainvoke", "astream"]
+        reps = 2 if quick else 10
+        calls = 1 if w.tasks > 100 else (1 if quick else 5)
+        if quick:
+            entries = ["invoke", "stream-messages"]
+        out.append((w, entries, reps, calls))
+    return out
+
+
+def per_chunk_slope(reps: int, variants: list[Variant]) -> dict[str, list[float]]:
+    """Extra CPU per streamed chunk: the 200-chunk chat minus a 20-chunk chat."""
+    from benchmarks.workloads import Workload as W
+    from benchmarks.workloads import _messages
+
+    long = W("chat-200", lambda: chat("stream"), _messages, 2, 200)
+    short_text = " ".join(f"w{i}" for i in range(10))
+
+    def short_chat() -> Any:
+        from benchmarks import workloads
+
+        saved = workloads.TEXT
+        workloads.TEXT = short_text
+        try:
+            return chat("stream")
+        finally:
+            workloads.TEXT = saved
+
+    short = W("chat-20", short_chat, _messages, 2, 20)
+    a = measure(long, ["stream-messages"], variants, reps, 5)[
+        (long.name, "stream-messages")
+    ]
+    b = measure(short, ["stream-messages"], variants, reps, 5)[
+        (short.name, "stream-messages")
+    ]
+    out = {}
+    for v in variants[1:]:
+        long_extra = overhead_us(a[v.name], a["bare"], 1)
+        short_extra = overhead_us(b[v.name], b["bare"], 1)
+        out[v.name] = [
+            (x - y) / 180 for x, y in zip(long_extra, short_extra, strict=True)
+        ]
+    return out
+
+
+def table(results: Results, variants: list[str]) -> list[str]:
+    """Markdown rows: CPU and wall ratio vs bare, overhead per task, spans per run."""
+    rows = [
+        "| workload | entry point | variant | CPU ratio | wall ratio "
+        "| µs CPU per task | spans/run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    tasks = {w.name: w.tasks for w in WORKLOADS}
+    for (workload, entry), samples in results.items():
+        bare = samples["bare"]
+        for name in variants:
+            if name not in samples or name == "bare":
+                continue
+            s = samples[name]
+            wall_only = any(w.wall_only and w.name == workload for w in WORKLOADS)
+            cpu = "-" if wall_only else summary(ratios(s, bare, "cpu"))
+            per_task = (
+                "-"
+                if wall_only
+                else summary(overhead_us(s, bare, tasks.get(workload, 1)), "{:.0f}")
+            )
+            rows.append(
+                f"| {workload} | {entry} | {name} | {cpu} | "
+                f"{summary(ratios(s, bare, 'wall'))} | {per_task} | "
+                f"{statistics.median(s.spans):.0f} |"
+            )
+        assert max(bare.spans) == 0, "the bare variant emitted spans"
+    return rows
+
+
+def competitors(reps: int) -> dict[str, Any]:
+    """Each installed competitor in its own process: per-task and per-chunk µs."""
+    out: dict[str, Any] = {}
+    for name in ("openinference", "openllmetry"):
+        done = subprocess.run(
+            [sys.executable, __file__, "--competitor", name, "--reps", str(reps)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if done.returncode == 0 and done.stdout.strip():
+            out[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def competitor_main(name: str, reps: int) -> None:
+    """Child process: bare vs one competitor, interleaved; prints JSON."""
+    chosen = [v for v in competitor_variants() if v.name == name]
+    if not chosen:
+        return
+    variants = [lg_otel_variants()[0], chosen[0]]
+    wide = next(w for w in WORKLOADS if w.name == "wide")
+    res = measure(wide, ["invoke"], variants, reps, 1)[("wide", "invoke")]
+    per_task = overhead_us(res[name], res["bare"], wide.tasks)
+    per_chunk = per_chunk_slope(reps, variants)[name]
+    bare_spans = max(res["bare"].spans)
+    print(
+        json.dumps(
+            {
+                "per_task_us": statistics.median(per_task),
+                "per_chunk_us": statistics.median(per_chunk),
+                "cpu_ratio_wide": statistics.median(
+                    ratios(res[name], res["bare"], "cpu")
+                ),
+                "spans_per_run": statistics.median(res[name].spans),
+                "bare_leaked_spans": bare_spans,
+            }
+        )
+    )
+
+
+def main() -> None:
+    """Parse arguments, measure, print and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke run")
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--only", help="one workload")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("results.md")))
+    parser.add_argument("--competitor", help=argparse.SUPPRESS)
+    parser.add_argument("--rss-runs", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.competitor:
+        competitor_main(args.competitor, args.reps or 10)
+        return
+    if args.rss_runs:
+        print(json.dumps(targets.rss_child(args.rss_runs)))
+        return
+    started = time.perf_counter()
+    variants = lg_otel_variants()
+    names = [v.name for v in variants]
+    results: Results = {}
+    for workload, entries, reps, calls in plan(args.quick, args.only):
+        results.update(measure(workload, entries, variants, args.reps or reps, calls))
+    lines = [
+        "# lg_otel benchmark",
+        "",
+        f"{platform.platform()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs; langgraph {version('langgraph')}, "
+        f"langchain-core {version('langchain-core')}, "
+        f"opentelemetry-sdk {version('opentelemetry-sdk')}. "
+        f"{'Quick smoke run: no figure here means anything.' if args.quick else ''}",
+        "",
+        "Ratios are per repetition against the bare graph measured beside each "
+        "variant: median [min-max]. Spans go to a SimpleSpanProcessor with an "
+        "exporter that counts and drops them.",
+        "",
+        *table(results, names),
+    ]
+    if not args.quick:
+        slope = per_chunk_slope(args.reps or 10, variants)
+        found = competitors(args.reps or 10)
+        lines += ["", *targets.report(results, slope, found)]
+    lines.append("")
+    lines.append(f"Measured in {time.perf_counter() - started:.0f} s.")
+    text = "\n".join(lines) + "\n"
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
