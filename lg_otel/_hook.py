@@ -98,7 +98,7 @@ class RunHook(BaseCallbackHandler):
         never stays current for the caller. Tokens of other contexts (a task's own,
         already gone) are dropped.
         """
-        while self._pending:
+        while self._pending:  # usually empty: a cheap check per part
             try:
                 self._binder.deactivate(self._pending.pop())
             except Exception as exc:  # noqa: BLE001 - telemetry must not fail the host

@@ -108,9 +108,22 @@ class _Plan:
     kwargs: dict[str, Any]
     tracker: RunTracker
     hook: RunHook
+    #: Modes handed to the caller untouched, with nothing to read (v2 fast path).
+    passthrough: frozenset[str] = frozenset()
+    fast: bool = False
 
     def route(self, item: object) -> object:
         """Feed telemetry from one raw item; return the caller's item or ``_SKIP``."""
+        if self.fast:
+            # The caller's own parts with nothing to read (tokens after the first,
+            # custom, debug...) go straight through: they are already in the caller's
+            # shape (a v2 dict, or a v1 tuple of a listed stream_mode).
+            mode, top = _mode_of(item, self.subgraphs)
+            if top is not None and (
+                mode in self.passthrough
+                or (mode == "messages" and self.tracker.run.first_token_ns is not None)
+            ):
+                return item if (top or self.request.subgraphs) else _SKIP
         part = parse_item(item, self.request.version, self.subgraphs)
         if part is None:
             self.instr.record_error(
@@ -227,6 +240,18 @@ async def _astored_link(
         return None
 
 
+def _mode_of(item: object, subgraphs: bool) -> tuple[object, bool | None]:
+    """(mode, at the top level?) of a raw item, cheaply; (None, None) if unsure."""
+    if type(item) is dict:
+        return item.get("type"), not item.get("ns")
+    if type(item) is tuple:
+        if subgraphs and len(item) == 3:
+            return item[1], not item[0]
+        if not subgraphs and len(item) == 2:
+            return item[0], True
+    return None, None
+
+
 def _plan(
     instr: Instrumentation,
     graph: AnyGraph,
@@ -278,7 +303,18 @@ def _plan(
             "stream_mode": request.tap_modes(),
             "subgraphs": subgraphs,
         }
-        return _Plan(instr, request, subgraphs, hooked, call_kwargs, tracker, hook)
+        plan = _Plan(instr, request, subgraphs, hooked, call_kwargs, tracker, hook)
+        if isinstance(request.stream_mode, list) or request.version == "v2":
+            # tasks feed the tracker; updates/values may carry an interrupt; the
+            # first messages part marks the run's first token.
+            plan.passthrough = frozenset(request.modes()) - {
+                "tasks",
+                "messages",
+                "updates",
+                "values",
+            }
+            plan.fast = True
+        return plan
     except Exception as exc:  # noqa: BLE001 - if we cannot trace, run it bare
         instr.record_error(n.COMPONENT_PARSE, exc)
         return None

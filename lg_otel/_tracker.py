@@ -242,15 +242,21 @@ class RunTracker:
             self._sink.llm_started(self.run, llm)
 
     def llm_chunk(self, call_id: str) -> None:
-        """A model call streamed one chunk."""
-        with self._lock:
-            llm = self._llms.get(call_id)
-            if llm is None or self._done:
-                return
-            now = self._now()
-            llm.chunks += 1
-            llm.last_chunk_ns = now
-            if llm.first_chunk_ns is None:
+        """A model call streamed one chunk.
+
+        The hot path of a streamed answer: one model call streams from one thread, so
+        counting needs no lock; only the first chunk (which reaches the sinks) does.
+        """
+        llm = self._llms.get(call_id)
+        if llm is None or self._done:
+            return
+        now = self._now()
+        llm.chunks += 1
+        llm.last_chunk_ns = now
+        if llm.first_chunk_ns is None:
+            with self._lock:
+                if self._done or llm.first_chunk_ns is not None:
+                    return
                 llm.first_chunk_ns = now
                 self._sink.llm_first_chunk(self.run, llm)
 
@@ -330,6 +336,8 @@ class RunTracker:
 
     def token_delivered(self) -> None:
         """An LLM token part is being handed to the caller."""
+        if self.run.first_token_ns is not None:
+            return  # every token after the first: nothing to do, no lock
         with self._lock:
             if self._done or self.run.first_token_ns is not None:
                 return
