@@ -12,10 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyinstrument import Profiler  # noqa: E402
+from pyinstrument import Profiler
 
-from benchmarks.variants import lg_otel_variants  # noqa: E402
-from benchmarks.workloads import wide  # noqa: E402
+from benchmarks.variants import lg_otel_variants
+from benchmarks.workloads import wide
 
 
 def main() -> None:

@@ -172,8 +172,19 @@ def report(
     )
     up, down = exporter_down()
     streams_not = invoke_does_not_stream()
-    chunk = _median(slope.get("spans+metrics", []))
+    chunk_values = sorted(slope.get("spans+metrics", []))
+    chunk = _median(chunk_values)
+    q1, q3 = (
+        (
+            chunk_values[len(chunk_values) // 4],
+            chunk_values[(3 * len(chunk_values)) // 4],
+        )
+        if chunk_values
+        else (float("nan"), float("nan"))
+    )
     openllmetry = competitors.get("openllmetry", {}).get("per_task_us")
+    resolved = q3 <= 1.5 or q1 > 1.5
+    chunk_verdict = _verdict(q3 <= 1.5) if resolved else "**not resolved** (noise)"
     lines = [
         "## Targets",
         "",
@@ -201,7 +212,8 @@ def report(
         )
     lines += [
         f"| per streamed chunk ≤ 1.5 µs beyond bare (caller streams messages) | "
-        f"{chunk:.2f} µs | {_verdict(chunk <= 1.5)} |",
+        f"median {chunk:.2f} µs, IQR [{q1:.1f}, {q3:.1f}] µs | "
+        f"{chunk_verdict} |",
         f"| realistic workload wall ratio ≤ 1.02 | "
         f"{', '.join(f'{r:.3f}' for r in realistic)} (invoke, stream-messages) | "
         f"{_verdict(bool(realistic) and max(realistic) <= 1.02)} |",
