@@ -85,6 +85,21 @@ _ERRORS = _Spec(
     "Telemetry failures lg_otel swallowed.", (), prometheus_client.Counter,
 )  # fmt: skip
 
+#: Every instrument lg_otel records (the README and deploy/ tests read this too).
+SPECS = (
+    _TTFC,
+    _TPOC,
+    _LLM_DURATION,
+    _TOKENS,
+    _RATE,
+    _RUN_TTFT,
+    _RUN_DURATION,
+    _TASK_DURATION,
+    _ACTIVE_RUNS,
+    _WAIT,
+    _ERRORS,
+)
+
 _REGISTER_LOCK = threading.Lock()
 
 

@@ -19,19 +19,7 @@ from lg_otel import _names as n
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 RULES = DEPLOY / "prometheus" / "rules"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "lg_otel.json"
-SPECS = [
-    m._TTFC,
-    m._TPOC,
-    m._LLM_DURATION,
-    m._TOKENS,
-    m._RATE,
-    m._RUN_TTFT,
-    m._RUN_DURATION,
-    m._TASK_DURATION,
-    m._ACTIVE_RUNS,
-    m._WAIT,
-    m._ERRORS,
-]
+SPECS = m.SPECS
 #: Prometheus family names of every lg_otel instrument (translation of _names).
 FAMILIES = {
     m.prometheus_name(spec) + ("_total" if spec.kind.__name__ == "Counter" else "")

@@ -11,19 +11,7 @@ from lg_otel import _metrics as m
 from lg_otel import _names as n
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
-SPECS = [
-    m._TTFC,
-    m._TPOC,
-    m._LLM_DURATION,
-    m._TOKENS,
-    m._RATE,
-    m._RUN_TTFT,
-    m._RUN_DURATION,
-    m._TASK_DURATION,
-    m._ACTIVE_RUNS,
-    m._WAIT,
-    m._ERRORS,
-]
+SPECS = m.SPECS
 
 
 def _rows(header: str) -> list[list[str]]:
