@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
+from pydantic import Field
 
 __all__ = ["SimulatedChatModel", "in_memory_tracing"]
 
@@ -47,6 +48,11 @@ class SimulatedChatModel(GenericFakeChatModel):
     provider: str = "simulated"
     #: Report provider-style token usage (one output token per chunk) when True.
     report_usage: bool = False
+    #: Seconds from the start of each streamed call to its first chunk, as the model
+    #: itself saw them (the truth for accuracy tests, pauses of the host included).
+    first_chunk_times: list[float] = Field(default_factory=list)
+    #: Seconds each streamed call took from its start to its last chunk.
+    stream_times: list[float] = Field(default_factory=list)
 
     def _get_ls_params(
         self, stop: list[str] | None = None, **kwargs: Any
@@ -123,11 +129,15 @@ class SimulatedChatModel(GenericFakeChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         ai, tokens = self._next()
+        started = time.perf_counter()
         for idx, chunk in enumerate(self._chunks(ai, tokens, messages)):
             time.sleep(self.first_chunk_delay if idx == 0 else self.chunk_delay)
+            if idx == 0:
+                self.first_chunk_times.append(time.perf_counter() - started)
             if run_manager:
                 run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
             yield chunk
+        self.stream_times.append(time.perf_counter() - started)
 
     async def _astream(
         self,
@@ -137,15 +147,19 @@ class SimulatedChatModel(GenericFakeChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         ai, tokens = self._next()
+        started = time.perf_counter()
         for idx, chunk in enumerate(self._chunks(ai, tokens, messages)):
             await asyncio.sleep(
                 self.first_chunk_delay if idx == 0 else self.chunk_delay
             )
+            if idx == 0:
+                self.first_chunk_times.append(time.perf_counter() - started)
             if run_manager:
                 await run_manager.on_llm_new_token(
                     str(chunk.message.content), chunk=chunk
                 )
             yield chunk
+        self.stream_times.append(time.perf_counter() - started)
 
     async def _agenerate(
         self,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +26,27 @@ def _structlog_defaults() -> Iterator[None]:
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def no_gc_pauses() -> Iterator[None]:
+    """No garbage-collector pause lands inside a timed run.
+
+    A full collection (tens of ms with the objects earlier tests leave) holds the GIL
+    and delays whichever thread is about to record a timestamp: that is the host's
+    pause, not lg_otel's arithmetic, which is what these tests check. Likewise the
+    GIL's switch interval is shortened while the test runs.
+    """
+    gc.collect()
+    gc.disable()
+    # A thread waiting for the GIL waits up to the switch interval (5 ms by default)
+    # before it may record its timestamp: scheduling noise of the same size as the
+    # tolerance, not lg_otel's arithmetic.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    yield
+    sys.setswitchinterval(interval)
+    gc.enable()
 
 
 @pytest.fixture
