@@ -62,7 +62,8 @@ def fanout() -> Pregel:
     """START -> a, b, c in parallel -> join (staggered so output order is stable)."""
     g = StateGraph(S)
     for i, name in enumerate("abc"):
-        g.add_node(name, _visit(name, 0.004 * i))
+        # Staggered well beyond scheduling noise, so completion order is stable.
+        g.add_node(name, _visit(name, 0.02 * i))
         g.add_edge(START, name)
         g.add_edge(name, "join")
     g.add_node("join", _visit("join"))
@@ -81,7 +82,7 @@ def send_map_reduce() -> Pregel:
 
     def work(state: S) -> dict[str, Any]:
         item = state["log"][-1]
-        time.sleep(0.004 * int(item[-1]))
+        time.sleep(0.02 * int(item[-1]))  # a stable completion order
         return {"log": [f"done-{item}"]}
 
     g = StateGraph(S)
