@@ -12,7 +12,6 @@ Nothing global is patched: the handler lives in one run's ``config["callbacks"]`
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
@@ -24,8 +23,6 @@ from lg_otel import _names as n
 from lg_otel._content import ContentPolicy, generations_json, messages_json
 from lg_otel._parse import split_checkpoint_ns
 from lg_otel._tracker import RunTracker
-
-_log = logging.getLogger("lg_otel")
 
 #: Key of the node's checkpoint namespace in LangGraph's run metadata.
 _NS_KEY = "langgraph_checkpoint_ns"
