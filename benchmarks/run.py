@@ -106,14 +106,7 @@ def per_chunk_slope(reps: int, variants: list[Variant]) -> dict[str, list[float]
     short_text = " ".join(f"w{i}" for i in range(10))
 
     def short_chat() -> Any:
-        from benchmarks import workloads
-
-        saved = workloads.TEXT
-        workloads.TEXT = short_text
-        try:
-            return chat("stream")
-        finally:
-            workloads.TEXT = saved
+        return chat("stream", short_text)
 
     short = W("chat-20", short_chat, _messages, 2, 20)
     a = measure(long, ["stream-messages"], variants, reps, 5)[

@@ -24,9 +24,9 @@ def _fake(text: str = TEXT) -> GenericFakeChatModel:
     return GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=text)]))
 
 
-def chat(node_calls: str) -> Any:
+def chat(node_calls: str, text: str = TEXT) -> Any:
     """prefix_node -> chatbot, which calls the model with .stream() or .invoke()."""
-    model = _fake()
+    model = _fake(text)
 
     def prefix_node(state: MessagesState) -> dict[str, Any]:
         return {"messages": [AIMessage(content="prefix")]}
