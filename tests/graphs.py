@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import operator
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,10 +36,47 @@ class LoopS(TypedDict):
     n: int
 
 
-def _visit(name: str, delay: float = 0.0) -> Callable[[Any], dict[str, Any]]:
+class Turns:
+    """Makes parallel tasks of one superstep finish in index order, every run.
+
+    A fixed stagger (task i sleeps i x 20 ms) was not enough: on a loaded CI
+    machine a thread-pool start can lag more than that, the bare graph then
+    yields the parallel updates in another order, and a differential test
+    compares two different interleavings. Task i waits until task i-1 has
+    returned, then leaves a gap so the runner has processed i-1's completion.
+    The counter wraps after the last task so the next run starts at 0; the wait
+    has a timeout so an abandoned run cannot wedge later ones.
+    """
+
+    def __init__(self, count: int, gap: float = 0.02) -> None:
+        self._count = count
+        self._gap = gap
+        self._next = 0
+        self._cond = threading.Condition()
+
+    def take(self, index: int) -> None:
+        """Block until it is ``index``'s turn (at most 2 s)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._next == index, timeout=2.0):
+                self._next = index  # heal a counter left behind by an abandoned run
+        if index:
+            time.sleep(self._gap)
+
+    def done(self, index: int) -> None:
+        """Hand the turn to ``index + 1`` (wrapping after the last task)."""
+        with self._cond:
+            self._next = (index + 1) % self._count
+            self._cond.notify_all()
+
+
+def _visit(
+    name: str, turn: tuple[Turns, int] | None = None
+) -> Callable[[Any], dict[str, Any]]:
     def node(state: Any) -> dict[str, Any]:
-        if delay:
-            time.sleep(delay)
+        if turn is not None:
+            turns, index = turn
+            turns.take(index)
+            turns.done(index)
         get_stream_writer()({"node": name})
         return {"log": [name]}
 
@@ -61,9 +99,9 @@ def linear() -> Pregel:
 def fanout() -> Pregel:
     """START -> a, b, c in parallel -> join (staggered so output order is stable)."""
     g = StateGraph(S)
+    turns = Turns(3)
     for i, name in enumerate("abc"):
-        # Staggered well beyond scheduling noise, so completion order is stable.
-        g.add_node(name, _visit(name, 0.02 * i))
+        g.add_node(name, _visit(name, (turns, i)))
         g.add_edge(START, name)
         g.add_edge(name, "join")
     g.add_node("join", _visit("join"))
@@ -80,9 +118,12 @@ def send_map_reduce() -> Pregel:
     def route(state: S) -> list[Send]:
         return [Send("work", {"log": [f"item{i}"]}) for i in range(3)]
 
+    turns = Turns(3)
+
     def work(state: S) -> dict[str, Any]:
         item = state["log"][-1]
-        time.sleep(0.02 * int(item[-1]))  # a stable completion order
+        turns.take(int(item[-1]))  # a stable completion order
+        turns.done(int(item[-1]))
         return {"log": [f"done-{item}"]}
 
     g = StateGraph(S)
