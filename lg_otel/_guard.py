@@ -1,17 +1,24 @@
 """The boundary guard: telemetry failures are swallowed, counted and logged at debug.
 
-Each sink is wrapped once, here, so no call site needs its own try/except (the
-pattern of OTel util-genai's ``_SafeCompletionHook``).
+Every sink call goes through :class:`FanOut`, here, so no call site needs its own
+try/except (the pattern of OTel util-genai's ``_SafeCompletionHook``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from lg_otel._records import LlmRecord, RunRecord, Sink, TaskRecord, ToolRecord
+from lg_otel._records import (
+    LlmRecord,
+    NullSink,
+    RunRecord,
+    Sink,
+    TaskRecord,
+    ToolRecord,
+)
 
 _log = logging.getLogger("lg_otel")
 
@@ -46,119 +53,102 @@ class InternalErrors:
             return sum(self.counts.values())
 
 
-class GuardedSink:
-    """Forwards each record to one sink, swallowing and counting its failures."""
+#: The sink events, in the protocol's order.
+_EVENTS = (
+    "run_started",
+    "run_ended",
+    "run_first_token",
+    "task_started",
+    "task_ended",
+    "llm_started",
+    "llm_first_chunk",
+    "llm_ended",
+    "tool_started",
+    "tool_ended",
+)
 
-    __slots__ = ("_component", "_errors", "_sink")
-
-    def __init__(self, sink: Sink, component: str, errors: InternalErrors) -> None:
-        """Guard ``sink``; failures count under ``component``."""
-        self._sink = sink
-        self._component = component
-        self._errors = errors
-
-    def _call(self, method: str, *args: Any) -> None:
-        try:
-            getattr(self._sink, method)(*args)
-        except Exception as exc:  # noqa: BLE001 - a sink failure must not reach the host
-            self._errors.record(self._component, exc)
-
-    def run_started(self, run: RunRecord) -> None:
-        """Guarded :meth:`Sink.run_started`."""
-        self._call("run_started", run)
-
-    def run_ended(self, run: RunRecord) -> None:
-        """Guarded :meth:`Sink.run_ended`."""
-        self._call("run_ended", run)
-
-    def run_first_token(self, run: RunRecord) -> None:
-        """Guarded :meth:`Sink.run_first_token`."""
-        self._call("run_first_token", run)
-
-    def task_started(self, run: RunRecord, task: TaskRecord) -> None:
-        """Guarded :meth:`Sink.task_started`."""
-        self._call("task_started", run, task)
-
-    def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
-        """Guarded :meth:`Sink.task_ended`."""
-        self._call("task_ended", run, task)
-
-    def llm_started(self, run: RunRecord, llm: LlmRecord) -> None:
-        """Guarded :meth:`Sink.llm_started`."""
-        self._call("llm_started", run, llm)
-
-    def llm_first_chunk(self, run: RunRecord, llm: LlmRecord) -> None:
-        """Guarded :meth:`Sink.llm_first_chunk`."""
-        self._call("llm_first_chunk", run, llm)
-
-    def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
-        """Guarded :meth:`Sink.llm_ended`."""
-        self._call("llm_ended", run, llm)
-
-    def tool_started(self, run: RunRecord, tool: ToolRecord) -> None:
-        """Guarded :meth:`Sink.tool_started`."""
-        self._call("tool_started", run, tool)
-
-    def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
-        """Guarded :meth:`Sink.tool_ended`."""
-        self._call("tool_ended", run, tool)
+_Calls = tuple[tuple[Callable[..., None], str], ...]
 
 
 class FanOut:
-    """Hands each record to several (guarded) sinks in order."""
+    """Hands each record to several sinks in order, guarding each one.
 
-    __slots__ = ("_sinks",)
+    A sink's failure is swallowed and counted under that sink's component, and the
+    next sink still gets the record. This sits on the hot path (several calls per
+    node task), so each event keeps a precomputed tuple of bound methods and skips
+    sinks that inherit :class:`NullSink`'s no-op for it.
+    """
 
-    def __init__(self, sinks: list[Sink]) -> None:
-        """Fan out to ``sinks``."""
-        self._sinks = tuple(sinks)
+    __slots__ = ("_errors", *(f"_{event}" for event in _EVENTS))
+
+    _run_started: _Calls
+    _run_ended: _Calls
+    _run_first_token: _Calls
+    _task_started: _Calls
+    _task_ended: _Calls
+    _llm_started: _Calls
+    _llm_first_chunk: _Calls
+    _llm_ended: _Calls
+    _tool_started: _Calls
+    _tool_ended: _Calls
+
+    def __init__(
+        self, sinks: Sequence[tuple[Sink, str]], errors: InternalErrors
+    ) -> None:
+        """Fan out to ``(sink, component)`` pairs; failures count in ``errors``."""
+        self._errors = errors
+        for event in _EVENTS:
+            default = getattr(NullSink, event)
+            calls: _Calls = tuple(
+                (getattr(sink, event), component)
+                for sink, component in sinks
+                if getattr(type(sink), event, None) is not default
+            )
+            setattr(self, f"_{event}", calls)
+
+    def _fire(self, calls: _Calls, *args: Any) -> None:
+        for call, component in calls:
+            try:
+                call(*args)
+            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
+                self._errors.record(component, exc)
 
     def run_started(self, run: RunRecord) -> None:
         """Fan out :meth:`Sink.run_started`."""
-        for sink in self._sinks:
-            sink.run_started(run)
+        self._fire(self._run_started, run)
 
     def run_ended(self, run: RunRecord) -> None:
         """Fan out :meth:`Sink.run_ended`."""
-        for sink in self._sinks:
-            sink.run_ended(run)
+        self._fire(self._run_ended, run)
 
     def run_first_token(self, run: RunRecord) -> None:
         """Fan out :meth:`Sink.run_first_token`."""
-        for sink in self._sinks:
-            sink.run_first_token(run)
+        self._fire(self._run_first_token, run)
 
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """Fan out :meth:`Sink.task_started`."""
-        for sink in self._sinks:
-            sink.task_started(run, task)
+        self._fire(self._task_started, run, task)
 
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
         """Fan out :meth:`Sink.task_ended`."""
-        for sink in self._sinks:
-            sink.task_ended(run, task)
+        self._fire(self._task_ended, run, task)
 
     def llm_started(self, run: RunRecord, llm: LlmRecord) -> None:
         """Fan out :meth:`Sink.llm_started`."""
-        for sink in self._sinks:
-            sink.llm_started(run, llm)
+        self._fire(self._llm_started, run, llm)
 
     def llm_first_chunk(self, run: RunRecord, llm: LlmRecord) -> None:
         """Fan out :meth:`Sink.llm_first_chunk`."""
-        for sink in self._sinks:
-            sink.llm_first_chunk(run, llm)
+        self._fire(self._llm_first_chunk, run, llm)
 
     def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
         """Fan out :meth:`Sink.llm_ended`."""
-        for sink in self._sinks:
-            sink.llm_ended(run, llm)
+        self._fire(self._llm_ended, run, llm)
 
     def tool_started(self, run: RunRecord, tool: ToolRecord) -> None:
         """Fan out :meth:`Sink.tool_started`."""
-        for sink in self._sinks:
-            sink.tool_started(run, tool)
+        self._fire(self._tool_started, run, tool)
 
     def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
         """Fan out :meth:`Sink.tool_ended`."""
-        for sink in self._sinks:
-            sink.tool_ended(run, tool)
+        self._fire(self._tool_ended, run, tool)

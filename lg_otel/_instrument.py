@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from lg_otel import _names as n
 from lg_otel._config import Config
 from lg_otel._content import ContentPolicy
-from lg_otel._guard import FanOut, GuardedSink, InternalErrors
+from lg_otel._guard import FanOut, InternalErrors
 from lg_otel._hook import RunHook
 from lg_otel._logs import LogSink
 from lg_otel._metrics import MetricsSink
@@ -100,9 +100,9 @@ class GraphInstrumentation(Instrumentation):
             content_as_events=self.policy.events,
         )
         # The spans sink runs first: the others read the span it stores on records.
-        sinks: list[Sink] = [
-            GuardedSink(spans, n.COMPONENT_SPANS, self.errors),
-            GuardedSink(self.links, n.COMPONENT_SPANS, self.errors),
+        sinks: list[tuple[Sink, str]] = [
+            (spans, n.COMPONENT_SPANS),
+            (self.links, n.COMPONENT_SPANS),
         ]
         self.metrics: MetricsSink | None = None
         if config.metrics:
@@ -112,12 +112,12 @@ class GraphInstrumentation(Instrumentation):
                 use_prometheus=registry is not False,
                 max_label_values=config.max_label_values or 200,
             )
-            sinks.append(GuardedSink(self.metrics, n.COMPONENT_METRICS, self.errors))
+            sinks.append((self.metrics, n.COMPONENT_METRICS))
             self.errors.add_listener(self.metrics.count_internal_error)
         if config.logs:
-            sinks.append(GuardedSink(LogSink(), n.COMPONENT_LOGS, self.errors))
-        sinks.append(self.active)
-        self._sink = FanOut(sinks)
+            sinks.append((LogSink(), n.COMPONENT_LOGS))
+        sinks.append((self.active, n.COMPONENT_METRICS))
+        self._sink = FanOut(sinks, self.errors)
         self._binder = SpanBinder()
 
     def traceparent(self, run: RunRecord) -> str | None:

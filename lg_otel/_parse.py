@@ -68,6 +68,8 @@ def parent_task_of_ns(ns: Namespace) -> str | None:
 
 def split_checkpoint_ns(checkpoint_ns: str) -> tuple[str | None, str | None]:
     """``"a:<t1>|b:<t2>"`` → (``"<t2>"``, ``"<t1>"``): the task and its parent task."""
+    if "|" not in checkpoint_ns:  # a top-level task: the common case
+        return task_id_of_segment(checkpoint_ns), None
     ids = [
         task_id
         for task_id in map(task_id_of_segment, checkpoint_ns.split("|"))
@@ -99,7 +101,7 @@ class TaskResult:
 
 def parse_task(payload: object) -> TaskStart | TaskResult | None:
     """Read a ``tasks`` payload; ``None`` if it has neither known shape."""
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict and not isinstance(payload, Mapping):
         return None
     task_id, name = payload.get("id"), payload.get("name")
     if not isinstance(task_id, str) or not isinstance(name, str):
@@ -114,7 +116,7 @@ def parse_task(payload: object) -> TaskStart | TaskResult | None:
     triggers = payload.get("triggers") or ()
     if not isinstance(triggers, list | tuple):
         triggers = ()
-    return TaskStart(task_id, name, tuple(str(t) for t in triggers))
+    return TaskStart(task_id, name, tuple(map(str, triggers)))
 
 
 def carries_interrupt(part: Part) -> bool:

@@ -11,7 +11,7 @@ API server, while the original graph object is left untouched.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,7 +25,6 @@ from langgraph.types import Command
 from lg_otel import _names as n
 from lg_otel._hook import RunHook, status_of
 from lg_otel._parse import (
-    Part,
     TaskResult,
     TaskStart,
     carries_interrupt,
@@ -111,6 +110,8 @@ class _Plan:
     #: Modes handed to the caller untouched, with nothing to read (v2 fast path).
     passthrough: frozenset[str] = frozenset()
     fast: bool = False
+    #: The caller did not ask for ``tasks``: every tasks part is the tap's own.
+    own_tasks: bool = False
 
     def route(self, item: object) -> object:
         """Feed telemetry from one raw item; return the caller's item or ``_SKIP``."""
@@ -119,6 +120,16 @@ class _Plan:
             # custom, debug...) go straight through: they are already in the caller's
             # shape (a v2 dict, or a v1 tuple of a listed stream_mode).
             mode, top = _mode_of(item, self.subgraphs)
+            if mode == "tasks" and top is not None and self.own_tasks:
+                # Two per node task and never the caller's: skip building a Part.
+                self._task_item(item)
+                return _SKIP
+            if (mode == "updates" or mode == "values") and top is not None:
+                # One per node task under invoke(): the caller's own, already in
+                # the caller's shape; only an interrupt in it matters here.
+                if _interrupt_in(item, mode):
+                    self.tracker.mark_interrupted()
+                return item if (top or self.request.subgraphs) else _SKIP
             if top is not None and (
                 mode in self.passthrough
                 or (mode == "messages" and self.tracker.run.first_token_ns is not None)
@@ -132,7 +143,7 @@ class _Plan:
             return item
         try:
             if part.mode == "tasks":
-                self._task(part)
+                self._task(part.ns, part.payload)
             wanted = self.request.wants(part)
             if wanted:
                 if part.mode == "messages":
@@ -148,12 +159,24 @@ class _Plan:
             wanted = self.request.wants(part)
         return self.request.shape(part, item) if wanted else _SKIP
 
-    def _task(self, part: Part) -> None:
-        event = parse_task(part.payload)
+    def _task_item(self, item: Any) -> None:
+        """A raw ``tasks`` item the caller did not ask for (fast path)."""
+        try:
+            if type(item) is dict:
+                self._task(item.get("ns", ()), item.get("data"))
+            elif self.subgraphs:
+                self._task(item[0], item[2])
+            else:
+                self._task((), item[1])
+        except Exception as exc:  # noqa: BLE001 - telemetry must not change the output
+            self.instr.record_error(n.COMPONENT_PARSE, exc)
+
+    def _task(self, ns: Any, payload: Any) -> None:
+        event = parse_task(payload)
         if event is None:
             self.instr.record_error(n.COMPONENT_PARSE, ValueError("bad tasks part"))
             return
-        parent = parent_task_of_ns(part.ns)
+        parent = parent_task_of_ns(ns) if ns else None
         if isinstance(event, TaskStart):
             self.tracker.task_scheduled(
                 event.task_id, event.name, parent, event.triggers
@@ -240,6 +263,24 @@ async def _astored_link(
         return None
 
 
+def _interrupt_in(item: Any, mode: str) -> bool:
+    """Whether a raw ``updates``/``values`` item reports an interrupt (never raises)."""
+    try:
+        if type(item) is dict:
+            if item.get("interrupts"):
+                return True
+            payload = item.get("data")
+        else:
+            payload = item[-1]
+        if type(payload) is not dict and not isinstance(payload, Mapping):
+            return False
+        if mode == "updates":
+            return "__interrupt__" in payload
+        return bool(payload.get("__interrupt__"))
+    except Exception:  # noqa: BLE001 - an odd item is not an interrupt
+        return False
+
+
 def _mode_of(item: object, subgraphs: bool) -> tuple[object, bool | None]:
     """(mode, at the top level?) of a raw item, cheaply; (None, None) if unsure."""
     if type(item) is dict:
@@ -314,6 +355,7 @@ def _plan(
                 "values",
             }
             plan.fast = True
+            plan.own_tasks = "tasks" not in request.stream_mode
         return plan
     except Exception as exc:  # noqa: BLE001 - if we cannot trace, run it bare
         instr.record_error(n.COMPONENT_PARSE, exc)
