@@ -136,7 +136,7 @@ class RunHook(BaseCallbackHandler):
                 node,
                 parent_task_id,
                 step=step if isinstance(step, int) else None,
-                triggers=tuple(str(t) for t in triggers),
+                triggers=tuple(map(str, triggers)),
                 checkpoint_ns=checkpoint_ns,
             )
             if task is None:
