@@ -192,7 +192,7 @@ class RunHook(BaseCallbackHandler):
             task_id = _task_of(meta)
             model, provider = meta.get("ls_model_name"), meta.get("ls_provider")
             self.tracker.llm_started(
-                str(run_id),
+                run_id,
                 task_id,
                 operation=operation,
                 model=model if isinstance(model, str) else None,
@@ -240,7 +240,7 @@ class RunHook(BaseCallbackHandler):
     ) -> None:
         """A model streamed one chunk."""
         try:
-            self.tracker.llm_chunk(str(run_id))
+            self.tracker.llm_chunk(run_id)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
 
@@ -249,7 +249,7 @@ class RunHook(BaseCallbackHandler):
         try:
             usage = _usage(response)
             self.tracker.llm_ended(
-                str(run_id),
+                run_id,
                 input_tokens=usage[0],
                 output_tokens=usage[1],
                 response_model=usage[2],
@@ -264,7 +264,7 @@ class RunHook(BaseCallbackHandler):
     ) -> None:
         """A model call failed."""
         try:
-            self.tracker.llm_ended(str(run_id), error=error)
+            self.tracker.llm_ended(run_id, error=error)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
 
@@ -286,7 +286,7 @@ class RunHook(BaseCallbackHandler):
             name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
             call_id = kwargs.get("tool_call_id")
             self.tracker.tool_started(
-                str(run_id),
+                run_id,
                 task_id,
                 name=str(name),
                 tool_call_id=call_id if isinstance(call_id, str) else None,
@@ -302,7 +302,7 @@ class RunHook(BaseCallbackHandler):
         """A tool call finished."""
         try:
             self.tracker.tool_ended(
-                str(run_id),
+                run_id,
                 result=self._capture(lambda: str(getattr(output, "content", output))),
             )
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
@@ -313,7 +313,7 @@ class RunHook(BaseCallbackHandler):
     ) -> None:
         """A tool call failed."""
         try:
-            self.tracker.tool_ended(str(run_id), error=error)
+            self.tracker.tool_ended(run_id, error=error)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
 

@@ -6,6 +6,7 @@ monotonic nanoseconds from the tracker's injected clock; sinks convert them.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,7 +58,8 @@ class TaskRecord:
 class LlmRecord:
     """One chat-model or LLM call made inside a node."""
 
-    call_id: str
+    #: Opaque key of the call (LangChain's run id), unique within the run.
+    call_id: Hashable
     task_id: str | None
     operation: str
     model: str | None
@@ -84,7 +86,8 @@ class LlmRecord:
 class ToolRecord:
     """One tool call made inside a node (``ToolNode`` or a direct tool invoke)."""
 
-    call_id: str
+    #: Opaque key of the call (LangChain's run id), unique within the run.
+    call_id: Hashable
     task_id: str | None
     name: str
     tool_call_id: str | None

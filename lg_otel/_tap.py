@@ -120,21 +120,25 @@ class _Plan:
             # custom, debug...) go straight through: they are already in the caller's
             # shape (a v2 dict, or a v1 tuple of a listed stream_mode).
             mode, top = _mode_of(item, self.subgraphs)
-            if mode == "tasks" and top is not None and self.own_tasks:
-                # Two per node task and never the caller's: skip building a Part.
-                self._task_item(item)
-                return _SKIP
-            if (mode == "updates" or mode == "values") and top is not None:
-                # One per node task under invoke(): the caller's own, already in
-                # the caller's shape; only an interrupt in it matters here.
-                if _interrupt_in(item, mode):
-                    self.tracker.mark_interrupted()
-                return item if (top or self.request.subgraphs) else _SKIP
-            if top is not None and (
-                mode in self.passthrough
-                or (mode == "messages" and self.tracker.run.first_token_ns is not None)
-            ):
-                return item if (top or self.request.subgraphs) else _SKIP
+            if top is not None:
+                keep = item if (top or self.request.subgraphs) else _SKIP
+                if mode == "messages":
+                    # One per streamed chunk: after the first, nothing to read.
+                    if self.tracker.run.first_token_ns is not None:
+                        return keep
+                elif mode == "tasks":
+                    if self.own_tasks:
+                        # Two per node task, never the caller's: no Part built.
+                        self._task_item(item)
+                        return _SKIP
+                elif mode == "updates" or mode == "values":
+                    # One per node task under invoke(): the caller's own, already
+                    # in the caller's shape; only an interrupt in it matters here.
+                    if _interrupt_in(item, mode):
+                        self.tracker.mark_interrupted()
+                    return keep
+                elif mode in self.passthrough:
+                    return keep
         part = parse_item(item, self.request.version, self.subgraphs)
         if part is None:
             self.instr.record_error(

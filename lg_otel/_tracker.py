@@ -14,7 +14,7 @@ has finished, so a straggling worker can never reopen or double-end anything.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from lg_otel import _names as n
@@ -68,8 +68,8 @@ class RunTracker:
         self._tasks: dict[str, TaskRecord] = {}
         # task id -> (end time, status, error) as the node's own thread saw it
         self._hook_end: dict[str, tuple[int, str, BaseException | None]] = {}
-        self._llms: dict[str, LlmRecord] = {}
-        self._tools: dict[str, ToolRecord] = {}
+        self._llms: dict[Hashable, LlmRecord] = {}
+        self._tools: dict[Hashable, ToolRecord] = {}
         self.run = RunRecord(
             graph=graph,
             thread_id=thread_id,
@@ -215,7 +215,7 @@ class RunTracker:
 
     def llm_started(
         self,
-        call_id: str,
+        call_id: Hashable,
         task_id: str | None,
         *,
         operation: str,
@@ -241,7 +241,7 @@ class RunTracker:
             self._llms[call_id] = llm
             self._sink.llm_started(self.run, llm)
 
-    def llm_chunk(self, call_id: str) -> None:
+    def llm_chunk(self, call_id: Hashable) -> None:
         """A model call streamed one chunk.
 
         The hot path of a streamed answer: one model call streams from one thread, so
@@ -262,7 +262,7 @@ class RunTracker:
 
     def llm_ended(
         self,
-        call_id: str,
+        call_id: Hashable,
         *,
         error: BaseException | None = None,
         input_tokens: int | None = None,
@@ -292,7 +292,7 @@ class RunTracker:
 
     def tool_started(
         self,
-        call_id: str,
+        call_id: Hashable,
         task_id: str | None,
         *,
         name: str,
@@ -317,7 +317,11 @@ class RunTracker:
             self._sink.tool_started(self.run, tool)
 
     def tool_ended(
-        self, call_id: str, *, error: BaseException | None = None, result: Any = None
+        self,
+        call_id: Hashable,
+        *,
+        error: BaseException | None = None,
+        result: Any = None,
     ) -> None:
         """A tool call finished."""
         with self._lock:
