@@ -14,11 +14,22 @@ the cost of each piece (process CPU per node task beyond the bare graph):
 - ``lg_otel spans``: plus SDK spans to a dropping exporter;
 - ``+ prometheus`` / ``+ otel metrics`` / ``+ both``: plus one metrics path, or both;
 - ``+ logs``: plus structlog at its default (INFO) level.
+
+``--chunks`` does the same per streamed chunk, for a caller that streams
+``["messages", "updates"]``: the slope between a 200-chunk and a 20-chunk chat. Its
+layers: ``+noop callback`` (a do-nothing inline handler: what LangChain charges to
+dispatch ``on_llm_new_token`` to one more handler), ``lg_otel no-op``, ``lg_otel
+spans``, ``+ both`` metrics paths.
+
+The garbage collector is paused inside each timed block (as ``timeit`` does) and
+run between blocks: a collection landing in one block or the next is most of the
+noise here, and what it costs is not a per-task or per-chunk figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -35,7 +46,7 @@ from prometheus_client import CollectorRegistry
 
 import lg_otel
 from benchmarks.variants import CountingExporter, _provider, _quiet_structlog
-from benchmarks.workloads import wide
+from benchmarks.workloads import _messages, chat, wide
 
 TASKS = 210
 INPUT = {"n": 0, "payload": ""}
@@ -63,7 +74,6 @@ def _layers() -> list[tuple[str, Callable[[], None]]]:
         return lambda: graph.invoke(INPUT)
 
     off = lg_otel.Config(metrics=False, logs=False)
-    _quiet_structlog()
     return [
         ("bare", lambda: bare.invoke(INPUT)),
         ("+tasks mode", tasks_mode),
@@ -111,31 +121,115 @@ def _layers() -> list[tuple[str, Callable[[], None]]]:
     ]
 
 
+SHORT = " ".join(f"w{i}" for i in range(10))  # 20 chunks, against the default 200
+
+
+def _chunk_layers() -> list[tuple[str, Callable[[], float]]]:
+    """Each layer returns the CPU seconds of a 200-chunk minus a 20-chunk chat."""
+
+    def slope(wrap: Callable[[Any], Any], config: Any = None) -> Callable[[], float]:
+        long, short = wrap(chat("stream")), wrap(chat("stream", SHORT))
+
+        def run() -> float:
+            spent = []
+            for graph in (long, short):
+                started = time.process_time()
+                for _ in graph.stream(
+                    _messages(), config, stream_mode=["messages", "updates"]
+                ):
+                    pass
+                spent.append(time.process_time() - started)
+            return spent[0] - spent[1]
+
+        return run
+
+    def traced(**kwargs: Any) -> Callable[[Any], Any]:
+        return lambda graph: lg_otel.instrument(graph, **kwargs)
+
+    off = lg_otel.Config(metrics=False, logs=False)
+    return [
+        ("bare", slope(lambda g: g)),
+        ("+noop callback", slope(lambda g: g, {"callbacks": [_Noop()]})),
+        (
+            "lg_otel no-op",
+            slope(traced(tracer_provider=NoOpTracerProvider(), config=off)),
+        ),
+        (
+            "lg_otel spans",
+            slope(traced(tracer_provider=_provider(CountingExporter()), config=off)),
+        ),
+        (
+            "+ both",
+            slope(
+                traced(
+                    tracer_provider=_provider(CountingExporter()),
+                    meter_provider=MeterProvider(),
+                    registry=CollectorRegistry(),
+                    config=lg_otel.Config(logs=False),
+                )
+            ),
+        ),
+    ]
+
+
+def _timed(fn: Callable[[], None], calls: int) -> float:
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.process_time()
+        for _ in range(calls):
+            fn()
+        return (time.process_time() - started) / calls
+    finally:
+        gc.enable()
+
+
+def _print(cpu: dict[str, list[float]], per: int, unit: str) -> None:
+    names = list(cpu)
+    bare = statistics.median(cpu[names[0]])
+    print(f"bare: {bare * 1e6 / per:.1f} µs CPU per {unit}\n")
+    print(f"| layer | µs CPU per {unit} beyond bare (median) | step |")
+    print("|---|---|---|")
+    previous = 0.0
+    for name in names[1:]:
+        extra = (statistics.median(cpu[name]) - bare) * 1e6 / per
+        print(f"| {name} | {extra:.1f} | {extra - previous:+.1f} |")
+        previous = extra
+
+
 def main() -> None:
     """Measure every layer ``--reps`` times, interleaved, and print µs per task."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--calls", type=int, default=5)
+    parser.add_argument("--chunks", action="store_true", help="per streamed chunk")
     args = parser.parse_args()
+    _quiet_structlog()
+    if args.chunks:
+        chunk_layers = _chunk_layers()
+        for _, slope in chunk_layers:  # warm-up
+            slope()
+        slopes: dict[str, list[float]] = {name: [] for name, _ in chunk_layers}
+        for _ in range(args.reps):
+            for name, slope in chunk_layers:
+                gc.collect()
+                gc.disable()
+                try:
+                    slopes[name].append(
+                        statistics.fmean(slope() for _ in range(args.calls))
+                    )
+                finally:
+                    gc.enable()
+        _print(slopes, 180, "chunk")
+        return
     layers = _layers()
     for _, fn in layers:  # warm-up
         fn()
     cpu: dict[str, list[float]] = {name: [] for name, _ in layers}
     for _ in range(args.reps):
         for name, fn in layers:
-            started = time.process_time()
-            for _ in range(args.calls):
-                fn()
-            cpu[name].append((time.process_time() - started) / args.calls)
-    bare = statistics.median(cpu["bare"])
-    print(f"bare: {bare * 1e6 / TASKS:.0f} µs CPU per task\n")
-    print("| layer | µs CPU per task beyond bare (median) | step |")
-    print("|---|---|---|")
-    previous = 0.0
-    for name, _ in layers[1:]:
-        extra = (statistics.median(cpu[name]) - bare) * 1e6 / TASKS
-        print(f"| {name} | {extra:.0f} | {extra - previous:+.0f} |")
-        previous = extra
+            cpu[name].append(_timed(fn, args.calls))
+    _print(cpu, TASKS, "task")
 
 
 if __name__ == "__main__":

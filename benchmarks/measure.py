@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -47,14 +48,24 @@ class Samples:
 
 
 def timed(fn: Callable[[], None], calls: int) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) per call of ``fn``, over ``calls`` calls."""
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (
-        (time.process_time() - cpu0) / calls,
-        (time.perf_counter() - wall0) / calls,
-    )
+    """(CPU seconds, wall seconds) per call of ``fn``, over ``calls`` calls.
+
+    The garbage collector is paused inside the block and run before it, as
+    ``timeit`` does: whether a full collection lands in this variant's block or the
+    next one's was most of the run-to-run noise here. Memory is measured apart.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (
+            (time.process_time() - cpu0) / calls,
+            (time.perf_counter() - wall0) / calls,
+        )
+    finally:
+        gc.enable()
 
 
 def ratios(samples: Samples, bare: Samples, kind: str) -> list[float]:

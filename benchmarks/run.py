@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from benchmarks.variants import (
     competitor_variants,
     lg_otel_variants,
 )
-from benchmarks.workloads import WORKLOADS, Workload, chat
+from benchmarks.workloads import WORKLOADS, Workload, _messages, chat
 
 Results = dict[tuple[str, str], dict[str, Samples]]
 
@@ -155,45 +156,105 @@ def table(results: Results, variants: list[str]) -> list[str]:
     return rows
 
 
+#: The sides of the cross-tool comparison, each measured in its own processes.
+SIDES = ("bare", "lg_otel", "openinference", "openllmetry")
+
+
 def competitors(reps: int) -> dict[str, Any]:
-    """Each installed competitor in its own process: per-task and per-chunk µs."""
+    """lg_otel and each installed competitor against bare, one process per sample.
+
+    The callback-based tools patch LangChain globally and OpenLLMetry's
+    ``uninstrument()`` does not undo its patch (a "bare" run after it still emits
+    spans), so no two sides may share a process. Each repetition starts one process
+    per side, in rotated order (A B C, B C A, ...), so machine drift cancels; every
+    figure is that process's CPU minus the bare process's of the same repetition.
+    """
+    sides = [s for s in SIDES if s in ("bare", "lg_otel") or _installed(s)]
+    if len(sides) < 3:
+        return {}
+    samples: dict[str, list[dict[str, float]]] = {s: [] for s in sides}
+    for rep in range(reps):
+        order = sides[rep % len(sides) :] + sides[: rep % len(sides)]
+        for side in order:
+            done = subprocess.run(
+                [sys.executable, __file__, "--side", side],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"side {side} failed:\n{done.stderr[-2000:]}")
+            samples[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    bare = samples.pop("bare")
     out: dict[str, Any] = {}
-    for name in ("openinference", "openllmetry"):
-        done = subprocess.run(
-            [sys.executable, __file__, "--competitor", name, "--reps", str(reps)],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if done.returncode == 0 and done.stdout.strip():
-            out[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    for side, got in samples.items():
+        out[side] = {
+            "per_task_us": statistics.median(
+                (g["wide_cpu"] - b["wide_cpu"]) * 1e6 / 210
+                for g, b in zip(got, bare, strict=True)
+            ),
+            "per_chunk_us": statistics.median(
+                (g["chunk_cpu"] - b["chunk_cpu"]) * 1e6
+                for g, b in zip(got, bare, strict=True)
+            ),
+            "cpu_ratio_wide": statistics.median(
+                g["wide_cpu"] / b["wide_cpu"] for g, b in zip(got, bare, strict=True)
+            ),
+            "spans_per_run": statistics.median(g["wide_spans"] for g in got),
+            "processes": len(got),
+        }
+    if any(b["wide_spans"] for b in bare):
+        raise RuntimeError("a bare process emitted spans")
     return out
 
 
-def competitor_main(name: str, reps: int) -> None:
-    """Child process: bare vs one competitor, interleaved; prints JSON."""
-    chosen = [v for v in competitor_variants() if v.name == name]
-    if not chosen:
-        return
-    variants = [lg_otel_variants()[0], chosen[0]]
+def _installed(side: str) -> bool:
+    return any(v.name == side for v in competitor_variants())
+
+
+def side_main(side: str, calls: int = 10) -> None:
+    """Child process: one side's CPU per wide run and per streamed chunk (JSON)."""
+    if side == "lg_otel":
+        variant = lg_otel_variants()[2]  # spans + metrics
+    elif side == "bare":
+        variant = lg_otel_variants()[0]
+    else:
+        variant = next(v for v in competitor_variants() if v.name == side)
+        variant.enter()  # for good: this process measures nothing else
     wide = next(w for w in WORKLOADS if w.name == "wide")
-    res = measure(wide, ["invoke"], variants, reps, 1)[("wide", "invoke")]
-    per_task = overhead_us(res[name], res["bare"], wide.tasks)
-    per_chunk = per_chunk_slope(reps, variants)[name]
-    bare_spans = max(res["bare"].spans)
+    short_text = " ".join(f"w{i}" for i in range(10))
+    graphs = {
+        "wide": (variant.wrap(wide.build()), "invoke", wide.make_input),
+        "long": (variant.wrap(chat("stream")), "stream-messages", _chat_input),
+        "short": (
+            variant.wrap(chat("stream", short_text)),
+            "stream-messages",
+            _chat_input,
+        ),
+    }
+    for graph, entry, make_input in graphs.values():  # warm-up
+        for _ in range(2):
+            call(graph, entry, make_input)
+    cpu: dict[str, float] = {}
+    spans = 0
+    for name, (graph, entry, make_input) in graphs.items():
+        before = variant.exporter.count
+        cpu[name] = timed(partial(call, graph, entry, make_input), calls)[0]
+        if name == "wide":
+            spans = (variant.exporter.count - before) // calls
     print(
         json.dumps(
             {
-                "per_task_us": statistics.median(per_task),
-                "per_chunk_us": statistics.median(per_chunk),
-                "cpu_ratio_wide": statistics.median(
-                    ratios(res[name], res["bare"], "cpu")
-                ),
-                "spans_per_run": statistics.median(res[name].spans),
-                "bare_leaked_spans": bare_spans,
+                "wide_cpu": cpu["wide"],
+                "chunk_cpu": (cpu["long"] - cpu["short"]) / 180,
+                "wide_spans": spans,
             }
         )
     )
+
+
+def _chat_input() -> Any:
+    return _messages()
 
 
 def main() -> None:
@@ -203,11 +264,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--only", help="one workload")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.md")))
-    parser.add_argument("--competitor", help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--rss-runs", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.competitor:
-        competitor_main(args.competitor, args.reps or 10)
+    if args.side:
+        side_main(args.side)
         return
     if args.rss_runs:
         print(json.dumps(targets.rss_child(args.rss_runs)))

@@ -6,6 +6,7 @@ import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -110,8 +111,9 @@ def competitor_variants() -> list[Variant]:
     else:
         oi = LangChainInstrumentor()
         v = Variant("openinference", lambda graph: graph)
-        provider = _provider(v.exporter)
-        v.enter = lambda: oi.instrument(tracer_provider=provider)
+        # Bind this provider now: a closure over a local would see it reassigned
+        # below and send these spans to the next competitor's exporter.
+        v.enter = partial(oi.instrument, tracer_provider=_provider(v.exporter))
         v.leave = oi.uninstrument
         out.append(v)
     try:
@@ -123,8 +125,7 @@ def competitor_variants() -> list[Variant]:
     else:
         ol = OpenLLMetry()
         v = Variant("openllmetry", lambda graph: graph)
-        provider = _provider(v.exporter)
-        v.enter = lambda: ol.instrument(tracer_provider=provider)
+        v.enter = partial(ol.instrument, tracer_provider=_provider(v.exporter))
         v.leave = ol.uninstrument
         out.append(v)
     return out

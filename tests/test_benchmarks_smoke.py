@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,36 @@ def test_quick_benchmark_writes_the_table(tmp_path: Path) -> None:
         assert f"| {workload} |" in text, workload
     assert "| wide | invoke | spans+metrics |" in text
     assert text.count("| 211 |") >= 3  # 210 task spans + the run span, per variant
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_comparison_sides_measure_what_they_say() -> None:
+    """A bare side emits no span; the lg_otel side emits the run's 211."""
+    bare = json.loads(_run("benchmarks/run.py", "--side", "bare").splitlines()[-1])
+    ours = json.loads(_run("benchmarks/run.py", "--side", "lg_otel").splitlines()[-1])
+    assert bare["wide_spans"] == 0
+    assert ours["wide_spans"] == 211
+    assert bare["wide_cpu"] > 0
+    assert ours["wide_cpu"] > 0
+
+
+def test_decompose_and_floor_print_their_tables() -> None:
+    """The per-task and per-chunk layer tables and the library floor all print."""
+    tasks = _run("-m", "benchmarks.decompose", "--reps", "1", "--calls", "1")
+    assert "| lg_otel spans |" in tasks
+    assert "| + logs |" in tasks
+    chunks = _run(
+        "-m", "benchmarks.decompose", "--chunks", "--reps", "1", "--calls", "1"
+    )
+    assert "per chunk" in chunks
+    assert "| + both |" in chunks
+    floor = _run("-m", "benchmarks.floor", "--number", "50")
+    assert "| SDK task span" in floor
+    assert "sum: spans + both metrics paths" in floor
