@@ -64,3 +64,13 @@ def test_decompose_and_floor_print_their_tables() -> None:
     floor = _run("-m", "benchmarks.floor", "--number", "50")
     assert "| SDK task span" in floor
     assert "sum: spans + both metrics paths" in floor
+
+
+def test_exporter_down_target_runs_and_stops_its_sink() -> None:
+    """Both graphs run against a live sink process and a closed port; p99s > 0."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.targets import exporter_down
+
+    blocks = exporter_down(runs=5, blocks=2)
+    assert len(blocks) == 2
+    assert all(up > 0 and down > 0 for up, down in blocks)
