@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyinstrument import Profiler
+from pyinstrument import Profiler  # type: ignore[import-not-found,unused-ignore]
 
 from benchmarks.variants import lg_otel_variants
 from benchmarks.workloads import wide

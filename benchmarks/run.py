@@ -67,8 +67,7 @@ def measure(
                 v.enter()
                 before = v.exporter.count
                 cpu, wall = timed(
-                    lambda v=v, e=entry: call(graphs[v.name], e, workload.make_input),
-                    calls,
+                    partial(call, graphs[v.name], entry, workload.make_input), calls
                 )
                 v.leave()
                 samples[v.name].cpu.append(cpu)

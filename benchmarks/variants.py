@@ -105,7 +105,9 @@ def competitor_variants() -> list[Variant]:
     """OpenInference and OpenLLMetry LangChain instrumentors, where installed."""
     out: list[Variant] = []
     try:
-        from openinference.instrumentation.langchain import LangChainInstrumentor
+        from openinference.instrumentation.langchain import (  # type: ignore[import-not-found,unused-ignore]
+            LangChainInstrumentor,
+        )
     except ImportError:
         pass
     else:
@@ -117,7 +119,7 @@ def competitor_variants() -> list[Variant]:
         v.leave = oi.uninstrument
         out.append(v)
     try:
-        from opentelemetry.instrumentation.langchain import (
+        from opentelemetry.instrumentation.langchain import (  # type: ignore[import-not-found,unused-ignore]
             LangchainInstrumentor as OpenLLMetry,
         )
     except ImportError:
