@@ -172,16 +172,33 @@ def _chunk_layers() -> list[tuple[str, Callable[[], float]]]:
     ]
 
 
-def _timed(fn: Callable[[], None], calls: int) -> float:
-    gc.collect()
-    gc.disable()
-    try:
+def _cpu_of(fn: Callable[[], None]) -> Callable[[], float]:
+    """``fn`` as a layer: one call, returning the CPU seconds it took."""
+
+    def run() -> float:
         started = time.process_time()
-        for _ in range(calls):
-            fn()
-        return (time.process_time() - started) / calls
-    finally:
-        gc.enable()
+        fn()
+        return time.process_time() - started
+
+    return run
+
+
+def _measure(
+    layers: list[tuple[str, Callable[[], float]]], reps: int, calls: int
+) -> dict[str, list[float]]:
+    """Interleaved repetitions: per layer, the mean of ``calls`` calls, GC paused."""
+    for _, layer in layers:  # warm-up
+        layer()
+    out: dict[str, list[float]] = {name: [] for name, _ in layers}
+    for _ in range(reps):
+        for name, layer in layers:
+            gc.collect()
+            gc.disable()
+            try:
+                out[name].append(statistics.fmean(layer() for _ in range(calls)))
+            finally:
+                gc.enable()
+    return out
 
 
 def _print(cpu: dict[str, list[float]], per: int, unit: str) -> None:
@@ -206,30 +223,10 @@ def main() -> None:
     args = parser.parse_args()
     _quiet_structlog()
     if args.chunks:
-        chunk_layers = _chunk_layers()
-        for _, slope in chunk_layers:  # warm-up
-            slope()
-        slopes: dict[str, list[float]] = {name: [] for name, _ in chunk_layers}
-        for _ in range(args.reps):
-            for name, slope in chunk_layers:
-                gc.collect()
-                gc.disable()
-                try:
-                    slopes[name].append(
-                        statistics.fmean(slope() for _ in range(args.calls))
-                    )
-                finally:
-                    gc.enable()
-        _print(slopes, 180, "chunk")
+        _print(_measure(_chunk_layers(), args.reps, args.calls), 180, "chunk")
         return
-    layers = _layers()
-    for _, fn in layers:  # warm-up
-        fn()
-    cpu: dict[str, list[float]] = {name: [] for name, _ in layers}
-    for _ in range(args.reps):
-        for name, fn in layers:
-            cpu[name].append(_timed(fn, args.calls))
-    _print(cpu, TASKS, "task")
+    layers = [(name, _cpu_of(fn)) for name, fn in _layers()]
+    _print(_measure(layers, args.reps, args.calls), TASKS, "task")
 
 
 if __name__ == "__main__":
