@@ -119,14 +119,17 @@ def parse_task(payload: object) -> TaskStart | TaskResult | None:
     return TaskStart(task_id, name, tuple(map(str, triggers)))
 
 
+def payload_interrupts(mode: object, payload: object) -> bool:
+    """Whether an ``updates``/``values`` payload carries the interrupt marker."""
+    if type(payload) is not dict and not isinstance(payload, Mapping):
+        return False
+    if mode == "updates":
+        return "__interrupt__" in payload
+    if mode == "values":
+        return bool(payload.get("__interrupt__"))
+    return False
+
+
 def carries_interrupt(part: Part) -> bool:
     """Whether a caller-visible ``updates``/``values`` part reports an interrupt."""
-    if part.interrupted:
-        return True
-    if part.mode == "updates":
-        return isinstance(part.payload, Mapping) and "__interrupt__" in part.payload
-    if part.mode == "values":
-        return isinstance(part.payload, Mapping) and bool(
-            part.payload.get("__interrupt__")
-        )
-    return False
+    return part.interrupted or payload_interrupts(part.mode, part.payload)

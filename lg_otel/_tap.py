@@ -11,7 +11,7 @@ API server, while the original graph object is left untouched.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,6 +31,7 @@ from lg_otel._parse import (
     parent_task_of_ns,
     parse_item,
     parse_task,
+    payload_interrupts,
 )
 from lg_otel._reshape import Request
 from lg_otel._tracker import RunTracker
@@ -271,16 +272,10 @@ def _interrupt_in(item: Any, mode: str) -> bool:
     """Whether a raw ``updates``/``values`` item reports an interrupt (never raises)."""
     try:
         if type(item) is dict:
-            if item.get("interrupts"):
-                return True
-            payload = item.get("data")
-        else:
-            payload = item[-1]
-        if type(payload) is not dict and not isinstance(payload, Mapping):
-            return False
-        if mode == "updates":
-            return "__interrupt__" in payload
-        return bool(payload.get("__interrupt__"))
+            return bool(item.get("interrupts")) or payload_interrupts(
+                mode, item.get("data")
+            )
+        return payload_interrupts(mode, item[-1])
     except Exception:  # noqa: BLE001 - an odd item is not an interrupt
         return False
 
