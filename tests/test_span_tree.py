@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 import uuid
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
 from opentelemetry.trace import SpanKind, StatusCode
+from typing_extensions import TypedDict
 
 import lg_otel
 from lg_otel import _names as n
@@ -201,3 +205,38 @@ def test_task_attributes(tracing: Any) -> None:
     assert attrs[n.ATTR_TRIGGERS] == ("branch:to:b",)
     assert attrs[n.ATTR_CHECKPOINT_NS] == f"b:{attrs[n.ATTR_TASK_ID]}"
     assert not [k for k in attrs if k.startswith("gen_ai.")]
+
+
+class _Log(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+@pytest.mark.parametrize("how", ["invoke", "updates", "updates-v2"])
+def test_static_breakpoint_marks_the_run_interrupted(tracing: Any, how: str) -> None:
+    """interrupt_before pauses the run: the run span says interrupted, not ok."""
+    builder = StateGraph(_Log)
+    builder.add_node("a", lambda state: {"log": ["a"]})
+    builder.add_node("b", lambda state: {"log": ["b"]})
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    provider, exporter = tracing
+    graph = lg_otel.instrument(
+        builder.compile(
+            checkpointer=InMemorySaver(), interrupt_before=["b"], name="breakpoint"
+        ),
+        tracer_provider=provider,
+    )
+    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    if how == "invoke":
+        graph.invoke({"log": []}, config)
+    else:
+        version = "v2" if how.endswith("v2") else "v1"
+        for _ in graph.stream(
+            {"log": []}, config, stream_mode="updates", version=version
+        ):
+            pass
+    spans = exporter.get_finished_spans()
+    (run,) = by_name(spans, "invoke_workflow breakpoint")
+    assert run.attributes[n.ATTR_STATUS] == n.STATUS_INTERRUPTED
+    assert by_name(spans, "invoke_node b") == []  # paused before it
