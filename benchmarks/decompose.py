@@ -46,7 +46,7 @@ from prometheus_client import CollectorRegistry
 
 import lg_otel
 from benchmarks.variants import CountingExporter, _provider, _quiet_structlog
-from benchmarks.workloads import _messages, chat, wide
+from benchmarks.workloads import SHORT_TEXT, SLOPE_CHUNKS, _messages, chat, wide
 
 TASKS = 210
 INPUT = {"n": 0, "payload": ""}
@@ -121,14 +121,11 @@ def _layers() -> list[tuple[str, Callable[[], None]]]:
     ]
 
 
-SHORT = " ".join(f"w{i}" for i in range(10))  # 20 chunks, against the default 200
-
-
 def _chunk_layers() -> list[tuple[str, Callable[[], float]]]:
     """Each layer returns the CPU seconds of a 200-chunk minus a 20-chunk chat."""
 
     def slope(wrap: Callable[[Any], Any], config: Any = None) -> Callable[[], float]:
-        long, short = wrap(chat("stream")), wrap(chat("stream", SHORT))
+        long, short = wrap(chat("stream")), wrap(chat("stream", SHORT_TEXT))
 
         def run() -> float:
             spent = []
@@ -223,7 +220,7 @@ def main() -> None:
     args = parser.parse_args()
     _quiet_structlog()
     if args.chunks:
-        _print(_measure(_chunk_layers(), args.reps, args.calls), 180, "chunk")
+        _print(_measure(_chunk_layers(), args.reps, args.calls), SLOPE_CHUNKS, "chunk")
         return
     layers = [(name, _cpu_of(fn)) for name, fn in _layers()]
     _print(_measure(layers, args.reps, args.calls), TASKS, "task")

@@ -41,7 +41,14 @@ from benchmarks.variants import (
     competitor_variants,
     lg_otel_variants,
 )
-from benchmarks.workloads import WORKLOADS, Workload, _messages, chat
+from benchmarks.workloads import (
+    SHORT_TEXT,
+    SLOPE_CHUNKS,
+    WORKLOADS,
+    Workload,
+    _messages,
+    chat,
+)
 
 Results = dict[tuple[str, str], dict[str, Samples]]
 
@@ -103,10 +110,9 @@ def per_chunk_slope(reps: int, variants: list[Variant]) -> dict[str, list[float]
     from benchmarks.workloads import _messages
 
     long = W("chat-200", lambda: chat("stream"), _messages, 2, 200)
-    short_text = " ".join(f"w{i}" for i in range(10))
 
     def short_chat() -> Any:
-        return chat("stream", short_text)
+        return chat("stream", SHORT_TEXT)
 
     short = W("chat-20", short_chat, _messages, 2, 20)
     a = measure(long, ["stream-messages"], variants, reps, 5)[
@@ -120,7 +126,7 @@ def per_chunk_slope(reps: int, variants: list[Variant]) -> dict[str, list[float]
         long_extra = overhead_us(a[v.name], a["bare"], 1)
         short_extra = overhead_us(b[v.name], b["bare"], 1)
         out[v.name] = [
-            (x - y) / 180 for x, y in zip(long_extra, short_extra, strict=True)
+            (x - y) / SLOPE_CHUNKS for x, y in zip(long_extra, short_extra, strict=True)
         ]
     return out
 
@@ -185,11 +191,12 @@ def competitors(reps: int) -> dict[str, Any]:
                 raise RuntimeError(f"side {side} failed:\n{done.stderr[-2000:]}")
             samples[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
     bare = samples.pop("bare")
+    wide = next(w for w in WORKLOADS if w.name == "wide")
     out: dict[str, Any] = {}
     for side, got in samples.items():
         out[side] = {
             "per_task_us": statistics.median(
-                (g["wide_cpu"] - b["wide_cpu"]) * 1e6 / 210
+                (g["wide_cpu"] - b["wide_cpu"]) * 1e6 / wide.tasks
                 for g, b in zip(got, bare, strict=True)
             ),
             "per_chunk_us": statistics.median(
@@ -221,14 +228,13 @@ def side_main(side: str, calls: int = 10) -> None:
         variant = next(v for v in competitor_variants() if v.name == side)
         variant.enter()  # for good: this process measures nothing else
     wide = next(w for w in WORKLOADS if w.name == "wide")
-    short_text = " ".join(f"w{i}" for i in range(10))
     graphs = {
         "wide": (variant.wrap(wide.build()), "invoke", wide.make_input),
-        "long": (variant.wrap(chat("stream")), "stream-messages", _chat_input),
+        "long": (variant.wrap(chat("stream")), "stream-messages", _messages),
         "short": (
-            variant.wrap(chat("stream", short_text)),
+            variant.wrap(chat("stream", SHORT_TEXT)),
             "stream-messages",
-            _chat_input,
+            _messages,
         ),
     }
     for graph, entry, make_input in graphs.values():  # warm-up
@@ -245,15 +251,11 @@ def side_main(side: str, calls: int = 10) -> None:
         json.dumps(
             {
                 "wide_cpu": cpu["wide"],
-                "chunk_cpu": (cpu["long"] - cpu["short"]) / 180,
+                "chunk_cpu": (cpu["long"] - cpu["short"]) / SLOPE_CHUNKS,
                 "wide_spans": spans,
             }
         )
     )
-
-
-def _chat_input() -> Any:
-    return _messages()
 
 
 def main() -> None:

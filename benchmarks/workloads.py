@@ -18,6 +18,10 @@ from lg_otel.testing import SimulatedChatModel
 #: 100 words: GenericFakeChatModel splits on whitespace and keeps the spaces as
 #: chunks, so this streams 199 chunks, plus one closing chunk: 200.
 TEXT = " ".join(f"w{i}" for i in range(100))
+#: 10 words: a 20-chunk answer. Per-chunk cost is the slope between the two chats.
+SHORT_TEXT = " ".join(f"w{i}" for i in range(10))
+#: Chunks the long chat streams beyond the short one.
+SLOPE_CHUNKS = 180
 
 
 def _fake(text: str = TEXT) -> GenericFakeChatModel:
