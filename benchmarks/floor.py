@@ -40,6 +40,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import Histogram
 
 from benchmarks.variants import CountingExporter, _provider
+from lg_otel import _names as n
 
 
 class _Inline(BaseCallbackHandler):
@@ -52,21 +53,21 @@ def _span() -> Callable[[], None]:
 
     def task() -> None:
         span = tracer.start_span(
-            "invoke_node n1",
+            f"{n.SPAN_TASK} n1",
             context=parent,
             kind=SpanKind.INTERNAL,
             attributes={
-                "langgraph.node": "n1",
-                "langgraph.task.id": "6f1c9d3e-0b7a-5f4e-9c1d-2a3b4c5d6e7f",
-                "langgraph.step": 3,
-                "langgraph.triggers": ["branch:to:n1"],
-                "langgraph.checkpoint_ns": "n1:6f1c9d3e-0b7a-5f4e-9c1d-2a3b4c5d6e7f",
+                n.ATTR_NODE: "n1",
+                n.ATTR_TASK_ID: "6f1c9d3e-0b7a-5f4e-9c1d-2a3b4c5d6e7f",
+                n.ATTR_STEP: 3,
+                n.ATTR_TRIGGERS: ["branch:to:n1"],
+                n.ATTR_CHECKPOINT_NS: "n1:6f1c9d3e-0b7a-5f4e-9c1d-2a3b4c5d6e7f",
             },
             start_time=1,
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         otel_context.detach(token)
-        span.set_attribute("langgraph.status", "ok")
+        span.set_attribute(n.ATTR_STATUS, n.STATUS_OK)
         span.end(end_time=2)
 
     return task
@@ -99,8 +100,8 @@ def _prometheus() -> Callable[[], None]:
         child.observe(
             0.01,
             {
-                "trace_id": format(ctx.trace_id, "032x"),
-                "span_id": format(ctx.span_id, "016x"),
+                n.EXEMPLAR_TRACE_ID: format(ctx.trace_id, "032x"),
+                n.EXEMPLAR_SPAN_ID: format(ctx.span_id, "016x"),
             },
         )
 
@@ -110,7 +111,7 @@ def _prometheus() -> Callable[[], None]:
 def _otel() -> Callable[[], None]:
     histogram = MeterProvider().get_meter("floor").create_histogram("floor", "s")
     span = _provider(CountingExporter()).get_tracer("floor").start_span("s")
-    attributes = {"langgraph_graph": "g", "langgraph_node": "n1", "status": "ok"}
+    attributes = {n.LABEL_GRAPH: "g", n.LABEL_NODE: "n1", n.LABEL_STATUS: n.STATUS_OK}
 
     def task() -> None:
         histogram.record(0.01, attributes, context=trace.set_span_in_context(span))
