@@ -41,6 +41,8 @@ _NODES = "metrics_nodes"  # task id -> node label, for the run's model calls
 _ACTIVE = "metrics_active"  # set once this run counted in runs.active
 # Not the caller's current context: that may hold an unrelated span.
 _NO_SPAN = Context()
+_CTX = "ctx"  # the spans sink's slot: a context holding the record's span
+_SAMPLED = int(trace.TraceFlags.SAMPLED)
 
 # What OTel's Prometheus translation appends for a unit; annotations add nothing.
 _PROM_UNIT = {n.UNIT_SECONDS: "seconds", n.UNIT_TOKEN_RATE: "per_second"}
@@ -187,12 +189,23 @@ class _Series:
             child = self._children[labels] = self._prom.labels(*labels)
         return attrs, child
 
-    def observe(self, labels: tuple[str, ...], value: float, span: Any | None) -> None:
-        """Record ``value`` (clamped to >= 0) with the span as exemplar."""
-        value = max(value, 0.0)
+    def observe(
+        self,
+        labels: tuple[str, ...],
+        value: float,
+        span: Any | None,
+        ctx: Context | None = None,
+    ) -> None:
+        """Record ``value`` (clamped to >= 0) with the span as exemplar.
+
+        ``ctx`` is a context already holding ``span`` (the task's), to reuse.
+        """
+        if value < 0:
+            value = 0.0
         attrs, child = self._sides(labels)
         if self._otel is not None:
-            ctx = trace.set_span_in_context(span) if span is not None else _NO_SPAN
+            if ctx is None:
+                ctx = trace.set_span_in_context(span) if span is not None else _NO_SPAN
             self._otel.record(value, attrs, context=ctx)
         if child is not None:
             child.observe(value, _exemplar(span))
@@ -210,11 +223,13 @@ def _exemplar(span: Any | None) -> dict[str, str] | None:
     if span is None:
         return None
     ctx = span.get_span_context()
-    if not (ctx.is_valid and ctx.trace_flags.sampled):
+    # The sampled bit first: a plain int test, and unsampled spans are the common
+    # case under a ratio sampler.
+    if not ctx.trace_flags & _SAMPLED or not ctx.is_valid:
         return None
     return {
-        n.EXEMPLAR_TRACE_ID: format(ctx.trace_id, "032x"),
-        n.EXEMPLAR_SPAN_ID: format(ctx.span_id, "016x"),
+        n.EXEMPLAR_TRACE_ID: f"{ctx.trace_id:032x}",
+        n.EXEMPLAR_SPAN_ID: f"{ctx.span_id:016x}",
     }
 
 
@@ -337,7 +352,8 @@ class MetricsSink(NullSink):
             return
         node = run.slots.get(_NODES, {}).get(task.task_id) or self._node(task.name)
         labels = (run.graph, node, task.status or n.STATUS_OK)
-        self._task_duration.observe(labels, duration, task.slots.get(_SPAN))
+        slots = task.slots
+        self._task_duration.observe(labels, duration, slots.get(_SPAN), slots.get(_CTX))
 
     # --- model calls ----------------------------------------------------------
 
