@@ -67,10 +67,17 @@ def test_decompose_and_floor_print_their_tables() -> None:
 
 
 def test_exporter_down_target_runs_and_stops_its_sink() -> None:
-    """Both graphs run against a live sink process and a closed port; p99s > 0."""
+    """Three graphs run against a live sink process (twice) and a closed port."""
     sys.path.insert(0, str(ROOT))
-    from benchmarks.targets import exporter_down
+    from benchmarks.targets import ExporterDown, exporter_down
 
-    blocks = exporter_down(runs=5, blocks=2)
-    assert len(blocks) == 2
-    assert all(up > 0 and down > 0 for up, down in blocks)
+    down = exporter_down(runs=6)
+    assert [len(down.up), len(down.up_again), len(down.down)] == [6, 6, 6]
+    assert min(down.up + down.up_again + down.down) > 0.005  # the model's delay
+    effect, control = down.ratios()
+    assert effect > 0
+    assert control > 0
+    # The verdict rule: a control off by the limit or more cannot resolve it.
+    assert "not resolved" in ExporterDown([1.0], [1.2], [1.0]).verdict()
+    assert ExporterDown([1.0], [1.01], [1.04]).verdict() == "**met**"
+    assert ExporterDown([1.0], [1.01], [1.2]).verdict() == "**not met**"
