@@ -5,8 +5,9 @@
 Each layer adds one piece to the one before, so the differences between rows are
 the cost of each piece (process CPU per node task beyond the bare graph):
 
-- ``+tasks mode``: the bare graph asked for the ``tasks`` stream mode too (what
-  LangGraph charges to produce the parts the tap reads);
+- ``+tasks mode``: the bare graph streamed with the modes ``invoke()`` asks for
+  (``updates``, ``values``) plus ``tasks`` (what LangGraph charges to produce the
+  parts the tap reads);
 - ``+noop callback``: plus a do-nothing LangChain callback handler in the run's
   config (what LangChain charges to dispatch the per-run hook's events);
 - ``lg_otel no-op``: lg_otel with a no-op tracer provider, no metrics, no logs
@@ -60,12 +61,12 @@ def _layers() -> list[tuple[str, Callable[[], None]]]:
     bare = wide()
 
     def tasks_mode() -> None:
-        for _ in bare.stream(INPUT, stream_mode=["values", "tasks"]):
+        for _ in bare.stream(INPUT, stream_mode=["updates", "values", "tasks"]):
             pass
 
     def noop_callback() -> None:
         for _ in bare.stream(
-            INPUT, {"callbacks": [_Noop()]}, stream_mode=["values", "tasks"]
+            INPUT, {"callbacks": [_Noop()]}, stream_mode=["updates", "values", "tasks"]
         ):
             pass
 
