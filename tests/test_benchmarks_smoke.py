@@ -81,3 +81,30 @@ def test_exporter_down_target_runs_and_stops_its_sink() -> None:
     assert "not resolved" in ExporterDown([1.0], [1.2], [1.0]).verdict()
     assert ExporterDown([1.0], [1.01], [1.04]).verdict() == "**met**"
     assert ExporterDown([1.0], [1.01], [1.2]).verdict() == "**not met**"
+
+
+def test_a_replay_reproduces_the_recorded_run() -> None:
+    """Replaying the wide graph's recording gives a fresh run its 211 spans."""
+    sys.path.insert(0, str(ROOT))
+    import lg_otel
+    from benchmarks.replay import replayer
+    from benchmarks.variants import CountingExporter, _provider
+    from benchmarks.workloads import wide
+
+    exporter = CountingExporter()
+    graph = lg_otel.instrument(
+        wide(),
+        tracer_provider=_provider(exporter),
+        config=lg_otel.Config(metrics=False, logs=False),
+    )
+    replay = replayer(
+        graph,
+        lambda g: g.invoke({"n": 0, "payload": ""}),
+        {"stream_mode": ["updates", "values"]},
+    )
+    assert exporter.count == 211  # the recorded run itself
+    replay()
+    replay()
+    assert exporter.count == 3 * 211
+    table = _run("-m", "benchmarks.replay", "--number", "1", "--repeat", "1")
+    assert "| + both metrics paths |" in table

@@ -1,0 +1,214 @@
+"""lg_otel's own per-task and per-chunk cost, with LangGraph and LangChain taken out.
+
+    python -m benchmarks.replay [--number N] [--repeat R]
+
+One real run is recorded: every raw stream item lg_otel's tap received and every
+call LangChain made on the per-run hook, in the order they happened. The recording
+is then replayed, with ``timeit`` (best of R, GC off), against a fresh run's tap and
+hook, exactly as the tap's loop drives them. What is timed is lg_otel's code and the
+libraries it calls (the OTel SDK, prometheus_client, structlog), nothing of LangGraph
+or of LangChain's callback dispatch, and single-threaded, so the figures are steady
+where the in-graph ones (``run.py``, ``decompose.py``) swing with the machine.
+
+Rows: per node task on the wide graph (``invoke``: the caller's modes are
+``updates`` and ``values``), and per streamed chunk (the slope between a 200-chunk and
+a 20-chunk chat streamed as ``["messages", "updates"]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import timeit
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from langchain_core.messages import HumanMessage
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.trace import NoOpTracerProvider
+from prometheus_client import CollectorRegistry
+
+import lg_otel
+from benchmarks.variants import CountingExporter, _provider, _quiet_structlog
+from benchmarks.workloads import SHORT_TEXT, SLOPE_CHUNKS, chat, wide
+from lg_otel import _names as n
+from lg_otel import _tap
+from lg_otel._hook import RunHook
+
+TASKS = 210
+#: The RunHook methods LangChain calls during a run (the ones lg_otel implements).
+_HOOK_CALLS = (
+    "on_chain_start",
+    "on_chain_end",
+    "on_chain_error",
+    "on_chat_model_start",
+    "on_llm_start",
+    "on_llm_new_token",
+    "on_llm_end",
+    "on_llm_error",
+    "on_tool_start",
+    "on_tool_end",
+    "on_tool_error",
+)
+
+#: (hook method name, args, kwargs), or (None, (raw stream item,), {}) for the tap.
+Event = tuple[str | None, tuple[Any, ...], dict[str, Any]]
+
+
+@contextmanager
+def _recording(events: list[Event]) -> Iterator[None]:
+    """Record hook calls and tap items of the runs made inside (then restore)."""
+    lock = threading.Lock()  # hook calls come from LangGraph's worker threads
+    saved = {name: getattr(RunHook, name) for name in _HOOK_CALLS}
+    route = _tap._Plan.route
+
+    def recorder(name: str) -> Callable[..., Any]:
+        def call(self: RunHook, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                events.append((name, args, kwargs))
+            return saved[name](self, *args, **kwargs)
+
+        return call
+
+    def recorded_route(self: _tap._Plan, item: object) -> object:
+        with lock:
+            events.append((None, (item,), {}))
+        return route(self, item)
+
+    try:
+        for name in _HOOK_CALLS:
+            setattr(RunHook, name, recorder(name))
+        _tap._Plan.route = recorded_route  # type: ignore[method-assign]
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(RunHook, name, method)
+        _tap._Plan.route = route  # type: ignore[method-assign]
+
+
+def replayer(
+    graph: Any, run: Callable[[Any], object], stream_kwargs: dict[str, Any]
+) -> Callable[[], None]:
+    """Record ``run(graph)`` once; return a call that replays it on a fresh run.
+
+    ``stream_kwargs`` are the arguments the instrumented ``stream`` received (what
+    ``invoke`` passes on, say), so the fresh run is planned as the recorded one was.
+    """
+    events: list[Event] = []
+    with _recording(events):
+        run(graph)
+    instr = type(graph)._lg_otel
+    skip = _tap._SKIP
+
+    def replay() -> None:
+        plan = _tap._plan(instr, graph, None, dict(stream_kwargs), None)
+        assert plan is not None
+        hook = plan.hook
+        drain, route, stamp, waited = hook.drain, plan.route, plan.stamp, plan.waited
+        for name, args, kwargs in events:
+            if name is not None:
+                getattr(hook, name)(*args, **kwargs)
+                continue
+            drain()
+            if route(*args) is not skip:
+                waited(stamp())
+        plan.finish(n.STATUS_OK, None)
+
+    return replay
+
+
+def _layers() -> list[tuple[str, dict[str, Any]]]:
+    off = lg_otel.Config(metrics=False, logs=False)
+    return [
+        ("lg_otel no-op", {"tracer_provider": NoOpTracerProvider(), "config": off}),
+        ("spans", {"tracer_provider": _provider(CountingExporter()), "config": off}),
+        (
+            "+ prometheus",
+            {
+                "tracer_provider": _provider(CountingExporter()),
+                "registry": CollectorRegistry(),
+                "config": lg_otel.Config(logs=False),
+            },
+        ),
+        (
+            "+ both metrics paths",
+            {
+                "tracer_provider": _provider(CountingExporter()),
+                "meter_provider": MeterProvider(),
+                "registry": CollectorRegistry(),
+                "config": lg_otel.Config(logs=False),
+            },
+        ),
+        (
+            "+ logs",
+            {
+                "tracer_provider": _provider(CountingExporter()),
+                "meter_provider": MeterProvider(),
+                "registry": CollectorRegistry(),
+                "config": lg_otel.Config(logs=True),
+            },
+        ),
+    ]
+
+
+def _best(replay: Callable[[], None], number: int, repeat: int) -> float:
+    replay()  # warm-up: label children, caches
+    return min(timeit.repeat(replay, number=number, repeat=repeat)) / number
+
+
+def measure(number: int, repeat: int) -> list[tuple[str, float, float]]:
+    """(layer, µs per task, µs per chunk) for every layer."""
+    task_input = {"n": 0, "payload": ""}
+    chat_input = {"messages": [HumanMessage("hi")]}
+    chat_modes = {"stream_mode": ["messages", "updates"]}
+
+    def streamed(graph: Any) -> None:
+        for _ in graph.stream(chat_input, **chat_modes):
+            pass
+
+    out = []
+    for name, kwargs in _layers():
+        per_task = _best(
+            replayer(
+                lg_otel.instrument(wide(), **kwargs),
+                lambda g: g.invoke(task_input),
+                {"stream_mode": ["updates", "values"]},
+            ),
+            number,
+            repeat,
+        )
+        long, short = (
+            _best(
+                replayer(lg_otel.instrument(graph, **kwargs), streamed, chat_modes),
+                number * 10,
+                repeat,
+            )
+            for graph in (chat("stream"), chat("stream", SHORT_TEXT))
+        )
+        out.append((name, per_task * 1e6 / TASKS, (long - short) * 1e6 / SLOPE_CHUNKS))
+    return out
+
+
+def main() -> None:
+    """Replay every layer and print µs per task and per chunk."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--number", type=int, default=20, help="replays per timing")
+    parser.add_argument("--repeat", type=int, default=15, help="timings; best kept")
+    args = parser.parse_args()
+    _quiet_structlog()
+    print(
+        "| layer (lg_otel's code and what it calls, replayed) | µs per task "
+        "(wide, invoke) | µs per chunk (stream messages) |"
+    )
+    print("|---|---|---|")
+    for name, task, chunk in measure(args.number, args.repeat):
+        print(f"| {name} | {task:.1f} | {chunk:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
