@@ -128,11 +128,19 @@ class ExporterDown:
         return self.p99(self.down) / up, self.p99(self.up_again) / up
 
     def verdict(self, limit: float = 1.05) -> str:
-        """Met or not met when the control resolves ``limit``; else not resolved."""
+        """Met or not met with the control's disagreement as the noise allowance.
+
+        Met when the down/up ratio stays within ``limit`` even plus the A/A
+        control's distance from 1, not met when it exceeds ``limit`` even minus it,
+        not resolved in between.
+        """
         effect, control = self.ratios()
-        if abs(control - 1) >= limit - 1:
-            return "**not resolved** (the A/A control differs by more than the limit)"
-        return _verdict(effect <= limit)
+        noise = abs(control - 1)
+        if effect + noise <= limit:
+            return "**met**"
+        if effect - noise > limit:
+            return "**not met**"
+        return "**not resolved** (within the A/A control's noise of the limit)"
 
 
 def exporter_down(runs: int = 4000) -> ExporterDown:
@@ -140,9 +148,9 @@ def exporter_down(runs: int = 4000) -> ExporterDown:
 
     One p99 per side over all ``runs``: an A/A test on this machine gave per-block
     p99 ratios of 0.63-1.62 between identical setups over 400 runs, so a p99 of a
-    few hundred runs says nothing at 5 %; over 4,000 runs the control agrees to a
-    few per cent. The sides run in rotation (up, again, down; again, down, up; ...)
-    so drift and position cancel.
+    few hundred runs says nothing at 5 %; over 4,000 runs the control agrees within
+    about 3-8 %, and the verdict allows for that. The sides run in rotation (up,
+    again, down; again, down, up; ...) so drift and position cancel.
     """
     with subprocess.Popen(
         [sys.executable, "-c", _SINK], stdout=subprocess.PIPE, text=True
