@@ -93,7 +93,7 @@ def plan(quick: bool, only: str | None) -> list[tuple[Workload, list[str], int, 
         if w.wall_only:
             if quick:
                 continue
-            out.append((w, ["invoke", "stream-messages"], 5, 1))
+            out.append((w, ["invoke", "stream-messages"], 10, 1))
             continue
         entries = ["invoke", "stream-updates", "stream-messages", "ainvoke", "astream"]
         reps = 2 if quick else 10

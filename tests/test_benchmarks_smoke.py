@@ -110,3 +110,14 @@ def test_a_replay_reproduces_the_recorded_run() -> None:
     assert exporter.count == 3 * 211
     table = _run("-m", "benchmarks.replay", "--number", "1", "--repeat", "1")
     assert "| + both metrics paths |" in table
+
+
+def test_rss_child_reports_the_peak_and_the_end() -> None:
+    """The memory target reads the loop's peak RSS (never below the end's)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.targets import rss_child
+
+    found = rss_child(20)
+    assert found["runs"] == 20
+    assert found["peak_growth_mb"] >= found["growth_mb"]
+    assert found["peak_growth_mb"] < 100  # MB: a parse gone wrong reads as KB or nan
