@@ -267,12 +267,21 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.md")))
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--rss-runs", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--exporter-down",
+        type=int,
+        metavar="RUNS",
+        help="only the exporter-down target, RUNS runs per side; print its row",
+    )
     args = parser.parse_args()
     if args.side:
         side_main(args.side)
         return
     if args.rss_runs:
         print(json.dumps(targets.rss_child(args.rss_runs)))
+        return
+    if args.exporter_down:
+        print(targets.exporter_down_row(targets.exporter_down(args.exporter_down)))
         return
     started = time.perf_counter()
     variants = lg_otel_variants()
