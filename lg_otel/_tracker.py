@@ -129,9 +129,6 @@ class RunTracker:
         triggers: tuple[str, ...] = (),
     ) -> None:
         """The stream announced a task (its real start comes from the hook)."""
-        known = self._tasks.get(task_id)
-        if known is not None and known.started:
-            return  # the hook saw it start first: nothing to add
         with self._lock:
             if self._done:
                 return
