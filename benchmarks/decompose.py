@@ -41,12 +41,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from langchain_core.callbacks import BaseCallbackHandler
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.trace import NoOpTracerProvider
-from prometheus_client import CollectorRegistry
 
 import lg_otel
-from benchmarks.variants import CountingExporter, _provider, _quiet_structlog
+from benchmarks.variants import _quiet_structlog, layer_kwargs
 from benchmarks.workloads import SHORT_TEXT, SLOPE_CHUNKS, _messages, chat, wide
 
 TASKS = 210
@@ -70,55 +67,20 @@ def _layers() -> list[tuple[str, Callable[[], None]]]:
         ):
             pass
 
-    def traced(**kwargs: Any) -> Callable[[], None]:
-        graph = lg_otel.instrument(wide(), **kwargs)
+    def traced(key: str) -> Callable[[], None]:
+        graph = lg_otel.instrument(wide(), **layer_kwargs(key))
         return lambda: graph.invoke(INPUT)
 
-    off = lg_otel.Config(metrics=False, logs=False)
     return [
         ("bare", lambda: bare.invoke(INPUT)),
         ("+tasks mode", tasks_mode),
         ("+noop callback", noop_callback),
-        ("lg_otel no-op", traced(tracer_provider=NoOpTracerProvider(), config=off)),
-        (
-            "lg_otel spans",
-            traced(tracer_provider=_provider(CountingExporter()), config=off),
-        ),
-        (
-            "+ prometheus",
-            traced(
-                tracer_provider=_provider(CountingExporter()),
-                registry=CollectorRegistry(),
-                config=lg_otel.Config(logs=False),
-            ),
-        ),
-        (
-            "+ otel metrics",
-            traced(
-                tracer_provider=_provider(CountingExporter()),
-                meter_provider=MeterProvider(),
-                registry=False,
-                config=lg_otel.Config(logs=False),
-            ),
-        ),
-        (
-            "+ both",
-            traced(
-                tracer_provider=_provider(CountingExporter()),
-                meter_provider=MeterProvider(),
-                registry=CollectorRegistry(),
-                config=lg_otel.Config(logs=False),
-            ),
-        ),
-        (
-            "+ logs",
-            traced(
-                tracer_provider=_provider(CountingExporter()),
-                meter_provider=MeterProvider(),
-                registry=CollectorRegistry(),
-                config=lg_otel.Config(logs=True),
-            ),
-        ),
+        ("lg_otel no-op", traced("noop")),
+        ("lg_otel spans", traced("spans")),
+        ("+ prometheus", traced("prometheus")),
+        ("+ otel metrics", traced("otel")),
+        ("+ both", traced("both")),
+        ("+ logs", traced("logs")),
     ]
 
 
@@ -141,32 +103,16 @@ def _chunk_layers() -> list[tuple[str, Callable[[], float]]]:
 
         return run
 
-    def traced(**kwargs: Any) -> Callable[[Any], Any]:
+    def traced(key: str) -> Callable[[Any], Any]:
+        kwargs = layer_kwargs(key)
         return lambda graph: lg_otel.instrument(graph, **kwargs)
 
-    off = lg_otel.Config(metrics=False, logs=False)
     return [
         ("bare", slope(lambda g: g)),
         ("+noop callback", slope(lambda g: g, {"callbacks": [_Noop()]})),
-        (
-            "lg_otel no-op",
-            slope(traced(tracer_provider=NoOpTracerProvider(), config=off)),
-        ),
-        (
-            "lg_otel spans",
-            slope(traced(tracer_provider=_provider(CountingExporter()), config=off)),
-        ),
-        (
-            "+ both",
-            slope(
-                traced(
-                    tracer_provider=_provider(CountingExporter()),
-                    meter_provider=MeterProvider(),
-                    registry=CollectorRegistry(),
-                    config=lg_otel.Config(logs=False),
-                )
-            ),
-        ),
+        ("lg_otel no-op", slope(traced("noop"))),
+        ("lg_otel spans", slope(traced("spans"))),
+        ("+ both", slope(traced("both"))),
     ]
 
 

@@ -29,12 +29,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from langchain_core.messages import HumanMessage
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.trace import NoOpTracerProvider
-from prometheus_client import CollectorRegistry
 
 import lg_otel
-from benchmarks.variants import CountingExporter, _provider, _quiet_structlog
+from benchmarks.variants import _quiet_structlog, layer_kwargs
 from benchmarks.workloads import SHORT_TEXT, SLOPE_CHUNKS, chat, wide
 from lg_otel import _names as n
 from lg_otel import _tap
@@ -122,38 +119,14 @@ def replayer(
     return replay
 
 
-def _layers() -> list[tuple[str, dict[str, Any]]]:
-    off = lg_otel.Config(metrics=False, logs=False)
-    return [
-        ("lg_otel no-op", {"tracer_provider": NoOpTracerProvider(), "config": off}),
-        ("spans", {"tracer_provider": _provider(CountingExporter()), "config": off}),
-        (
-            "+ prometheus",
-            {
-                "tracer_provider": _provider(CountingExporter()),
-                "registry": CollectorRegistry(),
-                "config": lg_otel.Config(logs=False),
-            },
-        ),
-        (
-            "+ both metrics paths",
-            {
-                "tracer_provider": _provider(CountingExporter()),
-                "meter_provider": MeterProvider(),
-                "registry": CollectorRegistry(),
-                "config": lg_otel.Config(logs=False),
-            },
-        ),
-        (
-            "+ logs",
-            {
-                "tracer_provider": _provider(CountingExporter()),
-                "meter_provider": MeterProvider(),
-                "registry": CollectorRegistry(),
-                "config": lg_otel.Config(logs=True),
-            },
-        ),
-    ]
+#: (row, layer of ``variants.layer``), each adding to the one before.
+_ROWS = (
+    ("lg_otel no-op", "noop"),
+    ("spans", "spans"),
+    ("+ prometheus", "prometheus"),
+    ("+ both metrics paths", "both"),
+    ("+ logs", "logs"),
+)
 
 
 def _best(replay: Callable[[], None], number: int, repeat: int) -> float:
@@ -172,7 +145,8 @@ def measure(number: int, repeat: int) -> list[tuple[str, float, float]]:
             pass
 
     out = []
-    for name, kwargs in _layers():
+    for name, key in _ROWS:
+        kwargs = layer_kwargs(key)
         per_task = _best(
             replayer(
                 lg_otel.instrument(wide(), **kwargs),

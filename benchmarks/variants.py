@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.trace import NoOpTracerProvider
 from prometheus_client import CollectorRegistry
 
 import lg_otel
@@ -68,37 +69,55 @@ def _quiet_structlog() -> None:
     )
 
 
+#: The cost layers, in the order each adds to the one before.
+LAYERS = ("noop", "spans", "prometheus", "otel", "both", "logs")
+
+
+def layer_kwargs(name: str, exporter: CountingExporter | None = None) -> dict[str, Any]:
+    """``instrument()`` arguments of one cost layer, each call with fresh providers.
+
+    ``noop``: a no-op tracer, no metrics, no logs; ``spans``: SDK spans to
+    ``exporter`` (a new dropping one if None), no metrics; ``prometheus`` /
+    ``otel``: spans plus that one metrics path; ``both``: both paths; ``logs``: both
+    plus structlog at its default level.
+    """
+    if name not in LAYERS:
+        raise ValueError(f"layer_kwargs(name): {name!r} is not one of {LAYERS}")
+    if name == "noop":
+        return {
+            "tracer_provider": NoOpTracerProvider(),
+            "config": lg_otel.Config(metrics=False, logs=False),
+        }
+    kwargs: dict[str, Any] = {
+        "tracer_provider": _provider(exporter or CountingExporter()),
+        "config": lg_otel.Config(metrics=name != "spans", logs=name == "logs"),
+    }
+    if name in ("otel", "both", "logs"):
+        kwargs["meter_provider"] = MeterProvider()
+    if name in ("prometheus", "both", "logs"):
+        kwargs["registry"] = CollectorRegistry()
+    elif name == "otel":
+        kwargs["registry"] = False
+    return kwargs
+
+
 def lg_otel_variants() -> list[Variant]:
     """bare; spans; spans + metrics; spans + metrics + logs."""
     out = [Variant("bare", lambda graph: graph)]
-
-    def spans(v: Variant) -> Callable[[Any], Any]:
-        return lambda graph: lg_otel.instrument(
-            graph,
-            tracer_provider=_provider(v.exporter),
-            config=lg_otel.Config(metrics=False, logs=False),
-        )
-
-    def spans_metrics(v: Variant, logs: bool) -> Callable[[Any], Any]:
-        return lambda graph: lg_otel.instrument(
-            graph,
-            tracer_provider=_provider(v.exporter),
-            meter_provider=MeterProvider(),
-            registry=CollectorRegistry(),
-            config=lg_otel.Config(logs=logs),
-        )
-
-    v = Variant("spans", lambda g: g)
-    v.wrap = spans(v)
-    out.append(v)
-    v = Variant("spans+metrics", lambda g: g)
-    v.wrap = spans_metrics(v, False)
-    out.append(v)
     _quiet_structlog()
-    v = Variant("spans+metrics+logs", lambda g: g)
-    v.wrap = spans_metrics(v, True)
-    out.append(v)
+    for name, key in (
+        ("spans", "spans"),
+        ("spans+metrics", "both"),
+        ("spans+metrics+logs", "logs"),
+    ):
+        v = Variant(name, lambda g: g)
+        v.wrap = partial(_instrumented, key=key, exporter=v.exporter)
+        out.append(v)
     return out
+
+
+def _instrumented(graph: Any, key: str, exporter: CountingExporter) -> Any:
+    return lg_otel.instrument(graph, **layer_kwargs(key, exporter))
 
 
 def competitor_variants() -> list[Variant]:
