@@ -15,9 +15,9 @@ import structlog
 from opentelemetry import trace
 
 from lg_otel import _names as n
+from lg_otel._records import SPAN_SLOT as _SPAN
 from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord, ToolRecord
 
-_SPAN = "span"
 _NODES = "log_nodes"
 
 

@@ -28,6 +28,8 @@ from opentelemetry.context import Context
 from prometheus_client.metrics import MetricWrapperBase
 
 from lg_otel import _names as n
+from lg_otel._records import SPAN_CONTEXT_SLOT as _CTX
+from lg_otel._records import SPAN_SLOT as _SPAN
 from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord
 from lg_otel._spans import error_type
 
@@ -36,12 +38,10 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     _VERSION = "0"
 
-_SPAN = "span"  # the spans sink's slot
 _NODES = "metrics_nodes"  # task id -> node label, for the run's model calls
 _ACTIVE = "metrics_active"  # set once this run counted in runs.active
 # Not the caller's current context: that may hold an unrelated span.
 _NO_SPAN = Context()
-_CTX = "ctx"  # the spans sink's slot: a context holding the record's span
 _SAMPLED = int(trace.TraceFlags.SAMPLED)
 
 # What OTel's Prometheus translation appends for a unit; annotations add nothing.

@@ -10,6 +10,12 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+#: Slot where the spans sink keeps a record's span; the metrics and logs sinks read
+#: it for exemplars and trace ids.
+SPAN_SLOT = "span"
+#: Slot where the spans sink keeps a context holding that span (for reuse).
+SPAN_CONTEXT_SLOT = "ctx"
+
 
 @dataclass(slots=True, eq=False)
 class RunRecord:

@@ -21,10 +21,10 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from lg_otel import _names as n
 from lg_otel._hook import Binder
+from lg_otel._records import SPAN_CONTEXT_SLOT as _CTX
+from lg_otel._records import SPAN_SLOT as _SPAN
 from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord, ToolRecord
 
-_SPAN = "span"
-_CTX = "ctx"
 _OFFSET = "wall_offset"
 _TASK_CTX = "task_ctx"
 
