@@ -30,6 +30,7 @@ import lg_otel
 from benchmarks.measure import Samples, overhead_us, ratios
 from benchmarks.variants import CountingExporter
 from benchmarks.workloads import chat
+from lg_otel import _names as n
 from lg_otel.testing import SimulatedChatModel
 
 
@@ -86,9 +87,9 @@ def invoke_does_not_stream() -> bool:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     graph = lg_otel.instrument(chat("invoke"), tracer_provider=provider)
     graph.invoke({"messages": [HumanMessage("hi")]})
-    llm = [s for s in exporter.get_finished_spans() if s.name.startswith("chat")]
+    llm = [s for s in exporter.get_finished_spans() if s.name.startswith(n.OP_CHAT)]
     return bool(llm) and all(
-        (s.attributes or {}).get("gen_ai.request.stream") is False for s in llm
+        (s.attributes or {}).get(n.ATTR_REQUEST_STREAM) is False for s in llm
     )
 
 
@@ -353,7 +354,7 @@ def report(
         f"{', '.join(f'{r:.3f}' for r in realistic)} (invoke, stream-messages) | "
         f"{_verdict(bool(realistic) and max(realistic) <= 1.02)} |",
         f"| `.invoke()` inside a node does not stream under the default | "
-        f"gen_ai.request.stream=false: {streams_not} | {_verdict(streams_not)} |",
+        f"{n.ATTR_REQUEST_STREAM}=false: {streams_not} | {_verdict(streams_not)} |",
         f"| RSS growth over 10,000 runs < 5 MB | "
         f"peak {rss.get('peak_growth_mb', float('nan')):.2f} MB, at the end "
         f"{rss.get('growth_mb', float('nan')):.2f} MB, over "
