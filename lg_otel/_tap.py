@@ -499,8 +499,13 @@ def instrumented_copy(graph: AnyGraph, instr: Instrumentation) -> AnyGraph:
             "__doc__": base.__doc__,
         },
     )
-    attrs = {k: v for k, v in graph.__dict__.items() if k != "__orig_class__"}
-    return cls(**attrs)  # type: ignore[no-any-return]
+    # The whole instance state, not the constructor's arguments: compile() sets some
+    # attributes after construction (the v2 output mapper, the strict-msgpack
+    # allow-list, ...), which a rebuild through __init__ would drop. Values are
+    # shared, as LangGraph's own copy() shares them.
+    copy: AnyGraph = object.__new__(cls)
+    copy.__dict__.update(graph.__dict__)
+    return copy
 
 
 #: The default clock (monotonic nanoseconds): the builtin itself, read a few times
