@@ -62,9 +62,38 @@ _HEX32 = re.compile(r"\b[0-9a-f]{32}\b")
 _TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?")
 
 
+def types_of(value: Any, depth: int = 0) -> str:
+    """The Python types of a payload, recursively through containers and models.
+
+    ``repr`` alone can hide a changed type: a dict subclass, a NamedTuple or a model
+    with a dict-like repr reads the same as the plain value, and ``==`` holds
+    between some of them (``{'a': 1} == A(a=1)`` for a few types).
+    """
+    name = type(value).__qualname__
+    if depth > 8:  # deep enough for any state; bounded against cycles
+        return name
+    depth += 1
+    if isinstance(value, dict):
+        inner = ",".join(f"{k!r}:{types_of(v, depth)}" for k, v in value.items())
+        return f"{name}{{{inner}}}"
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return f"{name}[{','.join(types_of(v, depth) for v in items)}]"
+    fields = getattr(value, "__dict__", None)
+    if isinstance(fields, dict) and not isinstance(value, type):
+        inner = ",".join(
+            f"{k}:{types_of(v, depth)}"
+            for k, v in fields.items()
+            if not k.startswith("_")
+        )
+        return f"{name}({inner})"
+    return name
+
+
 def normalise(value: Any) -> str:
-    """A repr with ids and timestamps replaced, for comparing two runs' outputs."""
-    text = repr(value)
+    """A repr with ids and timestamps replaced, plus the payload's types, for
+    comparing two runs' outputs."""
+    text = f"{value!r} :: {types_of(value)}"
     text = _UUID.sub("<id>", text)
     text = _HEX32.sub("<hex>", text)
     return _TS.sub("<ts>", text)

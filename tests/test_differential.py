@@ -11,6 +11,10 @@ import pytest
 import lg_otel
 from tests.conftest import normalise
 from tests.graphs import SHAPES, Shape
+from tests.typed_graphs import TYPED_SHAPES
+
+#: Every shape, typed-state ones (Pydantic, dataclass) included.
+ALL_SHAPES = SHAPES + TYPED_SHAPES
 
 MODES: list[Any] = [
     None,
@@ -64,7 +68,7 @@ def _kwargs(mode: Any, subgraphs: bool, version: str) -> dict[str, Any]:
     return kwargs
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
+@pytest.mark.parametrize("shape", ALL_SHAPES, ids=lambda s: s.name)
 @pytest.mark.parametrize("version", ["v1", "v2"])
 @pytest.mark.parametrize("subgraphs", [False, True], ids=["flat", "subgraphs"])
 def test_sync_stream_identical(
@@ -82,7 +86,7 @@ def test_sync_stream_identical(
     assert exporter.get_finished_spans(), "the traced graph emitted no spans"
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
+@pytest.mark.parametrize("shape", ALL_SHAPES, ids=lambda s: s.name)
 @pytest.mark.parametrize("version", ["v1", "v2"])
 @pytest.mark.parametrize("subgraphs", [False, True], ids=["flat", "subgraphs"])
 async def test_async_stream_identical(
@@ -100,7 +104,7 @@ async def test_async_stream_identical(
     assert exporter.get_finished_spans(), "the traced graph emitted no spans"
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)
+@pytest.mark.parametrize("shape", ALL_SHAPES, ids=lambda s: s.name)
 def test_invoke_identical(shape: Shape, tracing: Any) -> None:
     """invoke() (v1 and v2) returns what the bare graph returns."""
     provider, _ = tracing
@@ -120,9 +124,44 @@ def test_invoke_identical(shape: Shape, tracing: Any) -> None:
         assert results[1] == results[0]
 
 
+@pytest.mark.parametrize("shape", ALL_SHAPES, ids=lambda s: s.name)
+async def test_ainvoke_versions_identical(shape: Shape, tracing: Any) -> None:
+    """ainvoke() (v1 and v2, resumes included) returns what the bare graph returns."""
+    provider, _ = tracing
+    bare = shape.build()
+    traced = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    for version in ("v1", "v2"):
+        results = []
+        for graph in (bare, traced):
+            config = _config(shape)
+            got = []
+            for inp in shape.inputs:
+                try:
+                    out = await graph.ainvoke(inp, config, version=version)
+                    got.append(normalise(out))
+                except Exception as exc:  # noqa: BLE001 - part of the output
+                    got.append(f"raised {type(exc).__name__}")
+            results.append(got)
+        assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("shape", TYPED_SHAPES, ids=lambda s: s.name)
+def test_with_config_copy_identical(shape: Shape, tracing: Any) -> None:
+    """A with_config() copy of the traced graph behaves as the bare graph's copy."""
+    provider, _ = tracing
+    bare = shape.build().with_config(tags=["t"])
+    traced = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    traced = traced.with_config(tags=["t"])
+    for mode in MODES:
+        kwargs = _kwargs(mode, True, "v2")
+        assert drive_sync(traced, shape, **kwargs) == drive_sync(
+            bare, shape, **kwargs
+        ), f"mode={mode!r}"
+
+
 @pytest.mark.parametrize(
     "shape",
-    [s for s in SHAPES if not (s.needs_thread or s.raises)],
+    [s for s in ALL_SHAPES if not (s.needs_thread or s.raises)],
     ids=lambda s: s.name,
 )
 async def test_ainvoke_and_batch_identical(shape: Shape, tracing: Any) -> None:
