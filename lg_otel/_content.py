@@ -13,7 +13,36 @@ from typing import Any
 
 from lg_otel import _names as n
 
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+#: LangChain message ``type`` -> GenAI role (semconv v1.41: ``system``, ``user``,
+#: ``assistant``, ``tool``). A chunk class's ``type`` is its class name
+#: (``AIMessageChunk``), which is what a node that streams its model call gets back.
+#: ``function`` is the legacy OpenAI function result: a tool result in GenAI terms.
+_ROLES = {
+    "human": "user",
+    "HumanMessageChunk": "user",
+    "ai": "assistant",
+    "AIMessageChunk": "assistant",
+    "system": "system",
+    "SystemMessageChunk": "system",
+    "tool": "tool",
+    "ToolMessageChunk": "tool",
+    "function": "tool",
+    "FunctionMessageChunk": "tool",
+}
+#: ``type`` of ChatMessage/ChatMessageChunk, whose ``role`` attribute is free text.
+_FREE_ROLE = ("chat", "ChatMessageChunk")
+#: A ChatMessage ``role`` -> GenAI role; other roles pass through (the GenAI schema
+#: allows any string). ``developer`` is OpenAI's newer name for system instructions.
+_CHAT_ROLES = {
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "system": "system",
+    "developer": "system",
+    "tool": "tool",
+    "function": "tool",
+}
 _MARK = "…[truncated]"
 
 
@@ -56,7 +85,16 @@ class ContentPolicy:
         return text
 
 
-def _parts(message: Any) -> list[dict[str, Any]]:
+def role_of(message: Any) -> str:
+    """The GenAI role of a LangChain message, from its ``type``, whatever its class."""
+    kind = str(getattr(message, "type", ""))
+    if kind in _FREE_ROLE:
+        role = str(getattr(message, "role", "") or "")
+        return _CHAT_ROLES.get(role.lower(), role)
+    return _ROLES.get(kind, kind)
+
+
+def _parts(message: Any, role: str) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     content = getattr(message, "content", None)
     if isinstance(content, str):
@@ -77,7 +115,7 @@ def _parts(message: Any) -> list[dict[str, Any]]:
                 "arguments": call.get("args"),
             }
         )
-    if getattr(message, "type", None) == "tool":
+    if role == "tool":
         parts = [
             {
                 "type": "tool_call_response",
@@ -90,15 +128,11 @@ def _parts(message: Any) -> list[dict[str, Any]]:
 
 def messages_json(messages: Iterable[Any]) -> list[dict[str, Any]]:
     """Chat messages in the GenAI ``gen_ai.input.messages`` JSON shape."""
-    return [
-        {
-            "role": _ROLES.get(
-                str(getattr(m, "type", "")), str(getattr(m, "type", ""))
-            ),
-            "parts": _parts(m),
-        }
-        for m in messages
-    ]
+    out = []
+    for message in messages:
+        role = role_of(message)
+        out.append({"role": role, "parts": _parts(message, role)})
+    return out
 
 
 def generations_json(response: Any) -> list[dict[str, Any]]:
