@@ -16,8 +16,12 @@ import yaml
 from lg_otel import _metrics as m
 from lg_otel import _names as n
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
-RULES = DEPLOY / "prometheus" / "rules"
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+PROMETHEUS = DEPLOY / "prometheus"
+RULES = PROMETHEUS / "rules"
+#: promtool unit tests of the shipped rules (not in rules/: Prometheus can't load them).
+RULE_TESTS = ROOT / "tests" / "prometheus" / "lg_otel_test.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "lg_otel.json"
 SPECS = m.SPECS
 #: Prometheus family names of every lg_otel instrument (translation of _names).
@@ -29,6 +33,11 @@ LABELS = {key.replace(".", "_") for spec in SPECS for key in spec.labels}
 LABELS |= {"le", "alertname", "severity", "job", "instance"}
 METRIC = re.compile(r"\b((?:gen_ai|langgraph|lg_otel)_[a-z_]+)\b")
 SUFFIX = re.compile(r"_(bucket|sum|count)$")
+#: The range of a selector or subquery: ``5m`` in ``[5m]``, ``1h`` in ``[1h:1m]``.
+RANGE = re.compile(r"\[\s*([0-9a-z]+)\s*(?::[^\]]*)?\]")
+DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+SECONDS["y"] = 365 * SECONDS["d"]
 
 
 def tool(name: str) -> str:
@@ -49,22 +58,57 @@ def run(*argv: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _rule_files() -> list[Path]:
+    """Every file in deploy/prometheus/rules/: what a ``rules/*`` glob would load."""
+    return sorted(path for path in RULES.iterdir() if path.is_file())
+
+
+def _duration(text: str) -> float:
+    """Seconds in a Prometheus duration such as ``5m`` or ``1h30m``."""
+    parts = DURATION.findall(text)
+    assert "".join(a + b for a, b in parts) == text, text
+    return sum(int(amount) * SECONDS[unit] for amount, unit in parts)
+
+
 def test_rule_files_check() -> None:
-    """promtool check rules on the shipped and the test-window rule files."""
-    files = [RULES / "lg_otel.yml", RULES / "test_short_windows.yml"]
+    """promtool check rules passes on every file in deploy/prometheus/rules/."""
+    files = _rule_files()
+    assert RULES / "lg_otel.yml" in files
     run(tool("promtool"), "check", "rules", *map(str, files))
+
+
+def test_prometheus_loads_exactly_the_shipped_rule_files() -> None:
+    """prometheus.yml's rule_files globs match every file in rules/ and nothing else."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    loaded = {path for glob in config["rule_files"] for path in PROMETHEUS.glob(glob)}
+    assert loaded == set(_rule_files())
+
+
+def test_no_shipped_rule_window_is_shorter_than_four_scrapes() -> None:
+    """Every range in a shipped rule spans at least 4 scrape intervals (no blips)."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    floor = 4 * _duration(config["global"]["scrape_interval"])
+    windows = []
+    for path in _rule_files():
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                name = rule.get("alert") or rule["record"]
+                windows += [(name, w) for w in RANGE.findall(rule["expr"])]
+    assert windows
+    short = [(name, w) for name, w in windows if _duration(w) < floor]
+    assert short == [], f"windows under {floor:.0f} s"
 
 
 def test_rule_unit_tests_pass() -> None:
     """promtool test rules: every alert fires where it should, stays quiet elsewhere."""
-    run(tool("promtool"), "test", "rules", str(RULES / "lg_otel_test.yml"))
+    run(tool("promtool"), "test", "rules", str(RULE_TESTS))
 
 
 def test_every_alert_has_a_unit_test_and_a_runbook() -> None:
     """Each alert has firing and quiet test cases, a runbook URL and a RUNBOOK entry."""
     rules = yaml.safe_load((RULES / "lg_otel.yml").read_text())
     alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    tests = yaml.safe_load((RULES / "lg_otel_test.yml").read_text())["tests"]
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
     runbook = (DEPLOY / "RUNBOOK.md").read_text().lower()
     for alert in alerts:
         name = alert["alert"]
@@ -127,8 +171,8 @@ def test_compose_mounts_only_files_in_deploy() -> None:
 
 def _expressions() -> list[str]:
     exprs = []
-    for path in RULES.glob("*.yml"):
-        for group in yaml.safe_load(path.read_text()).get("groups", []):
+    for path in _rule_files():
+        for group in yaml.safe_load(path.read_text())["groups"]:
             exprs += [rule["expr"] for rule in group["rules"]]
     dashboard = json.loads(DASHBOARD.read_text())
     exprs += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]

@@ -21,6 +21,7 @@ from tests.e2e.stack import ROOT, Alertmanager, App, Prometheus, Webhook, wait_f
 pytestmark = pytest.mark.e2e
 
 RULES = ROOT / "deploy" / "prometheus" / "rules"
+SHORT_WINDOWS = Path(__file__).with_name("fixtures") / "short_windows.yml"
 ALERT = "LgOtelRunTTFTBudgetBurnFastShortWindow"
 
 
@@ -61,7 +62,7 @@ def _notified(hook: Webhook, status: str) -> bool:
 
 def test_ttft_alert_fires_then_resolves(tmp_path: Path) -> None:
     """Slow first tokens page through Alertmanager; recovery resolves the page."""
-    rule_files = [RULES / "lg_otel.yml", RULES / "test_short_windows.yml"]
+    rule_files = [RULES / "lg_otel.yml", SHORT_WINDOWS]
     env = {"SIM_FIRST_CHUNK_DELAY": "0.05", "SIM_CHUNK_DELAY": "0.001"}
     with (
         Webhook() as hook,
