@@ -352,8 +352,10 @@ class MetricsSink(NullSink):
             return
         node = run.slots.get(_NODES, {}).get(task.task_id) or self._node(task.name)
         labels = (run.graph, node, task.status or n.STATUS_OK)
-        slots = task.slots
-        self._task_duration.observe(labels, duration, slots.get(_SPAN), slots.get(_CTX))
+        span = task.slots.get(_SPAN)
+        # No span (its start failed): no context either, as it would name the parent.
+        ctx = task.slots.get(_CTX) if span is not None else None
+        self._task_duration.observe(labels, duration, span, ctx)
 
     # --- model calls ----------------------------------------------------------
 

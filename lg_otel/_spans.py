@@ -100,11 +100,14 @@ class SpanSink:
         if run.thread_id is not None:
             attributes[n.ATTR_CONVERSATION_ID] = run.thread_id
         links = [Link(ctx) for ctx in run.links if isinstance(ctx, trace.SpanContext)]
+        parent = run.parent if isinstance(run.parent, otel_context.Context) else None
+        # Set before starting: if the start fails (a raising processor), the run's
+        # tasks still get spans, under the caller's context.
+        run.slots[_CTX] = parent if parent is not None else otel_context.Context()
+        run.slots[_TASK_CTX] = {}
         span = self._tracer.start_span(
             f"{n.SPAN_RUN} {run.graph}",
-            context=run.parent
-            if isinstance(run.parent, otel_context.Context)
-            else None,
+            context=parent,
             kind=SpanKind.INTERNAL,
             attributes=attributes,
             links=links,
@@ -112,27 +115,28 @@ class SpanSink:
         )
         run.slots[_SPAN] = span
         run.slots[_CTX] = trace.set_span_in_context(span)
-        run.slots[_TASK_CTX] = {}
 
     def run_first_token(self, run: RunRecord) -> None:
         """Nothing on the span: the run TTFT is a metric."""
 
     def run_ended(self, run: RunRecord) -> None:
         """End the run span with its status."""
-        span: Span = run.slots[_SPAN]
+        run.slots.pop(_TASK_CTX, None)
+        span: Span | None = run.slots.get(_SPAN)
+        if span is None:  # its start failed, and was counted then
+            return
         if run.consumer_wait_ns:
             span.set_attribute(n.ATTR_CONSUMER_WAIT, run.consumer_wait_ns / 1e9)
         self._end(span, run.status, run.error, self._wall(run, run.end_ns or 0))
-        run.slots.pop(_TASK_CTX, None)
 
     # --- tasks ----------------------------------------------------------------
 
     def _parent_of(self, run: RunRecord, task_id: str | None) -> otel_context.Context:
         if task_id is not None:
-            ctx = run.slots[_TASK_CTX].get(task_id)
+            ctx = run.slots.get(_TASK_CTX, {}).get(task_id)
             if ctx is not None:
                 return ctx  # type: ignore[no-any-return]
-        return run.slots[_CTX]  # type: ignore[no-any-return]
+        return run.slots.get(_CTX) or otel_context.Context()
 
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """Open a task span under the run span or the task that runs its subgraph."""
@@ -146,9 +150,15 @@ class SpanSink:
             attributes[n.ATTR_TRIGGERS] = list(task.triggers)
         if task.checkpoint_ns:
             attributes[n.ATTR_CHECKPOINT_NS] = task.checkpoint_ns
+        parent = self._parent_of(run, task.parent_task_id)
+        by_task = run.slots.setdefault(_TASK_CTX, {})
+        # Until (or unless) the span starts, this task's children and the spans
+        # its node makes nest under the nearest span that did start.
+        by_task[task.task_id] = parent
+        task.slots[_CTX] = parent
         span = self._tracer.start_span(
             f"{n.SPAN_TASK} {task.name}",
-            context=self._parent_of(run, task.parent_task_id),
+            context=parent,
             kind=SpanKind.INTERNAL,
             attributes=attributes,
             start_time=self._wall(run, task.start_ns),
@@ -156,11 +166,13 @@ class SpanSink:
         task.slots[_SPAN] = span
         ctx = trace.set_span_in_context(span)
         task.slots[_CTX] = ctx
-        run.slots[_TASK_CTX][task.task_id] = ctx
+        by_task[task.task_id] = ctx
 
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
         """End a task span with its status."""
-        span: Span = task.slots[_SPAN]
+        span: Span | None = task.slots.get(_SPAN)
+        if span is None:  # its start failed, and was counted then
+            return
         self._end(span, task.status, task.error, self._wall(run, task.end_ns or 0))
 
     # --- model calls ----------------------------------------------------------
@@ -193,7 +205,9 @@ class SpanSink:
 
     def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
         """End a model span with streaming figures and usage."""
-        span: Span = llm.slots[_SPAN]
+        span: Span | None = llm.slots.get(_SPAN)
+        if span is None:  # its start failed, and was counted then
+            return
         span.set_attribute(n.ATTR_REQUEST_STREAM, llm.chunks > 0)
         if llm.first_chunk_ns is not None:
             span.set_attribute(
@@ -237,7 +251,9 @@ class SpanSink:
 
     def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
         """End an ``execute_tool`` span."""
-        span: Span = tool.slots[_SPAN]
+        span: Span | None = tool.slots.get(_SPAN)
+        if span is None:  # its start failed, and was counted then
+            return
         self._content(
             span,
             {n.ATTR_TOOL_ARGUMENTS: tool.arguments, n.ATTR_TOOL_RESULT: tool.result},
