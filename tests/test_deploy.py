@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -23,6 +25,10 @@ RULES = PROMETHEUS / "rules"
 #: promtool unit tests of the shipped rules (not in rules/: Prometheus can't load them).
 RULE_TESTS = ROOT / "tests" / "prometheus" / "lg_otel_test.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "lg_otel.json"
+RUNBOOK = DEPLOY / "RUNBOOK.md"
+#: The external label (set in prometheus.yml) that every runbook_url starts with.
+RUNBOOK_LABEL = "runbook_base_url"
+RUNBOOK_BASE = "{{ $externalLabels." + RUNBOOK_LABEL + " }}"
 SPECS = m.SPECS
 #: Prometheus family names of every lg_otel instrument (translation of _names).
 FAMILIES = {
@@ -104,13 +110,21 @@ def test_rule_unit_tests_pass() -> None:
     run(tool("promtool"), "test", "rules", str(RULE_TESTS))
 
 
-def test_every_alert_has_a_unit_test_and_a_runbook() -> None:
-    """Each alert has firing and quiet test cases, a runbook URL and a RUNBOOK entry."""
-    rules = yaml.safe_load((RULES / "lg_otel.yml").read_text())
-    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+def _alerts() -> list[dict[str, Any]]:
+    """Every alerting rule of every shipped rule file."""
+    return [
+        rule
+        for path in _rule_files()
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+
+def test_every_alert_has_firing_and_quiet_unit_tests() -> None:
+    """Each shipped alert has a promtool case where it fires and one quiet."""
     tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
-    runbook = (DEPLOY / "RUNBOOK.md").read_text().lower()
-    for alert in alerts:
+    for alert in _alerts():
         name = alert["alert"]
         mine = [
             (t, c)
@@ -125,9 +139,52 @@ def test_every_alert_has_a_unit_test_and_a_runbook() -> None:
             len(t["input_series"]) > 2 for t, c in mine if c["exp_alerts"]
         )
         assert quiet, f"{name}: no quiet case"
-        anchor = alert["annotations"]["runbook_url"].rsplit("#", 1)[1]
-        assert anchor == name.lower()
-        assert f"## {name.lower()}" in runbook, name
+
+
+def test_every_runbook_url_is_the_base_url_setting_plus_its_heading() -> None:
+    """runbook_url is the runbook_base_url label + #<a heading of RUNBOOK.md>."""
+    headings = set(re.findall(r"^## (\S+)$", RUNBOOK.read_text(), re.MULTILINE))
+    for alert in _alerts():
+        name = alert["alert"].lower()
+        assert alert["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}#{name}"
+        assert name in headings, name
+
+
+def test_prometheus_config_sets_a_placeholder_runbook_base_url() -> None:
+    """prometheus.yml sets runbook_base_url to a never-resolving placeholder."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    url = urlsplit(config["global"]["external_labels"][RUNBOOK_LABEL])
+    assert url.scheme == "https"
+    assert url.hostname is not None
+    assert url.hostname.endswith(".invalid")  # RFC 2606: reserved, never resolves
+    assert url.fragment == ""
+
+
+def test_runbook_base_url_is_not_sent_as_an_alert_label() -> None:
+    """The setting only feeds annotations: alert relabelling drops the label."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    relabel = config["alerting"]["alert_relabel_configs"]
+    assert {"action": "labeldrop", "regex": RUNBOOK_LABEL} in relabel
+
+
+def test_every_url_in_deploy_is_the_stack_or_a_placeholder() -> None:
+    """URLs in deploy/ name a compose service, localhost or an .invalid placeholder."""
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    ours = set(compose["services"]) | {"localhost"}
+    urls = [
+        (path.relative_to(DEPLOY), url)
+        for path in DEPLOY.rglob("*")
+        if path.is_file() and path.suffix != ".png"
+        for url in re.findall(r"https?://[^\s\"'`)<>]+", path.read_text())
+    ]
+    assert urls
+    foreign = [
+        (path, url)
+        for path, url in urls
+        if (host := urlsplit(url).hostname or "") not in ours
+        and not host.endswith(".invalid")
+    ]
+    assert foreign == []
 
 
 def test_prometheus_config_checks() -> None:
