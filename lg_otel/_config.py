@@ -31,8 +31,9 @@ def _warn_once(variable: str, value: str, fallback: object) -> None:
     if variable in _warned:
         return
     _warned.add(variable)
+    shown = "the default" if fallback is None else repr(fallback)
     warnings.warn(
-        f"lg_otel: ignoring {variable}={value!r} (invalid); using {fallback!r}",
+        f"lg_otel: ignoring {variable}={value!r} (invalid); using {shown}",
         RuntimeWarning,
         stacklevel=4,
     )
@@ -86,8 +87,10 @@ class Config:
             per value (default 4096; env ``LG_OTEL_MAX_CONTENT_LENGTH``).
         redact: Called on every captured string before truncation; its result is
             what leaves the process. If it raises, the value is dropped.
-        logs: Emit structlog events (default: on when structlog is configured at
-            ``instrument()`` time; env ``LG_OTEL_LOGS``).
+        logs: Emit structlog events (env ``LG_OTEL_LOGS``). Default: decided as
+            each run starts, on when structlog is configured at that moment
+            (``structlog.configure()`` or ``structlog.testing.capture_logs()``),
+            so configuring structlog after ``instrument()`` works.
         metrics: Record metrics (default on; env ``LG_OTEL_METRICS``).
         max_label_values: Distinct node or model names kept per metric label before
             further ones become ``other`` (default 200; env
@@ -157,7 +160,11 @@ class Config:
                 raise TypeError(f"Config.{field} must be True, False or None")
 
     def resolve(self, environ: dict[str, str] | None = None, **defaults: Any) -> Config:
-        """Fill unset fields from the environment, then from ``defaults``/built-ins."""
+        """Fill unset fields from the environment, then from ``defaults``/built-ins.
+
+        ``resolve(logs=None)`` keeps ``logs`` None when neither the field nor
+        ``LG_OTEL_LOGS`` set it: ``instrument()`` then decides per run.
+        """
         env = os.environ if environ is None else environ
 
         def pick(field: str, variable: str, parse: Any, default: Any) -> Any:

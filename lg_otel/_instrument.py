@@ -74,7 +74,9 @@ class GraphInstrumentation(Instrumentation):
     ) -> None:
         """Build the sinks once; every run of the graph feeds them."""
         self.clock = clock
-        self.config = config = config.resolve(logs=structlog.is_configured())
+        # logs=None after resolve(): neither Config(logs=...) nor LG_OTEL_LOGS said,
+        # so each run follows structlog as configured when that run starts.
+        self.config = config = config.resolve(logs=None)
         self.persist_links = bool(config.persist_links)
         self.errors = InternalErrors()
         assert config.capture_content is not None
@@ -114,11 +116,28 @@ class GraphInstrumentation(Instrumentation):
             )
             sinks.append((self.metrics, n.COMPONENT_METRICS))
             self.errors.add_listener(self.metrics.count_internal_error)
-        if config.logs:
-            sinks.append((LogSink(), n.COMPONENT_LOGS))
-        sinks.append((self.active, n.COMPONENT_METRICS))
-        self._sink = FanOut(sinks, self.errors)
+        # Two fan-outs built once, so the per-run logs decision is a choice between
+        # them and a run without logs pays nothing per task for the log sink.
+        quiet = [*sinks, (self.active, n.COMPONENT_METRICS)]
+        logged = [*sinks, (LogSink(), n.COMPONENT_LOGS), quiet[-1]]
+        self._quiet_sink = FanOut(quiet, self.errors)
+        self._logged_sink = FanOut(logged, self.errors)
+        self._logs: bool | None = config.logs
         self._binder = SpanBinder()
+
+    def run_sink(self) -> FanOut:
+        """The sinks of a run starting now: with logs if they are on at this moment.
+
+        Unless ``Config(logs=...)`` or ``LG_OTEL_LOGS`` decided, logs are on when
+        structlog is configured as the run starts (``structlog.configure()`` or
+        ``structlog.testing.capture_logs()``), however late that came.
+        """
+        logs = self._logs
+        if logs is None:
+            # One attribute read in structlog; it sees configure(), capture_logs()
+            # (which calls configure()) and reset_defaults().
+            logs = structlog.is_configured()
+        return self._logged_sink if logs else self._quiet_sink
 
     def traceparent(self, run: RunRecord) -> str | None:
         """The run span's traceparent, to persist in checkpoint metadata."""
@@ -162,7 +181,7 @@ class GraphInstrumentation(Instrumentation):
             stored = parse_traceparent(stored_link)
             links = (stored,) if stored is not None else ()
         tracker = RunTracker(
-            self._sink,
+            self.run_sink(),
             self.clock,
             graph=self.graph_name(graph),
             thread_id=thread_id,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import structlog
 from langchain_core.messages import HumanMessage
-from structlog.testing import capture_logs
+from structlog.testing import LogCapture, capture_logs
+from structlog.typing import EventDict
 
 import lg_otel
 from lg_otel import _names as n
@@ -92,14 +94,121 @@ def test_interrupt_logged(tracing: Any) -> None:
     assert [e["event"] for e in logs].count(n.LOG_RUN_INTERRUPT) == 1
 
 
-def test_logs_off_unless_structlog_configured(tracing: Any) -> None:
-    """Without Config(logs=True) or a configured structlog, nothing is logged."""
+def test_unconfigured_structlog_gets_nothing(
+    tracing: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """structlog not configured when the run starts: lg_otel writes nothing."""
     provider, _ = tracing
-    structlog.reset_defaults()
     graph = lg_otel.instrument(chat(), tracer_provider=provider)
+    graph.invoke({"messages": [HumanMessage("hi")]})
+    assert not structlog.is_configured()
+    assert capfd.readouterr().out == ""
+
+
+def test_structlog_configured_after_instrument_logs(tracing: Any) -> None:
+    """instrument() at import time, structlog.configure() later: the run logs."""
+    provider, _ = tracing
+    graph = lg_otel.instrument(chat(), tracer_provider=provider)
+    capture = LogCapture()
+    structlog.configure(processors=[capture])
+    graph.invoke({"messages": [HumanMessage("hi")]})
+    events = {e["event"] for e in capture.entries}
+    assert {n.LOG_RUN_START, n.LOG_TASK_END, n.LOG_RUN_END} <= events
+
+
+def test_capture_logs_after_instrument_sees_streamed_agent(tracing: Any) -> None:
+    """capture_logs() around a run of a graph instrumented earlier gets every event."""
+    provider, _ = tracing
+    graph = lg_otel.instrument(agent(), tracer_provider=provider)
     with capture_logs() as logs:
-        graph.invoke({"messages": [HumanMessage("hi")]})
-    assert logs == []
+        for _ in graph.stream(
+            {"messages": [HumanMessage("go")]}, stream_mode=["messages", "updates"]
+        ):
+            pass
+    assert {e["event"] for e in logs} >= {
+        n.LOG_RUN_START,
+        n.LOG_TASK_START,
+        n.LOG_TASK_END,
+        n.LOG_LLM_FIRST_TOKEN,
+        n.LOG_LLM_END,
+        n.LOG_TOOL_END,
+        n.LOG_RUN_END,
+    }
+
+
+def test_reconfiguration_is_picked_up_by_the_next_run(
+    tracing: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """structlog configured for one run, reset before the next: only the first logs."""
+    provider, _ = tracing
+    graph = lg_otel.instrument(SHAPES[0].build(), tracer_provider=provider)
+    capture = LogCapture()
+    structlog.configure(processors=[capture])
+    graph.invoke({"log": []})
+    first = len(capture.entries)
+    structlog.reset_defaults()
+    graph.invoke({"log": []})
+    assert first > 0
+    assert len(capture.entries) == first
+    assert capfd.readouterr().out == ""
+
+
+def _runs_logged(logs: Sequence[EventDict]) -> set[str]:
+    return {e["graph"] for e in logs if e["event"] == n.LOG_RUN_START}
+
+
+def test_config_logs_false_wins_over_configured_structlog(tracing: Any) -> None:
+    """Config(logs=False) stays silent under capture_logs(); a default graph logs."""
+    provider, _ = tracing
+    off = lg_otel.instrument(
+        SHAPES[0].build(),
+        tracer_provider=provider,
+        config=lg_otel.Config(logs=False, graph_name="off"),
+    )
+    auto = lg_otel.instrument(
+        SHAPES[0].build(),
+        tracer_provider=provider,
+        config=lg_otel.Config(graph_name="auto"),
+    )
+    with capture_logs() as logs:
+        off.invoke({"log": []})
+        auto.invoke({"log": []})
+    assert _runs_logged(logs) == {"auto"}
+
+
+def test_env_logs_false_wins_over_configured_structlog(
+    tracing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LG_OTEL_LOGS=false at instrument() stays silent; a default graph logs."""
+    provider, _ = tracing
+    monkeypatch.setenv(n.ENV_LOGS, "false")
+    off = lg_otel.instrument(
+        SHAPES[0].build(),
+        tracer_provider=provider,
+        config=lg_otel.Config(graph_name="off"),
+    )
+    monkeypatch.delenv(n.ENV_LOGS)
+    auto = lg_otel.instrument(
+        SHAPES[0].build(),
+        tracer_provider=provider,
+        config=lg_otel.Config(graph_name="auto"),
+    )
+    with capture_logs() as logs:
+        off.invoke({"log": []})
+        auto.invoke({"log": []})
+    assert _runs_logged(logs) == {"auto"}
+
+
+def test_env_logs_true_logs_without_structlog_configured(
+    tracing: Any, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """LG_OTEL_LOGS=true logs through structlog's defaults even when unconfigured."""
+    provider, _ = tracing
+    monkeypatch.setenv(n.ENV_LOGS, "true")
+    graph = lg_otel.instrument(SHAPES[0].build(), tracer_provider=provider)
+    graph.invoke({"log": []})
+    assert not structlog.is_configured()
+    assert n.LOG_RUN_END in capfd.readouterr().out
 
 
 def test_add_trace_ids_processor(tracing: Any) -> None:
