@@ -3,7 +3,14 @@
 The only module that touches structlog. It logs to ``structlog.get_logger("lg_otel")``
 and never configures structlog. Levels keep production logs quiet: per-task, per-tool
 and first-token events are ``debug``; run ends, interrupts and model-call ends are
-``info``; failures are ``error`` with the exception. Content never goes to logs.
+``info``; failures are ``error``. Content never goes to logs.
+
+Each run ends with one line: ``run.end``, or ``run.interrupt`` for a run paused by
+``interrupt()``. An exception's traceback is logged once per run, on the first event
+that reports it (the ``task.end`` of the node that raised it, or the ``llm.end`` /
+``tool.end`` of a failed model or tool call inside it); later events about the same
+exception say ``status=error`` and ``error.type`` only, and a failed ``run.end`` names
+the task (``failed_node``, ``failed_task_id``) instead of repeating the traceback.
 """
 
 from __future__ import annotations
@@ -17,8 +24,51 @@ from opentelemetry import trace
 from lg_otel import _names as n
 from lg_otel._records import SPAN_SLOT as _SPAN
 from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord, ToolRecord
+from lg_otel._spans import error_type
 
-_NODES = "log_nodes"
+#: Run slot holding the log sink's per-run state (a :class:`_RunLog`).
+_STATE = "log_state"
+
+
+class _RunLog:
+    """What the log sink remembers about one run until the run ends."""
+
+    __slots__ = ("failed", "logged", "nodes")
+
+    def __init__(self) -> None:
+        #: task id -> node name, so model-call events can name their node.
+        self.nodes: dict[str, str] = {}
+        #: Exceptions whose traceback this run already logged, by id (the value
+        #: keeps the object alive so its id cannot be reused within the run).
+        self.logged: dict[int, BaseException] = {}
+        #: Failed tasks in the order they ended: (exception, node, task id).
+        self.failed: list[tuple[BaseException | None, str, str]] = []
+
+    def failed_task(self, error: BaseException | None) -> tuple[str, str] | None:
+        """The (node, task id) whose failure ``error`` is, else the first failed."""
+        for exc, node, task_id in self.failed:
+            if exc is error:
+                return node, task_id
+        if self.failed:
+            _, node, task_id = self.failed[0]
+            return node, task_id
+        return None
+
+
+def _failure(
+    state: _RunLog | None, error: BaseException | None, fields: dict[str, Any]
+) -> None:
+    """Add ``error.type``, and the exception itself the first time this run sees it."""
+    fields[n.FIELD_ERROR_TYPE] = (
+        error_type(error) if error is not None else n.ERROR_TYPE_OTHER
+    )
+    if error is None:
+        return
+    if state is not None:
+        if id(error) in state.logged:
+            return
+        state.logged[id(error)] = error
+    fields[n.FIELD_EXC_INFO] = error
 
 
 def _ids(record: Any) -> dict[str, str]:
@@ -44,14 +94,18 @@ class LogSink(NullSink):
 
     def run_started(self, run: RunRecord) -> None:
         """``run.start`` (debug)."""
-        run.slots[_NODES] = {}
+        run.slots[_STATE] = _RunLog()
         self._log.debug(
             n.LOG_RUN_START, graph=run.graph, thread_id=run.thread_id, **_ids(run)
         )
 
     def run_ended(self, run: RunRecord) -> None:
-        """``run.end`` (info, error on failure) and ``run.interrupt`` when paused."""
-        run.slots.pop(_NODES, None)
+        """One line: ``run.interrupt`` (info) when paused, else ``run.end``.
+
+        ``run.end`` is info, or error on failure: then it names the failed task and
+        carries the exception only if no earlier event of the run logged it.
+        """
+        state: _RunLog | None = run.slots.pop(_STATE, None)
         fields: dict[str, Any] = {
             "graph": run.graph,
             "thread_id": run.thread_id,
@@ -65,8 +119,12 @@ class LogSink(NullSink):
             fields["consumer_wait_s"] = run.consumer_wait_ns / 1e9
         if run.status == n.STATUS_INTERRUPTED:
             self._log.info(n.LOG_RUN_INTERRUPT, **fields)
-        if run.status == n.STATUS_ERROR:
-            self._log.error(n.LOG_RUN_END, exc_info=run.error, **fields)
+        elif run.status == n.STATUS_ERROR:
+            failed = state.failed_task(run.error) if state is not None else None
+            if failed is not None:
+                fields[n.FIELD_FAILED_NODE], fields[n.FIELD_FAILED_TASK_ID] = failed
+            _failure(state, run.error, fields)
+            self._log.error(n.LOG_RUN_END, **fields)
         else:
             self._log.info(n.LOG_RUN_END, **fields)
 
@@ -81,26 +139,33 @@ class LogSink(NullSink):
 
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """``task.start`` (debug)."""
-        nodes: MutableMapping[str, str] | None = run.slots.get(_NODES)
-        if nodes is not None:
-            nodes[task.task_id] = task.name
+        state: _RunLog | None = run.slots.get(_STATE)
+        if state is not None:
+            state.nodes[task.task_id] = task.name
         self._log.debug(n.LOG_TASK_START, **self._task_fields(run, task))
 
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
-        """``task.end`` (debug, error on failure)."""
+        """``task.end`` (debug, error on failure, with the exception if first)."""
         fields = self._task_fields(run, task)
         fields["status"] = task.status
         fields["duration_s"] = _seconds(task.start_ns, task.end_ns)
         if task.status == n.STATUS_ERROR:
-            self._log.error(n.LOG_TASK_END, exc_info=task.error, **fields)
+            state: _RunLog | None = run.slots.get(_STATE)
+            if state is not None:
+                state.failed.append((task.error, task.name, task.task_id))
+            _failure(state, task.error, fields)
+            self._log.error(n.LOG_TASK_END, **fields)
         else:
             self._log.debug(n.LOG_TASK_END, **fields)
 
     def _llm_fields(self, run: RunRecord, llm: LlmRecord) -> dict[str, Any]:
-        nodes = run.slots.get(_NODES) or {}
+        state: _RunLog | None = run.slots.get(_STATE)
+        node = (
+            state.nodes.get(llm.task_id) if state is not None and llm.task_id else None
+        )
         return {
             "graph": run.graph,
-            "node": nodes.get(llm.task_id) if llm.task_id else None,
+            "node": node,
             "task_id": llm.task_id,
             "model": llm.model,
             "provider": llm.provider,
@@ -133,7 +198,8 @@ class LogSink(NullSink):
             if stream_s > 0:
                 fields["tokens_per_s"] = tokens / stream_s
         if llm.status == n.STATUS_ERROR:
-            self._log.error(n.LOG_LLM_END, exc_info=llm.error, **fields)
+            _failure(run.slots.get(_STATE), llm.error, fields)
+            self._log.error(n.LOG_LLM_END, **fields)
         else:
             self._log.info(n.LOG_LLM_END, **fields)
 
@@ -149,7 +215,8 @@ class LogSink(NullSink):
             **_ids(tool),
         }
         if tool.status == n.STATUS_ERROR:
-            self._log.error(n.LOG_TOOL_END, exc_info=tool.error, **fields)
+            _failure(run.slots.get(_STATE), tool.error, fields)
+            self._log.error(n.LOG_TOOL_END, **fields)
         else:
             self._log.debug(n.LOG_TOOL_END, **fields)
 

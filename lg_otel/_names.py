@@ -266,3 +266,17 @@ EXEMPLAR_SPAN_ID: Final = "span_id"
 ENV_PERSIST_LINKS: Final = "LG_OTEL_PERSIST_LINKS"
 #: Checkpoint-metadata key (via ``configurable``) holding the run span's traceparent.
 CHECKPOINT_LINK_KEY: Final = "lg_otel_traceparent"
+
+# --- log fields (keys of structlog events that carry a decision, not a record) -----
+
+#: Log field on ``run.end`` of a failed run: node name of the task whose exception
+#: ended the run (its ``task.end`` carries the traceback).
+FIELD_FAILED_NODE: Final = "failed_node"
+#: Log field on ``run.end`` of a failed run: task id of that task.
+FIELD_FAILED_TASK_ID: Final = "failed_task_id"
+#: Log field on every failure event: qualified class name of the exception
+#: (``_OTHER`` when there is no exception object), as ``error.type`` on spans.
+FIELD_ERROR_TYPE: Final = "error.type"
+#: Log field holding the exception; structlog renders its traceback. Set on the
+#: first event of a run that reports a given exception, never repeated.
+FIELD_EXC_INFO: Final = "exc_info"

@@ -10,13 +10,16 @@ from typing import Any
 import pytest
 import structlog
 from langchain_core.messages import HumanMessage
+from langgraph.errors import GraphRecursionError
+from langgraph.graph import START, MessagesState, StateGraph
 from structlog.testing import LogCapture, capture_logs
 from structlog.typing import EventDict
 
 import lg_otel
 from lg_otel import _names as n
+from lg_otel.testing import SimulatedChatModel
 from tests.conftest import by_name
-from tests.graphs import SHAPES, Boom, agent, chat, human
+from tests.graphs import SHAPES, Boom, S, agent, chat, failing, human
 
 
 def _hex(span: Any) -> tuple[str, str]:
@@ -73,25 +76,128 @@ def test_levels_keep_production_logs_quiet(tracing: Any) -> None:
     assert levels[n.LOG_RUN_END] == "info"
 
 
-def test_errors_logged_at_error_with_exception(tracing: Any) -> None:
-    """A failing node: task.end and run.end at error level with the exception."""
+def _with_exception(logs: Sequence[EventDict]) -> list[EventDict]:
+    return [e for e in logs if n.FIELD_EXC_INFO in e]
+
+
+def test_failing_node_traceback_logged_once_on_its_task(tracing: Any) -> None:
+    """A failing node: its task.end carries the exception, run.end does not."""
     provider, _ = tracing
-    graph = _instrument(SHAPES[8].build(), provider)
+    graph = _instrument(failing(), provider)
+    with capture_logs() as logs, pytest.raises(Boom) as raised:
+        graph.invoke({"log": []})
+    (logged,) = _with_exception(logs)
+    assert logged["event"] == n.LOG_TASK_END
+    assert logged["node"] == "boom"
+    assert logged[n.FIELD_EXC_INFO] is raised.value
+    errors = [e["event"] for e in logs if e["log_level"] == "error"]
+    assert errors == [n.LOG_TASK_END, n.LOG_RUN_END]
+
+
+def test_failed_run_end_names_the_task(tracing: Any) -> None:
+    """run.end of a failed run: status, error.type and the task that raised."""
+    provider, _ = tracing
+    graph = _instrument(failing(), provider)
     with capture_logs() as logs, pytest.raises(Boom):
         graph.invoke({"log": []})
-    errors = [e for e in logs if e["log_level"] == "error"]
-    assert {e["event"] for e in errors} == {n.LOG_TASK_END, n.LOG_RUN_END}
-    assert all(isinstance(e["exc_info"], Boom) for e in errors)
+    (task,) = [e for e in logs if e["event"] == n.LOG_TASK_END and e["node"] == "boom"]
+    (end,) = [e for e in logs if e["event"] == n.LOG_RUN_END]
+    assert end["log_level"] == "error"
+    assert end["status"] == n.STATUS_ERROR
+    assert end[n.FIELD_ERROR_TYPE] == "Boom"
+    assert end[n.FIELD_FAILED_NODE] == "boom"
+    assert end[n.FIELD_FAILED_TASK_ID] == task["task_id"]
+    assert task[n.FIELD_ERROR_TYPE] == "Boom"
 
 
-def test_interrupt_logged(tracing: Any) -> None:
-    """An interrupted run logs run.interrupt once."""
+def _failing_subgraph() -> Any:
+    def leaf(state: S) -> dict[str, Any]:
+        raise Boom("leaf failed")
+
+    inner = StateGraph(S)
+    inner.add_node("leaf", leaf)
+    inner.add_edge(START, "leaf")
+    outer = StateGraph(S)
+    outer.add_node("mid", inner.compile(name="inner_graph"))
+    outer.add_edge(START, "mid")
+    return outer.compile(name="nested_failing")
+
+
+def test_subgraph_failure_traceback_on_the_raising_task(tracing: Any) -> None:
+    """A node failing in a subgraph: the traceback is on its task, not its parent's."""
+    provider, _ = tracing
+    graph = _instrument(_failing_subgraph(), provider)
+    with capture_logs() as logs, pytest.raises(Boom):
+        graph.invoke({"log": []})
+    (logged,) = _with_exception(logs)
+    assert (logged["event"], logged["node"]) == (n.LOG_TASK_END, "leaf")
+    ends = {e["node"]: e for e in logs if e["event"] == n.LOG_TASK_END}
+    assert ends["mid"]["status"] == n.STATUS_ERROR
+    assert ends["mid"][n.FIELD_ERROR_TYPE] == "Boom"
+    (end,) = [e for e in logs if e["event"] == n.LOG_RUN_END]
+    assert end[n.FIELD_FAILED_NODE] == "leaf"
+
+
+class _DownModel(SimulatedChatModel):
+    """A chat model whose every call fails (the provider is down)."""
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise Boom("model down")
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise Boom("model down")
+
+
+def _model_failing() -> Any:
+    model = _DownModel(messages=iter(["never"]))
+
+    def call(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("call", call)
+    g.add_edge(START, "call")
+    return g.compile(name="model_failing")
+
+
+def test_failed_model_call_traceback_logged_once(tracing: Any) -> None:
+    """A model call that raises: llm.end has the traceback; task and run end do not."""
+    provider, _ = tracing
+    graph = _instrument(_model_failing(), provider)
+    with capture_logs() as logs, pytest.raises(Boom):
+        graph.invoke({"messages": [HumanMessage("hi")]})
+    (logged,) = _with_exception(logs)
+    assert logged["event"] == n.LOG_LLM_END
+    errors = {e["event"]: e for e in logs if e["log_level"] == "error"}
+    assert set(errors) == {n.LOG_LLM_END, n.LOG_TASK_END, n.LOG_RUN_END}
+    assert errors[n.LOG_RUN_END][n.FIELD_FAILED_NODE] == "call"
+    assert all(e[n.FIELD_ERROR_TYPE] == "Boom" for e in errors.values())
+
+
+def test_run_failing_outside_tasks_logs_traceback_on_run_end(tracing: Any) -> None:
+    """A run failing outside any task (recursion limit): run.end has the exception."""
+    provider, _ = tracing
+    graph = _instrument(SHAPES[0].build(), provider)
+    with capture_logs() as logs, pytest.raises(GraphRecursionError) as raised:
+        graph.invoke({"log": []}, {"recursion_limit": 2})
+    (logged,) = _with_exception(logs)
+    assert logged["event"] == n.LOG_RUN_END
+    assert logged[n.FIELD_EXC_INFO] is raised.value
+    assert logged[n.FIELD_ERROR_TYPE] == "GraphRecursionError"
+    assert n.FIELD_FAILED_NODE not in logged
+
+
+def test_interrupt_is_one_info_line(tracing: Any) -> None:
+    """An interrupted run logs one info line, run.interrupt, and no run.end."""
     provider, _ = tracing
     graph = _instrument(human(), provider)
     config = {"configurable": {"thread_id": str(uuid.uuid4())}}
     with capture_logs() as logs:
         graph.invoke({"log": []}, config)
-    assert [e["event"] for e in logs].count(n.LOG_RUN_INTERRUPT) == 1
+    info = [e for e in logs if e["log_level"] != "debug"]
+    assert [e["event"] for e in info] == [n.LOG_RUN_INTERRUPT]
+    assert info[0]["status"] == n.STATUS_INTERRUPTED
+    assert n.LOG_RUN_END not in {e["event"] for e in logs}
 
 
 def test_unconfigured_structlog_gets_nothing(
