@@ -5,6 +5,9 @@ structlog or starts a server); applications opt in. Standard ``OTEL_*`` variable
 are honoured: ``OTEL_SDK_DISABLED``, ``OTEL_SERVICE_NAME``/``OTEL_RESOURCE_ATTRIBUTES``
 (via the SDK's Resource), ``OTEL_TRACES_SAMPLER``/``_ARG`` (via the SDK's provider),
 ``OTEL_EXPORTER_OTLP_ENDPOINT``/``_TRACES_ENDPOINT``/``_PROTOCOL``.
+
+The OTLP exporters are optional dependencies: ``lg_otel[otlp]`` (OTLP/HTTP) and
+``lg_otel[otlp-grpc]`` (gRPC, and its 19 MB grpcio). The terminal default needs neither.
 """
 
 from __future__ import annotations
@@ -129,11 +132,15 @@ def _check(
         raise ValueError("configure(service_name=...): expected a non-empty string")
 
 
+# The SDK's own variables, in the order the specification gives them precedence.
+_ENDPOINT_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+)
+
+
 def _env_endpoint() -> str | None:
-    for variable in (
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ):
+    for variable in _ENDPOINT_VARIABLES:
         raw = os.environ.get(variable)
         if raw:
             if _valid_url(raw):
@@ -142,21 +149,69 @@ def _env_endpoint() -> str | None:
     return None
 
 
-def _span_exporter(endpoint: str, protocol: str) -> Any:
+_EXTRAS = {"http/protobuf": "otlp", "grpc": "otlp-grpc"}
+
+
+def _otlp_classes(
+    protocol: str, traces: bool, metrics: bool, source: str
+) -> tuple[Any, Any]:
+    """The OTLP span and metric exporter classes needed (None where not needed).
+
+    Imported before any global is set, so a missing extra leaves nothing half
+    configured. One ImportError names the extra to install: the OTel error-handling
+    spec lets setup fail fast on a bad environment, and an application that asked
+    for OTLP would rather not start than silently print its traces to stderr.
+    """
+    try:
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter as GrpcMetricExporter,
+            )
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
+
+            span_class: Any = GrpcSpanExporter
+            metric_class: Any = GrpcMetricExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                OTLPMetricExporter,
+            )
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter,
+            )
+
+            span_class, metric_class = OTLPSpanExporter, OTLPMetricExporter
+    except ImportError as exc:
+        extra = _EXTRAS[protocol]
+        # from None: the one error says what to do; the cause stays in the message.
+        raise ImportError(
+            f"lg_otel.configure: OTLP export over {protocol} ({source}) needs the "
+            f"'{extra}' extra: pip install 'lg_otel[{extra}]' ({exc})",
+            name=exc.name,
+        ) from None
+    return (span_class if traces else None), (metric_class if metrics else None)
+
+
+def _grpc_target(endpoint: str) -> dict[str, Any]:
+    parsed = urlparse(endpoint)
+    return {"endpoint": parsed.netloc, "insecure": parsed.scheme == "http"}
+
+
+def _span_exporter(span_class: Any, endpoint: str, protocol: str) -> Any:
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcExporter,
-        )
-
-        parsed = urlparse(endpoint)
-        return GrpcExporter(endpoint=parsed.netloc, insecure=parsed.scheme == "http")
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
+        return span_class(**_grpc_target(endpoint))
     path = urlparse(endpoint).path
     url = (
         endpoint if path.endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
     )
-    return OTLPSpanExporter(endpoint=url)
+    return span_class(endpoint=url)
+
+
+def _metric_exporter(metric_class: Any, endpoint: str, protocol: str) -> Any:
+    if protocol == "grpc":
+        return metric_class(**_grpc_target(endpoint))
+    return metric_class(endpoint=endpoint.rstrip("/") + "/v1/metrics")
 
 
 def configure(
@@ -180,8 +235,14 @@ def configure(
     the trace ids. A provider or structlog configuration the application already set
     is left alone. ``OTEL_SDK_DISABLED=true`` makes this a no-op.
 
+    OTLP export needs an extra: ``pip install 'lg_otel[otlp]'`` for ``http/protobuf``
+    (the default protocol), ``'lg_otel[otlp-grpc]'`` for ``grpc``.
+
     Raises:
         ValueError: An argument is invalid (the message names it and the fix).
+        ImportError: OTLP export was asked for (argument or environment) and the
+            extra for its protocol is not installed; the message names the extra.
+            Nothing has been set up then.
     """
     global _handle
     _check(
@@ -207,9 +268,21 @@ def configure(
         if protocol not in ("grpc", "http/protobuf"):
             _warn_once("OTEL_EXPORTER_OTLP_PROTOCOL", protocol, "using http/protobuf")
             protocol = "http/protobuf"
+        tracing = isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        pushing = bool(endpoint) and otlp_metrics and _no_meter_provider()
+        span_class, metric_class = (
+            _otlp_classes(
+                protocol,
+                traces=tracing,
+                metrics=pushing,
+                source=_source(endpoint, otlp_endpoint, otlp_protocol, protocol),
+            )
+            if endpoint and (tracing or pushing)
+            else (None, None)
+        )
         attributes = {SERVICE_NAME: service_name} if service_name else {}
         resource = Resource.create(attributes)
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        if tracing:
             sampler = (
                 ParentBased(TraceIdRatioBased(sampler_ratio))
                 if sampler_ratio is not None
@@ -217,21 +290,16 @@ def configure(
             )
             provider = TracerProvider(resource=resource, sampler=sampler)
             if endpoint:
-                provider.add_span_processor(
-                    BatchSpanProcessor(_span_exporter(endpoint, protocol))
-                )
+                exporter = _span_exporter(span_class, endpoint, protocol)
+                provider.add_span_processor(BatchSpanProcessor(exporter))
                 handle.otlp_endpoint = endpoint
             else:
                 provider.add_span_processor(ConsoleTreeProcessor())
             trace.set_tracer_provider(provider)
             handle.tracer_provider = provider
-        if endpoint and otlp_metrics and _no_meter_provider():
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-                OTLPMetricExporter,
-            )
-
-            url = endpoint.rstrip("/") + "/v1/metrics"
-            reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=url))
+        if endpoint and pushing:
+            exporter = _metric_exporter(metric_class, endpoint, protocol)
+            reader = PeriodicExportingMetricReader(exporter)
             meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
             metrics.set_meter_provider(meter_provider)
             handle.meter_provider = meter_provider
@@ -259,6 +327,19 @@ def configure(
             )
         _handle = handle
         return handle
+
+
+def _source(
+    endpoint: str, otlp_endpoint: str | None, otlp_protocol: str | None, protocol: str
+) -> str:
+    """Which settings asked for OTLP, for the missing-extra message."""
+    by_env = [v for v in _ENDPOINT_VARIABLES if os.environ.get(v) == endpoint]
+    asked = ["otlp_endpoint"] if otlp_endpoint else by_env[:1]
+    if otlp_protocol:
+        asked.append(f"otlp_protocol={protocol!r}")
+    elif os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") == protocol:
+        asked.append(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}")
+    return ", ".join(asked)
 
 
 def _no_meter_provider() -> bool:

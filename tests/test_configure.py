@@ -13,15 +13,25 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import grpc  # type: ignore[import-untyped]
 import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
 )
 
 import lg_otel
+from lg_otel import _names as n
 
 APP = textwrap.dedent(
     """
@@ -55,18 +65,49 @@ APP = textwrap.dedent(
 )
 
 
-def run_app(kwargs: dict[str, Any], **env: str) -> tuple[dict[str, Any], str]:
-    """Run the app in a fresh process; its JSON report and its stderr."""
+# Makes modules unimportable in the child, as if the extras were not installed (the
+# shared venv has them; tests/test_packaging.py checks a real install without them).
+BLOCKER = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class _NotInstalled(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    sys.meta_path.insert(0, _NotInstalled())
+    """
+)
+# What a plain `pip install lg_otel` leaves out (the [otlp] and [otlp-grpc] extras).
+NO_EXTRAS = ("opentelemetry.exporter.otlp", "opentelemetry.proto", "grpc")
+NO_GRPC = ("opentelemetry.exporter.otlp.proto.grpc", "grpc")
+
+
+def run_code(
+    code: str, args: list[str], blocked: tuple[str, ...] = (), **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run code in a fresh process with only the given OTEL_* variables set."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     environ.update(env)
-    done = subprocess.run(
-        [sys.executable, "-c", APP, json.dumps(kwargs)],
+    if blocked:
+        code = f"BLOCKED = {blocked!r}\n{BLOCKER}\n{code}"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         timeout=60,
         env=environ,
-        check=True,
     )
+
+
+def run_app(
+    kwargs: dict[str, Any], blocked: tuple[str, ...] = (), **env: str
+) -> tuple[dict[str, Any], str]:
+    """Run the app in a fresh process; its JSON report and its stderr."""
+    done = run_code(APP, [json.dumps(kwargs)], blocked, **env)
+    assert done.returncode == 0, done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
     return json.loads(last), done.stderr
 
@@ -109,7 +150,7 @@ def collector() -> Iterator[ThreadingHTTPServer]:
 
 
 def _span_names(server: ThreadingHTTPServer) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for path, body in server.requests:  # type: ignore[attr-defined]
         assert path == "/v1/traces"
         request = ExportTraceServiceRequest.FromString(body)
@@ -132,6 +173,195 @@ def test_otlp_endpoint_exports_there(collector: ThreadingHTTPServer, via: str) -
     assert report["otlp"] == url
     assert "invoke_workflow chat" not in stderr
     assert {"invoke_workflow chat", "invoke_node chatbot"} <= _span_names(collector)
+
+
+def test_otlp_metrics_are_pushed_to_v1_metrics(
+    collector: ThreadingHTTPServer,
+) -> None:
+    """otlp_metrics=True over http/protobuf: the run metrics reach /v1/metrics."""
+    url = f"http://127.0.0.1:{collector.server_address[1]}"
+    run_app({"otlp_endpoint": url, "otlp_metrics": True, "metrics_port": None})
+    names: set[str] = set()
+    for path, body in collector.requests:  # type: ignore[attr-defined]
+        if path == "/v1/metrics":
+            names |= _metric_names(ExportMetricsServiceRequest.FromString(body))
+    assert n.METRIC_RUN_DURATION in names
+
+
+def _metric_names(request: ExportMetricsServiceRequest) -> set[str]:
+    return {
+        metric.name
+        for resource in request.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+
+
+class _GrpcTraces(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+
+    def Export(
+        self, request: ExportTraceServiceRequest, context: Any
+    ) -> ExportTraceServiceResponse:
+        self.requests.append(request)
+        return ExportTraceServiceResponse()
+
+
+class _GrpcMetrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self) -> None:
+        self.requests: list[ExportMetricsServiceRequest] = []
+
+    def Export(
+        self, request: ExportMetricsServiceRequest, context: Any
+    ) -> ExportMetricsServiceResponse:
+        self.requests.append(request)
+        return ExportMetricsServiceResponse()
+
+
+@pytest.fixture
+def grpc_collector() -> Iterator[tuple[str, _GrpcTraces, _GrpcMetrics]]:
+    """A minimal real OTLP/gRPC trace and metrics receiver on 127.0.0.1."""
+    traces, metrics = _GrpcTraces(), _GrpcMetrics()
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(traces, server)  # type: ignore[no-untyped-call]
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(metrics, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"http://127.0.0.1:{port}", traces, metrics
+    server.stop(grace=None)
+
+
+def test_grpc_protocol_exports_spans_over_grpc(
+    grpc_collector: tuple[str, _GrpcTraces, _GrpcMetrics],
+) -> None:
+    """OTEL_EXPORTER_OTLP_PROTOCOL=grpc: the spans reach an OTLP/gRPC receiver."""
+    url, traces, _ = grpc_collector
+    report, _ = run_app(
+        {"metrics_port": None},
+        OTEL_EXPORTER_OTLP_ENDPOINT=url,
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+    )
+    assert report["otlp"] == url
+    names = {
+        span.name
+        for request in traces.requests
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    }
+    assert {"invoke_workflow chat", "invoke_node chatbot"} <= names
+
+
+def test_grpc_protocol_pushes_metrics_over_grpc(
+    grpc_collector: tuple[str, _GrpcTraces, _GrpcMetrics],
+) -> None:
+    """otlp_metrics=True with otlp_protocol='grpc': metrics go over gRPC too."""
+    url, _, metrics = grpc_collector
+    run_app(
+        {
+            "otlp_endpoint": url,
+            "otlp_protocol": "grpc",
+            "otlp_metrics": True,
+            "metrics_port": None,
+        }
+    )
+    names = set().union(*(_metric_names(r) for r in metrics.requests))
+    assert n.METRIC_RUN_DURATION in names
+
+
+CONFIGURE = textwrap.dedent(
+    """
+    import json, sys
+    import lg_otel
+
+    lg_otel.configure(**json.loads(sys.argv[1]))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "blocked", "extra"),
+    [
+        ({"otlp_endpoint": "http://127.0.0.1:4318"}, {}, NO_EXTRAS, "otlp"),
+        (
+            {},
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"},
+            NO_EXTRAS,
+            "otlp",
+        ),
+        (
+            {"otlp_endpoint": "http://127.0.0.1:4317", "otlp_protocol": "grpc"},
+            {},
+            NO_GRPC,
+            "otlp-grpc",
+        ),
+        (
+            {},
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            },
+            NO_GRPC,
+            "otlp-grpc",
+        ),
+    ],
+    ids=["argument", "env", "grpc-argument", "grpc-env"],
+)
+def test_missing_extra_is_one_error_naming_it(
+    kwargs: dict[str, Any], env: dict[str, str], blocked: tuple[str, ...], extra: str
+) -> None:
+    """OTLP asked for without its extra: one ImportError naming the pip command."""
+    done = run_code(CONFIGURE, [json.dumps(kwargs)], blocked, **env)
+    assert done.returncode == 1
+    assert done.stderr.count("Traceback") == 1  # no chained import traceback
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: lg_otel.configure: OTLP export over ")
+    assert f"pip install 'lg_otel[{extra}]'" in last
+    setting = "otlp_endpoint" if kwargs else "OTEL_EXPORTER_OTLP_ENDPOINT"
+    assert setting in last
+
+
+def test_missing_extra_sets_nothing_up() -> None:
+    """After the missing-extra error, no provider, server or handle is left behind."""
+    code = textwrap.dedent(
+        """
+        import json, structlog
+        from opentelemetry import metrics, trace
+        import lg_otel
+        from lg_otel import _configure
+
+        try:
+            lg_otel.configure(
+                otlp_endpoint="http://127.0.0.1:4318", otlp_metrics=True, metrics_port=0
+            )
+        except ImportError:
+            pass
+        print(json.dumps({
+            "tracer": type(trace.get_tracer_provider()).__name__,
+            "meter": type(metrics.get_meter_provider()).__name__,
+            "structlog": structlog.is_configured(),
+            "handle": _configure._handle is not None,
+        }))
+        """
+    )
+    done = run_code(code, [], NO_EXTRAS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {
+        "tracer": "ProxyTracerProvider",
+        "meter": "_ProxyMeterProvider",
+        "structlog": False,
+        "handle": False,
+    }
+
+
+def test_terminal_default_needs_no_extra() -> None:
+    """Without any OTLP extra, the embedded default still prints the trace tree."""
+    report, stderr = run_app({"metrics_port": 0}, NO_EXTRAS)
+    assert report["tracer"] is True
+    assert report["otlp"] is None
+    assert "invoke_workflow chat" in stderr
+    assert "langgraph_run_time_to_first_token_seconds_bucket" in report["metrics"]
 
 
 def test_invalid_env_endpoint_warns_and_falls_back() -> None:
