@@ -88,15 +88,30 @@ def _seconds(start: int, end: int | None) -> float | None:
 class LogSink(NullSink):
     """Writes lifecycle events to the ``lg_otel`` structlog logger."""
 
+    #: Run slot of this sink's per-run state; another sink built on this one
+    #: (the OTel logs sink) keeps its own.
+    _state_slot = _STATE
+
     def __init__(self) -> None:
         """Bind the ``lg_otel`` logger (structlog resolves its config lazily)."""
         self._log = structlog.get_logger(n.SCOPE_NAME)
 
+    def _emit(self, owner: Any, level: str, event: str, fields: dict[str, Any]) -> None:
+        """Write one event; ``owner`` is the record whose span it is about.
+
+        The one place events leave this class: the OTel logs sink overrides it, so
+        both sinks share how every event and its fields are built.
+        """
+        getattr(self._log, level)(event, **fields)
+
     def run_started(self, run: RunRecord) -> None:
         """``run.start`` (debug)."""
-        run.slots[_STATE] = _RunLog()
-        self._log.debug(
-            n.LOG_RUN_START, graph=run.graph, thread_id=run.thread_id, **_ids(run)
+        run.slots[self._state_slot] = _RunLog()
+        self._emit(
+            run,
+            "debug",
+            n.LOG_RUN_START,
+            {"graph": run.graph, "thread_id": run.thread_id, **_ids(run)},
         )
 
     def run_ended(self, run: RunRecord) -> None:
@@ -105,7 +120,7 @@ class LogSink(NullSink):
         ``run.end`` is info, or error on failure: then it names the failed task and
         carries the exception only if no earlier event of the run logged it.
         """
-        state: _RunLog | None = run.slots.pop(_STATE, None)
+        state: _RunLog | None = run.slots.pop(self._state_slot, None)
         fields: dict[str, Any] = {
             "graph": run.graph,
             "thread_id": run.thread_id,
@@ -118,15 +133,15 @@ class LogSink(NullSink):
         if run.consumer_wait_ns:
             fields["consumer_wait_s"] = run.consumer_wait_ns / 1e9
         if run.status == n.STATUS_INTERRUPTED:
-            self._log.info(n.LOG_RUN_INTERRUPT, **fields)
+            self._emit(run, "info", n.LOG_RUN_INTERRUPT, fields)
         elif run.status == n.STATUS_ERROR:
             failed = state.failed_task(run.error) if state is not None else None
             if failed is not None:
                 fields[n.FIELD_FAILED_NODE], fields[n.FIELD_FAILED_TASK_ID] = failed
             _failure(state, run.error, fields)
-            self._log.error(n.LOG_RUN_END, **fields)
+            self._emit(run, "error", n.LOG_RUN_END, fields)
         else:
-            self._log.info(n.LOG_RUN_END, **fields)
+            self._emit(run, "info", n.LOG_RUN_END, fields)
 
     def _task_fields(self, run: RunRecord, task: TaskRecord) -> dict[str, Any]:
         return {
@@ -139,10 +154,10 @@ class LogSink(NullSink):
 
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """``task.start`` (debug)."""
-        state: _RunLog | None = run.slots.get(_STATE)
+        state: _RunLog | None = run.slots.get(self._state_slot)
         if state is not None:
             state.nodes[task.task_id] = task.name
-        self._log.debug(n.LOG_TASK_START, **self._task_fields(run, task))
+        self._emit(task, "debug", n.LOG_TASK_START, self._task_fields(run, task))
 
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
         """``task.end`` (debug, error on failure, with the exception if first)."""
@@ -150,16 +165,16 @@ class LogSink(NullSink):
         fields["status"] = task.status
         fields["duration_s"] = _seconds(task.start_ns, task.end_ns)
         if task.status == n.STATUS_ERROR:
-            state: _RunLog | None = run.slots.get(_STATE)
+            state: _RunLog | None = run.slots.get(self._state_slot)
             if state is not None:
                 state.failed.append((task.error, task.name, task.task_id))
             _failure(state, task.error, fields)
-            self._log.error(n.LOG_TASK_END, **fields)
+            self._emit(task, "error", n.LOG_TASK_END, fields)
         else:
-            self._log.debug(n.LOG_TASK_END, **fields)
+            self._emit(task, "debug", n.LOG_TASK_END, fields)
 
     def _llm_fields(self, run: RunRecord, llm: LlmRecord) -> dict[str, Any]:
-        state: _RunLog | None = run.slots.get(_STATE)
+        state: _RunLog | None = run.slots.get(self._state_slot)
         node = (
             state.nodes.get(llm.task_id) if state is not None and llm.task_id else None
         )
@@ -174,11 +189,9 @@ class LogSink(NullSink):
 
     def llm_first_chunk(self, run: RunRecord, llm: LlmRecord) -> None:
         """``llm.first_token`` (debug)."""
-        self._log.debug(
-            n.LOG_LLM_FIRST_TOKEN,
-            ttft_s=_seconds(llm.start_ns, llm.first_chunk_ns),
-            **self._llm_fields(run, llm),
-        )
+        fields = self._llm_fields(run, llm)
+        fields["ttft_s"] = _seconds(llm.start_ns, llm.first_chunk_ns)
+        self._emit(llm, "debug", n.LOG_LLM_FIRST_TOKEN, fields)
 
     def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
         """``llm.end`` (info, error on failure) with tokens, tokens/s and ttft."""
@@ -198,10 +211,10 @@ class LogSink(NullSink):
             if stream_s > 0:
                 fields["tokens_per_s"] = tokens / stream_s
         if llm.status == n.STATUS_ERROR:
-            _failure(run.slots.get(_STATE), llm.error, fields)
-            self._log.error(n.LOG_LLM_END, **fields)
+            _failure(run.slots.get(self._state_slot), llm.error, fields)
+            self._emit(llm, "error", n.LOG_LLM_END, fields)
         else:
-            self._log.info(n.LOG_LLM_END, **fields)
+            self._emit(llm, "info", n.LOG_LLM_END, fields)
 
     def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
         """``tool.end`` (debug, error on failure)."""
@@ -215,10 +228,10 @@ class LogSink(NullSink):
             **_ids(tool),
         }
         if tool.status == n.STATUS_ERROR:
-            _failure(run.slots.get(_STATE), tool.error, fields)
-            self._log.error(n.LOG_TOOL_END, **fields)
+            _failure(run.slots.get(self._state_slot), tool.error, fields)
+            self._emit(tool, "error", n.LOG_TOOL_END, fields)
         else:
-            self._log.debug(n.LOG_TOOL_END, **fields)
+            self._emit(tool, "debug", n.LOG_TOOL_END, fields)
 
 
 def add_trace_ids(
