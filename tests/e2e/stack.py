@@ -309,6 +309,8 @@ class Prometheus(Server):
         rule_files: list[Path] | None = None,
         alertmanager: str | None = None,
         interval: str = "1s",
+        external_labels: dict[str, str] | None = None,
+        alert_relabel_configs: list[dict[str, Any]] | None = None,
     ) -> None:
         binary = require("prometheus")
         self.port = free_port()
@@ -318,6 +320,10 @@ class Prometheus(Server):
             "global:",
             f"  scrape_interval: {interval}",
             f"  evaluation_interval: {interval}",
+        ]
+        if external_labels:
+            lines.append(f"  external_labels: {json.dumps(external_labels)}")
+        lines += [
             "scrape_configs:",
             "  - job_name: app",
             "    static_configs:",
@@ -327,8 +333,11 @@ class Prometheus(Server):
             lines.append("rule_files:")
             lines.extend(f"  - {json.dumps(str(path))}" for path in rule_files)
         if alertmanager:
+            lines.append("alerting:")
+            if alert_relabel_configs:
+                relabel = json.dumps(alert_relabel_configs)
+                lines.append(f"  alert_relabel_configs: {relabel}")
             lines += [
-                "alerting:",
                 "  alertmanagers:",
                 "    - static_configs:",
                 f"        - targets: [{json.dumps(alertmanager)}]",
