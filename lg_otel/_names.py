@@ -280,3 +280,96 @@ FIELD_ERROR_TYPE: Final = "error.type"
 #: Log field holding the exception; structlog renders its traceback. Set on the
 #: first event of a run that reports a given exception, never repeated.
 FIELD_EXC_INFO: Final = "exc_info"
+
+# --- zero-code instrumentation and OTel log records (issue 15) --------------------
+
+#: Name of lg_otel's ``opentelemetry_instrumentor`` entry point: what
+#: ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` takes to switch zero-code tracing off.
+INSTRUMENTOR_NAME: Final = "lg_otel"
+#: Environment variable: also send lg_otel's log events as OpenTelemetry log records
+#: (through the global logger provider, or the one given to ``instrument()``).
+ENV_OTLP_LOGS: Final = "LG_OTEL_OTLP_LOGS"
+#: Log-record attribute: qualified class name of the exception a failure event
+#: carries (OTel semantic conventions' exception attributes).
+ATTR_EXCEPTION_TYPE: Final = "exception.type"
+#: Log-record attribute: the exception's message.
+ATTR_EXCEPTION_MESSAGE: Final = "exception.message"
+#: Log-record attribute: the exception's formatted traceback.
+ATTR_EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+
+# --- checkpointer and store calls ---------------------------------------------------
+
+#: Span name prefix of one checkpointer call: ``checkpoint {operation}``.
+SPAN_CHECKPOINT: Final = "checkpoint"
+#: Span name prefix of one long-term store call: ``store {operation}``.
+SPAN_STORE: Final = "store"
+#: The checkpointer method called, without its ``a`` prefix (``put``, ``get_tuple``...).
+ATTR_CHECKPOINT_OPERATION: Final = "langgraph.checkpoint.operation"
+#: Class name of the checkpointer (``PostgresSaver``, ``InMemorySaver``...).
+ATTR_CHECKPOINT_SAVER: Final = "langgraph.checkpoint.saver"
+#: Number of writes a ``put_writes`` call saves.
+ATTR_CHECKPOINT_WRITES: Final = "langgraph.checkpoint.writes"
+#: The store method called, without its ``a`` prefix (``get``, ``search``...).
+ATTR_STORE_OPERATION: Final = "langgraph.store.operation"
+#: Class name of the store (``InMemoryStore``, ``PostgresStore``...).
+ATTR_STORE_CLASS: Final = "langgraph.store.class"
+#: Items a ``search`` or ``list_namespaces`` call returned.
+ATTR_STORE_RESULTS: Final = "langgraph.store.results"
+#: Span event of a failed checkpointer or store call (semconv ``exception`` event).
+EVENT_EXCEPTION: Final = "exception"
+#: ``exception`` event attribute: the exception's qualified class name. The only
+#: attribute such an event carries: a driver's message can quote keys and values.
+ATTR_EXCEPTION_TYPE: Final = "exception.type"
+
+#: Checkpointer methods that get a span and an observation (each also as its
+#: ``a``-prefixed async twin); the label values of ``langgraph_checkpoint_operation``.
+#: Other attributes (``get_next_version``, ``serde``, ``setup``...) pass straight through.
+CHECKPOINT_OPERATIONS: Final = (
+    "get",
+    "get_tuple",
+    "list",
+    "put",
+    "put_writes",
+    "delete_thread",
+    "delete_for_runs",
+    "copy_thread",
+    "prune",
+    "get_delta_channel_history",
+)
+#: Store methods that get a span and an observation (and their async twins); the
+#: label values of ``langgraph_store_operation``.
+STORE_OPERATIONS: Final = ("get", "search", "put", "delete", "list_namespaces", "batch")
+#: Store operations whose result count goes to ``langgraph.store.results``.
+STORE_COUNTED_OPERATIONS: Final = ("search", "list_namespaces")
+
+#: Histogram (s): one checkpointer call.
+METRIC_CHECKPOINT_DURATION: Final = "langgraph.checkpoint.duration"
+#: Histogram (s): one long-term store call.
+METRIC_STORE_DURATION: Final = "langgraph.store.duration"
+#: Metric label: checkpointer operation.
+LABEL_CHECKPOINT_OPERATION: Final = "langgraph.checkpoint.operation"
+#: Metric label: checkpointer class name.
+LABEL_CHECKPOINT_SAVER: Final = "langgraph.checkpoint.saver"
+#: Metric label: store operation.
+LABEL_STORE_OPERATION: Final = "langgraph.store.operation"
+#: Buckets (s) of checkpointer and store calls: 0.5 ms doubling to 8.192 s. A local
+#: call takes well under the 10 ms first bucket of ``DURATION_BUCKETS``.
+CALL_DURATION_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.002,
+    0.004,
+    0.008,
+    0.016,
+    0.032,
+    0.064,
+    0.128,
+    0.256,
+    0.512,
+    1.024,
+    2.048,
+    4.096,
+    8.192,
+)
+#: Internal-error component: the per-run checkpointer and store views.
+COMPONENT_SAVERS: Final = "savers"

@@ -107,6 +107,55 @@ class ToolRecord:
     slots: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True, eq=False)
+class CheckpointRecord:
+    """One call to a checkpointer, made by a run or by a state method.
+
+    Never carries keys, values or payloads: only what the call is and how it went.
+    """
+
+    #: Graph name (metric label), also outside any run.
+    graph: str
+    #: The saver method, without its ``a`` prefix.
+    operation: str
+    #: The saver's class name.
+    saver: str
+    start_ns: int
+    #: Task whose subgraph made the call (from the call's checkpoint namespace).
+    parent_task_id: str | None = None
+    #: Opaque explicit parent: outside a run, the caller's context at the call.
+    parent: object = None
+    checkpoint_ns: str | None = None
+    #: The task whose writes a ``put_writes`` saves.
+    task_id: str | None = None
+    #: How many writes a ``put_writes`` saves.
+    writes: int | None = None
+    end_ns: int | None = None
+    status: str | None = None
+    error: BaseException | None = None
+    slots: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class StoreRecord:
+    """One call node code made to the graph's long-term store (no keys, no values)."""
+
+    graph: str
+    #: The store method, without its ``a`` prefix.
+    operation: str
+    #: The store's class name.
+    store: str
+    start_ns: int
+    #: Opaque explicit parent: the context current in the node at the call.
+    parent: object = None
+    #: Items returned, for ``search`` and ``list_namespaces``.
+    results: int | None = None
+    end_ns: int | None = None
+    status: str | None = None
+    error: BaseException | None = None
+    slots: dict[str, Any] = field(default_factory=dict)
+
+
 class Sink(Protocol):
     """Receives lifecycle records in order; each call is made once per record."""
 
@@ -148,6 +197,24 @@ class Sink(Protocol):
 
     def run_first_token(self, run: RunRecord) -> None:
         """The first LLM token of the run was handed to the caller."""
+        return None
+
+    # --- checkpoints and stores: ``run`` is None for calls outside any run ---
+
+    def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """A checkpointer call began."""
+        return None
+
+    def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """A checkpointer call finished (before ``run_ended`` of its run)."""
+        return None
+
+    def store_started(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """A store call began."""
+        return None
+
+    def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """A store call finished (before ``run_ended`` of its run)."""
         return None
 
 
