@@ -100,6 +100,7 @@ class GraphInstrumentation(Instrumentation):
             self._read_clock,
             content_on_spans=self.policy.spans,
             content_as_events=self.policy.events,
+            provider=tracer_provider,
         )
         # The spans sink runs first: the others read the span it stores on records.
         sinks: list[tuple[Sink, str]] = [

@@ -24,9 +24,12 @@ from lg_otel._hook import Binder
 from lg_otel._records import SPAN_CONTEXT_SLOT as _CTX
 from lg_otel._records import SPAN_SLOT as _SPAN
 from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord, ToolRecord
+from lg_otel._spanpath import SpanMaker, SpanPath, context_with
 
 _OFFSET = "wall_offset"
 _TASK_CTX = "task_ctx"
+#: The run's span maker (one path for the whole run).
+_MAKER = "span_maker"
 
 
 def error_type(error: BaseException) -> str:
@@ -44,13 +47,18 @@ class SpanSink:
         *,
         content_on_spans: bool = False,
         content_as_events: bool = False,
+        provider: object = None,
     ) -> None:
-        """Use ``tracer``; ``clock`` is the tracker's monotonic clock (ns).
+        """Use ``tracer`` (made by ``provider``); ``clock`` is the tracker's
+        monotonic clock (ns).
 
         Captured content (present on records only when the user opted in) goes to
-        span attributes and/or a span event, as the capture mode says.
+        span attributes and/or a span event, as the capture mode says. Where it is
+        equivalent, lg_otel records its spans and emits them finished (see
+        :mod:`lg_otel._spanpath`); ``provider`` is the tracer's provider (None: the
+        global one).
         """
-        self._tracer = tracer
+        self._path = SpanPath(tracer, provider)
         self._clock = clock
         self._content_on_spans = content_on_spans
         self._content_as_events = content_as_events
@@ -68,6 +76,12 @@ class SpanSink:
         offset: int = run.slots[_OFFSET]
         return offset + mono_ns
 
+    def _maker(self, run: RunRecord) -> SpanMaker:
+        maker: SpanMaker | None = run.slots.get(_MAKER)
+        if maker is None:  # the run's start failed before choosing
+            maker = run.slots[_MAKER] = self._path.current()
+        return maker
+
     @staticmethod
     def _end(
         span: Span,
@@ -75,6 +89,8 @@ class SpanSink:
         error: BaseException | None,
         end_ns: int,
     ) -> None:
+        if not span.is_recording():  # unsampled: nothing to record or export
+            return
         span.set_attribute(n.ATTR_STATUS, status or n.STATUS_OK)
         if status == n.STATUS_ERROR:
             if error is not None:
@@ -105,16 +121,18 @@ class SpanSink:
         # tasks still get spans, under the caller's context.
         run.slots[_CTX] = parent if parent is not None else otel_context.Context()
         run.slots[_TASK_CTX] = {}
-        span = self._tracer.start_span(
+        maker = run.slots[_MAKER] = self._path.current()
+        span = maker.start(
             f"{n.SPAN_RUN} {run.graph}",
-            context=parent,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            links=links,
-            start_time=self._wall(run, run.start_ns),
+            parent,
+            SpanKind.INTERNAL,
+            attributes,
+            self._wall(run, run.start_ns),
+            links,
+            root=True,
         )
         run.slots[_SPAN] = span
-        run.slots[_CTX] = trace.set_span_in_context(span)
+        run.slots[_CTX] = context_with(span)
 
     def run_first_token(self, run: RunRecord) -> None:
         """Nothing on the span: the run TTFT is a metric."""
@@ -147,7 +165,7 @@ class SpanSink:
         if task.step is not None:
             attributes[n.ATTR_STEP] = task.step
         if task.triggers:
-            attributes[n.ATTR_TRIGGERS] = list(task.triggers)
+            attributes[n.ATTR_TRIGGERS] = tuple(task.triggers)
         if task.checkpoint_ns:
             attributes[n.ATTR_CHECKPOINT_NS] = task.checkpoint_ns
         parent = self._parent_of(run, task.parent_task_id)
@@ -156,15 +174,15 @@ class SpanSink:
         # its node makes nest under the nearest span that did start.
         by_task[task.task_id] = parent
         task.slots[_CTX] = parent
-        span = self._tracer.start_span(
+        span = self._maker(run).start(
             f"{n.SPAN_TASK} {task.name}",
-            context=parent,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            start_time=self._wall(run, task.start_ns),
+            parent,
+            SpanKind.INTERNAL,
+            attributes,
+            self._wall(run, task.start_ns),
         )
         task.slots[_SPAN] = span
-        ctx = trace.set_span_in_context(span)
+        ctx = context_with(span)
         task.slots[_CTX] = ctx
         by_task[task.task_id] = ctx
 
@@ -192,12 +210,12 @@ class SpanSink:
         if llm.model:
             attributes[n.ATTR_REQUEST_MODEL] = llm.model
         name = f"{llm.operation} {llm.model}" if llm.model else llm.operation
-        llm.slots[_SPAN] = self._tracer.start_span(
+        llm.slots[_SPAN] = self._maker(run).start(
             name,
-            context=self._explicit_or_task(run, llm.parent, llm.task_id),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            start_time=self._wall(run, llm.start_ns),
+            self._explicit_or_task(run, llm.parent, llm.task_id),
+            SpanKind.CLIENT,
+            attributes,
+            self._wall(run, llm.start_ns),
         )
 
     def llm_first_chunk(self, run: RunRecord, llm: LlmRecord) -> None:
@@ -206,7 +224,7 @@ class SpanSink:
     def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
         """End a model span with streaming figures and usage."""
         span: Span | None = llm.slots.get(_SPAN)
-        if span is None:  # its start failed, and was counted then
+        if span is None or not span.is_recording():  # failed start, or unsampled
             return
         span.set_attribute(n.ATTR_REQUEST_STREAM, llm.chunks > 0)
         if llm.first_chunk_ns is not None:
@@ -221,7 +239,7 @@ class SpanSink:
         if llm.response_model:
             span.set_attribute(n.ATTR_RESPONSE_MODEL, llm.response_model)
         if llm.finish_reasons:
-            span.set_attribute(n.ATTR_FINISH_REASONS, list(llm.finish_reasons))
+            span.set_attribute(n.ATTR_FINISH_REASONS, tuple(llm.finish_reasons))
         self._content(
             span,
             {
@@ -241,12 +259,12 @@ class SpanSink:
         }
         if tool.tool_call_id:
             attributes[n.ATTR_TOOL_CALL_ID] = tool.tool_call_id
-        tool.slots[_SPAN] = self._tracer.start_span(
+        tool.slots[_SPAN] = self._maker(run).start(
             f"{n.SPAN_TOOL} {tool.name}",
-            context=self._explicit_or_task(run, tool.parent, tool.task_id),
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            start_time=self._wall(run, tool.start_ns),
+            self._explicit_or_task(run, tool.parent, tool.task_id),
+            SpanKind.INTERNAL,
+            attributes,
+            self._wall(run, tool.start_ns),
         )
 
     def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:

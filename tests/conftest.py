@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-
-from lg_otel.testing import in_memory_tracing
 
 
 @pytest.fixture(autouse=True)
@@ -49,10 +49,68 @@ def no_gc_pauses() -> Iterator[None]:
     gc.enable()
 
 
+class OnStartProcessor(SpanProcessor):
+    """A processor with ``on_start`` logic: lg_otel must use the public-API path."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Count the start (real work in on_start, as a vendor processor does)."""
+        self.started += 1
+
+
+#: The two ways lg_otel produces spans: recorded and emitted finished (a plain SDK
+#: set-up), or through the tracer's API (here: because of an on_start processor).
+SPAN_PATHS = ("finished", "api")
+#: Test modules whose tests run on both span paths.
+BOTH_PATHS = {
+    "test_accuracy",
+    "test_context",
+    "test_differential",
+    "test_never_break_host",
+    "test_privacy",
+    "test_reliability",
+    "test_span_paths",
+    "test_span_tree",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tests that take ``span_path`` on both paths in the listed modules."""
+    if "span_path" in metafunc.fixturenames:
+        module = metafunc.module.__name__.rpartition(".")[2]
+        paths = SPAN_PATHS if module in BOTH_PATHS else SPAN_PATHS[:1]
+        metafunc.parametrize("span_path", paths, indirect=True)
+
+
 @pytest.fixture
-def tracing() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+def span_path(request: pytest.FixtureRequest) -> str:
+    """Which span path the test's provider makes lg_otel take."""
+    return str(getattr(request, "param", SPAN_PATHS[0]))
+
+
+def provider_for(
+    path: str, *processors: SpanProcessor
+) -> tuple[TracerProvider, InMemorySpanExporter]:
+    """A provider exporting to memory, set up so lg_otel takes ``path``.
+
+    ``processors`` come first (they see spans before the exporter).
+    """
+    provider = TracerProvider()
+    if path == "api":
+        provider.add_span_processor(OnStartProcessor())
+    for processor in processors:
+        provider.add_span_processor(processor)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+@pytest.fixture
+def tracing(span_path: str) -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     """A TracerProvider exporting to memory, shut down after the test."""
-    provider, exporter = in_memory_tracing()
+    provider, exporter = provider_for(span_path)
     yield provider, exporter
     provider.shutdown()
 

@@ -25,8 +25,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 import lg_otel
 from lg_otel import _names as n
 from lg_otel._parse import Part
+from lg_otel._spanpath import FinishedSpans, RecordedSpan
 from lg_otel._tap import _Plan
-from tests.conftest import by_name, normalise
+from tests.conftest import by_name, normalise, provider_for
 from tests.graphs import SHAPES, Boom, chat, nested
 
 
@@ -54,14 +55,46 @@ class CountingProcessor(SpanProcessor):
         assert set(self.ended.values()) == {1}, "a span ended more than once"
 
 
+class FinishedCounter(CountingProcessor):
+    """The same counts on the finished-span path, which has no on_start to watch.
+
+    It watches lg_otel's own span recorder instead: every recorded span it starts,
+    and every real end (a second ``end()`` is ignored, as the SDK ignores it).
+    """
+
+    def watch(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        start, end = FinishedSpans.start, RecordedSpan.end
+
+        def counting_start(maker: FinishedSpans, *args: Any, **kwargs: Any) -> Any:
+            span = start(maker, *args, **kwargs)
+            if isinstance(span, RecordedSpan):
+                with self.lock:
+                    self.started[span.get_span_context().span_id] = span._name
+            return span
+
+        def counting_end(span: RecordedSpan, end_time: int | None = None) -> None:
+            if span.is_recording():
+                span_id = span.get_span_context().span_id
+                with self.lock:
+                    self.ended[span_id] = self.ended.get(span_id, 0) + 1
+            end(span, end_time)
+
+        monkeypatch.setattr(FinishedSpans, "start", counting_start)
+        monkeypatch.setattr(RecordedSpan, "end", counting_end)
+
+
 @pytest.fixture
-def counted() -> tuple[TracerProvider, InMemorySpanExporter, CountingProcessor]:
+def counted(
+    span_path: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[TracerProvider, InMemorySpanExporter, CountingProcessor]:
     """A provider with an in-memory exporter and a start/end counter."""
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    counter = CountingProcessor()
-    provider.add_span_processor(counter)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if span_path == "api":
+        counter = CountingProcessor()
+        provider, exporter = provider_for(span_path, counter)
+    else:
+        counter = FinishedCounter()
+        counter.watch(monkeypatch)
+        provider, exporter = provider_for(span_path)
     return provider, exporter, counter
 
 
@@ -96,9 +129,9 @@ def _outputs(graph: Any, inp: Any, **kwargs: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("bad", ["exporter", "processor"])
-def test_raising_backend_changes_nothing(bad: str) -> None:
+def test_raising_backend_changes_nothing(bad: str, span_path: str) -> None:
     """A raising exporter or processor: same output; failures counted, not raised."""
-    provider = TracerProvider()
+    provider, _ = provider_for(span_path)
     if bad == "exporter":
         provider.add_span_processor(SimpleSpanProcessor(RaisingExporter()))
     else:

@@ -31,6 +31,7 @@ from typing_extensions import TypedDict
 import lg_otel
 from lg_otel import _names as n
 from lg_otel.testing import SimulatedChatModel
+from tests.conftest import provider_for
 
 
 class State(TypedDict, total=False):
@@ -129,10 +130,8 @@ def assert_traces(spans: Sequence[ReadableSpan], runs: int) -> None:
 class Backends:
     """Tracing and metrics backends for one test."""
 
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+    def __init__(self, span_path: str) -> None:
+        self.tracer_provider, self.exporter = provider_for(span_path)
         self.registry = CollectorRegistry()
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
@@ -163,9 +162,9 @@ def assert_counts(b: Backends, graph: Any, runs: int) -> None:
     assert type(graph)._lg_otel.errors.total() == 0
 
 
-def test_200_concurrent_astream_runs() -> None:
+def test_200_concurrent_astream_runs(span_path: str) -> None:
     """200 concurrent astream runs in one loop: separate, complete, exact traces."""
-    b = Backends()
+    b = Backends(span_path)
     graph = b.instrument(busy_graph())
 
     async def one(i: int) -> None:
@@ -182,9 +181,9 @@ def test_200_concurrent_astream_runs() -> None:
     assert_counts(b, graph, 200)
 
 
-def test_eight_threads_invoking() -> None:
+def test_eight_threads_invoking(span_path: str) -> None:
     """8 threads each invoking 15 times: 120 separate, complete traces."""
-    b = Backends()
+    b = Backends(span_path)
     graph = b.instrument(busy_graph(use_async=False))
     failures: list[BaseException] = []
 
@@ -215,9 +214,9 @@ def tiny_graph() -> Any:
     return g.compile(name="tiny")
 
 
-def test_soak_10000_runs_leaves_no_state() -> None:
+def test_soak_10000_runs_leaves_no_state(span_path: str) -> None:
     """10,000 runs: no run in flight after each, bounded caches, exact counts."""
-    b = Backends()
+    b = Backends(span_path)
     b.tracer_provider = TracerProvider()  # spans go nowhere: this is about our state
     graph = b.instrument(tiny_graph())
     instr = type(graph)._lg_otel

@@ -1,0 +1,504 @@
+"""How lg_otel's spans are produced: through the tracer's API, or recorded and emitted.
+
+Most of an SDK span's cost is its live-span machinery (lock, sampler call per span,
+``on_start`` fan-out, attribute validation), not its export. lg_otel knows every
+attribute and both timestamps of its own spans, so where it is *equivalent* it
+records a span in plain fields and hands the SDK's processors one finished
+``ReadableSpan``. Equivalent means: the SDK's own ``TracerProvider``, processors that
+are exactly the SDK's batch or simple processor (they act only in ``on_end``), a
+sampler whose child decision follows the parent, no SDK self-metrics, and an enabled
+tracer. Anywhere else the tracer's public API is used, unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    StaticSampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util import types
+
+_sdk_log = logging.getLogger("opentelemetry.sdk.trace")
+
+#: Processors that only act in ``on_end`` (their ``on_start`` does nothing).
+_END_ONLY_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor)
+_SAMPLED = trace.TraceFlags.SAMPLED
+_RANDOM = getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
+#: What BoundedAttributes keeps unchanged (so a plain dict stores it identically).
+_PLAIN = (str, bool, int, float)
+_EMPTY = otel_context.Context()
+
+
+def _follows_parent(sampler: Sampler) -> bool:
+    """Whether the sampler's decision for a local child is the parent's."""
+    if type(sampler) is ParentBased or (
+        isinstance(sampler, ParentBased)
+        and type(sampler).__module__ == ParentBased.__module__
+    ):
+        return (
+            getattr(sampler, "_local_parent_sampled", None) is ALWAYS_ON
+            and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+        )
+    # Same trace id, same decision; a static sampler decides the same for all.
+    return type(sampler) is TraceIdRatioBased or (
+        isinstance(sampler, StaticSampler)
+        and type(sampler).__module__ == StaticSampler.__module__
+    )
+
+
+def _self_metrics_off(tracer: SdkTracer) -> bool:
+    metrics = getattr(tracer, "_tracer_metrics", None)
+    return metrics is None or type(metrics).__name__ == "NoOpTracerMetrics"
+
+
+class ApiSpans:
+    """Spans through the tracer's public API: any provider, processor or sampler."""
+
+    finished = False
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        """Start spans with ``tracer``."""
+        self._tracer = tracer
+
+    def start(
+        self,
+        name: str,
+        parent: otel_context.Context | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        start_ns: int,
+        links: Sequence[Link] = (),
+        root: bool = False,
+    ) -> trace.Span:
+        """Start a span (``root`` is the run span; the API needs no such hint)."""
+        return self._tracer.start_span(
+            name,
+            context=parent,
+            kind=kind,
+            attributes=attributes,
+            links=links,
+            start_time=start_ns,
+        )
+
+
+class FinishedSpans:
+    """Spans recorded by lg_otel, emitted to the provider's processors when ended."""
+
+    finished = True
+
+    def __init__(self, tracer: SdkTracer, processors: Sequence[Any]) -> None:
+        """Emit as ``tracer`` would, to exactly these (end-only) processors."""
+        self.tracer = tracer
+        self._sampler = tracer.sampler
+        self._ids = tracer.id_generator
+        self._random = bool(getattr(self._ids, "is_trace_id_random", bool)())
+        self.limits: SpanLimits = tracer._span_limits
+        self.scope = tracer._instrumentation_scope
+        self.info = tracer.instrumentation_info
+        self.on_end: tuple[Callable[[ReadableSpan], None], ...] = tuple(
+            p.on_end for p in processors
+        )
+        # lg_otel's own attributes stay in a plain dict while they are few enough
+        # that the span's limits would keep them all, unchanged.
+        limit = self.limits.max_span_attributes
+        self.plain_limit = limit if limit is not None else 1 << 30
+        self.plain_ok = self.limits.max_span_attribute_length is None
+
+    def start(
+        self,
+        name: str,
+        parent: otel_context.Context | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        start_ns: int,
+        links: Sequence[Link] = (),
+        root: bool = False,
+    ) -> trace.Span:
+        """A span under ``parent``; the ``root`` (run) span asks the sampler."""
+        parent_ctx = trace.get_current_span(parent).get_span_context()
+        if parent_ctx.is_valid:
+            trace_id = parent_ctx.trace_id
+            random = parent_ctx.trace_flags & _RANDOM
+            local = parent_ctx
+        else:
+            trace_id = self._ids.generate_trace_id()
+            random = _RANDOM if self._random else 0
+            local = None
+        if root:
+            result = self._sampler.should_sample(
+                parent, trace_id, name, kind, attributes, links
+            )
+            sampled = result.decision.is_sampled()  # type: ignore[no-untyped-call]
+            recording = result.decision.is_recording()  # type: ignore[no-untyped-call]
+            trace_state = result.trace_state
+            attributes = dict(result.attributes)
+        else:
+            # The child decision of a parent-following sampler: the parent's.
+            sampled = recording = bool(parent_ctx.trace_flags & _SAMPLED)
+            trace_state = parent_ctx.trace_state
+        ctx = SpanContext(
+            trace_id,
+            self._ids.generate_span_id(),
+            False,
+            trace.TraceFlags((_SAMPLED if sampled else 0) | random),
+            trace_state,
+        )
+        if not recording:
+            return NonRecordingSpan(ctx)
+        return RecordedSpan(self, name, ctx, local, kind, attributes, start_ns, links)
+
+
+def _bounded_links(limits: SpanLimits, links: Sequence[Link]) -> BoundedList[Link]:
+    valid = []
+    for link in links:
+        ctx = link.context
+        if link and ctx and (ctx.is_valid or link.attributes or ctx.trace_state):
+            link._attributes = BoundedAttributes(  # as the SDK does, in place
+                limits.max_link_attributes,
+                link.attributes,
+                max_value_len=limits.max_attribute_length,
+                immutable=True,
+            )
+            valid.append(link)
+    return BoundedList.from_seq(limits.max_links, valid)
+
+
+class RecordedSpan(trace.Span):
+    """A span lg_otel records in plain fields and emits finished, once.
+
+    It implements the OpenTelemetry API ``Span``: user code inside a node gets it
+    from ``trace.get_current_span()`` and its attributes, events and status land
+    on the exported span, under the provider's limits, as on an SDK span.
+    """
+
+    __slots__ = (
+        "_attrs",
+        "_ctx",
+        "_end",
+        "_events",
+        "_kind",
+        "_links",
+        "_name",
+        "_parent",
+        "_path",
+        "_start",
+        "_status",
+    )
+
+    def __init__(
+        self,
+        path: FinishedSpans,
+        name: str,
+        ctx: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        start_ns: int,
+        links: Sequence[Link],
+    ) -> None:
+        """Record a started span (see :meth:`FinishedSpans.start`)."""
+        self._path = path
+        self._name = name
+        self._ctx = ctx
+        self._parent = parent
+        self._kind = kind
+        self._start = start_ns
+        self._end: int | None = None
+        self._status = Status(StatusCode.UNSET)
+        self._events: BoundedList[Event] | None = None
+        self._links: Sequence[Link] = (
+            _bounded_links(path.limits, links) if links else ()
+        )
+        self._attrs: dict[str, Any] | BoundedAttributes = attributes
+        if len(attributes) > path.plain_limit or not path.plain_ok:
+            self._bound()
+
+    def __repr__(self) -> str:
+        """As the SDK's span shows itself."""
+        return f'{type(self).__name__}(name="{self._name}", context={self._ctx})'
+
+    def _bound(self) -> BoundedAttributes:
+        """Switch to the SDK's bounded attributes (limits, validation), for good."""
+        attrs = self._attrs
+        if not isinstance(attrs, BoundedAttributes):
+            limits = self._path.limits
+            attrs = self._attrs = BoundedAttributes(
+                limits.max_span_attributes,
+                attrs,
+                immutable=False,
+                max_value_len=limits.max_span_attribute_length,
+            )
+        return attrs
+
+    def get_span_context(self) -> SpanContext:
+        """This span's context."""
+        return self._ctx
+
+    def is_recording(self) -> bool:
+        """True until ended, as an SDK span."""
+        return self._end is None
+
+    def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        """Set one attribute, as the SDK would store it."""
+        if self._end is not None:
+            _sdk_log.warning("Setting attribute on ended span.")
+            return
+        attrs = self._attrs
+        if (
+            type(attrs) is dict
+            and type(key) is str
+            and key
+            and (
+                type(value) in _PLAIN
+                or (
+                    type(value) is tuple
+                    and value
+                    and all(type(v) is str for v in value)
+                )
+            )
+            and len(attrs) < self._path.plain_limit
+        ):
+            if key in attrs:
+                del attrs[key]  # BoundedAttributes moves an updated key last
+            attrs[key] = value
+            return
+        self._bound()[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        """Set several attributes."""
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(
+        self,
+        name: str,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Add an event, its attributes bounded by the provider's limits."""
+        if self._end is not None:
+            _sdk_log.warning("Tried calling %s on an ended span.", "_add_event")
+            return
+        limits = self._path.limits
+        bounded = BoundedAttributes(
+            limits.max_event_attributes,
+            attributes,
+            max_value_len=limits.max_attribute_length,
+            immutable=True,
+        )
+        if self._events is None:
+            self._events = BoundedList(limits.max_events)
+        self._events.append(Event(name, bounded, timestamp or time.time_ns()))
+
+    def add_link(
+        self, context: SpanContext, attributes: types.Attributes = None
+    ) -> None:
+        """Add a link after the start, as the SDK allows."""
+        if self._end is not None:
+            _sdk_log.warning("Tried calling %s on an ended span.", "_add_link")
+            return
+        if not (context and (context.is_valid or attributes or context.trace_state)):
+            return
+        limits = self._path.limits
+        if not isinstance(self._links, BoundedList):
+            self._links = BoundedList.from_seq(limits.max_links, list(self._links))
+        self._links.append(
+            Link(
+                context,
+                BoundedAttributes(
+                    limits.max_link_attributes,
+                    attributes,
+                    max_value_len=limits.max_attribute_length,
+                    immutable=True,
+                ),
+            )
+        )
+
+    def update_name(self, name: str) -> None:
+        """Rename the span."""
+        if self._end is None:
+            self._name = name
+
+    def set_status(
+        self, status: Status | StatusCode, description: str | None = None
+    ) -> None:
+        """Set the status with the SDK's rules (OK is final, UNSET ignored)."""
+        if self._end is not None:
+            return
+        if self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, Status):
+            if status.status_code is StatusCode.UNSET:
+                return
+            if description is not None:
+                _sdk_log.warning(
+                    "Description %s ignored. Use either `Status` or "
+                    "`(StatusCode, Description)`",
+                    description,
+                )
+            self._status = status
+        elif status is not StatusCode.UNSET:
+            self._status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """Record an exception event with the SDK's attributes."""
+        module = type(exception).__module__
+        qualname = type(exception).__qualname__
+        event: dict[str, types.AnyValue] = {
+            "exception.type": f"{module}.{qualname}"
+            if module and module != "builtins"
+            else qualname,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            event.update(attributes)
+        self.add_event("exception", event, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        """End once: hand the processors one finished span (if sampled)."""
+        if self._end is not None:
+            _sdk_log.warning("Calling end() on an ended span.")
+            return
+        self._end = end = end_time if end_time is not None else time.time_ns()
+        if not self._ctx.trace_flags & _SAMPLED:
+            return  # recorded, not sampled: the SDK's processors drop it
+        path = self._path
+        readable = ReadableSpan(
+            self._name,
+            self._ctx,
+            self._parent,
+            path.tracer.resource,
+            self._attrs,
+            self._events or (),
+            self._links,
+            self._kind,
+            path.info,
+            self._status,
+            self._start,
+            end,
+            path.scope,
+        )
+        for on_end in path.on_end:
+            on_end(readable)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """As an SDK span used as a context manager: record, set ERROR, end."""
+        if exc_val is not None and self.is_recording():
+            self.record_exception(exc_val, escaped=True)
+            self.set_status(
+                Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}")
+            )
+        super().__exit__(exc_type, exc_val, exc_tb)
+
+
+SpanMaker = ApiSpans | FinishedSpans
+
+
+class SpanPath:
+    """Chooses, per run, how spans are produced; re-decides when processors change.
+
+    The choice is made once and cached against the provider's processor tuple
+    (the SDK replaces that tuple when a processor is added), so a run pays one
+    identity check.
+    """
+
+    def __init__(self, tracer: trace.Tracer, provider: object = None) -> None:
+        """Produce spans for ``tracer``, made by ``provider`` (None: the global).
+
+        A tracer got from the global provider before the application set one is a
+        proxy: the choice waits until the proxy has a real tracer behind it.
+        """
+        self._api = ApiSpans(tracer)
+        self._proxy = tracer if isinstance(tracer, trace.ProxyTracer) else None
+        self._tracer = tracer
+        self._provider = provider if provider is not None else _global_provider()
+        self._seen: object = None
+        self._maker: SpanMaker = self._api
+        self._decide()
+
+    def _resolve_proxy(self, proxy: trace.ProxyTracer) -> None:
+        real = proxy._tracer  # the proxy's own resolution: real, or its no-op
+        if isinstance(real, trace.NoOpTracer):
+            return
+        self._proxy = None
+        self._tracer = real
+        self._provider = _global_provider()
+        self._decide()
+
+    def _processors(self) -> object:
+        active = getattr(self._provider, "_active_span_processor", None)
+        return getattr(active, "_span_processors", None)
+
+    def _decide(self) -> None:
+        procs = self._processors()
+        self._seen = procs
+        self._maker = self._api
+        tracer = self._tracer
+        if not (
+            type(self._provider) is SdkTracerProvider
+            and type(tracer) is SdkTracer
+            and isinstance(procs, tuple)
+            and all(type(p) in _END_ONLY_PROCESSORS for p in procs)
+            and type(getattr(self._provider, "_active_span_processor", None)).__name__
+            == "SynchronousMultiSpanProcessor"
+            and _follows_parent(tracer.sampler)
+            and _self_metrics_off(tracer)
+            and getattr(tracer, "_span_limits", None) is not None
+            and getattr(tracer, "_instrumentation_scope", None) is not None
+        ):
+            return
+        self._maker = FinishedSpans(tracer, procs)
+
+    def current(self) -> SpanMaker:
+        """The maker for a run starting now."""
+        if self._proxy is not None:
+            self._resolve_proxy(self._proxy)
+        if self._processors() is not self._seen:
+            self._decide()
+        enabled = getattr(self._tracer, "_is_enabled", None)
+        if self._maker.finished and enabled is not None and not enabled():
+            return self._api
+        return self._maker
+
+
+def _global_provider() -> object:
+    return trace.get_tracer_provider()
+
+
+def context_with(span: trace.Span) -> otel_context.Context:
+    """A context holding ``span`` (what children and user code nest under)."""
+    return trace.set_span_in_context(span, _EMPTY)

@@ -1,0 +1,384 @@
+"""Both span paths: when each is taken, and that they export the same spans."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from langgraph.graph import START, StateGraph
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    StaticSampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Status, StatusCode
+from typing_extensions import TypedDict
+
+import lg_otel
+from lg_otel import _names as n
+from lg_otel._spanpath import SpanPath
+from tests.conftest import _UUID, OnStartProcessor, normalise, provider_for
+from tests.graphs import SHAPES, Shape
+from tests.typed_graphs import TYPED_SHAPES
+
+#: Attributes whose values are measured times: equal in kind, not in value.
+TIMED = {n.ATTR_TIME_TO_FIRST_CHUNK, n.ATTR_CONSUMER_WAIT}
+
+
+def _chosen(provider: Any) -> bool:
+    """Whether lg_otel's span path for this provider is the finished-span one."""
+    tracer = provider.get_tracer("t")
+    return SpanPath(tracer, provider).current().finished
+
+
+class BatchSubclass(BatchSpanProcessor):
+    """A subclass of the batch processor: it might act in on_start."""
+
+
+class Custom(Sampler):
+    """A sampler of the user's own."""
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> Any:
+        """Delegate to always-on."""
+        return ALWAYS_ON.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        """Its name."""
+        return "custom"
+
+
+def _with(*processors: Any, **kwargs: Any) -> TracerProvider:
+    provider = TracerProvider(**kwargs)
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return provider
+
+
+def _simple() -> SimpleSpanProcessor:
+    return SimpleSpanProcessor(InMemorySpanExporter())
+
+
+@pytest.mark.parametrize(
+    ("make", "finished"),
+    [
+        (lambda: _with(_simple()), True),
+        (lambda: _with(BatchSpanProcessor(InMemorySpanExporter())), True),
+        (lambda: _with(), True),
+        (lambda: _with(_simple(), sampler=ALWAYS_OFF), True),
+        (lambda: _with(_simple(), sampler=TraceIdRatioBased(0.5)), True),
+        (lambda: _with(_simple(), sampler=ParentBasedTraceIdRatio(0.5)), True),
+        (lambda: _with(_simple(), OnStartProcessor()), False),
+        (lambda: _with(BatchSubclass(InMemorySpanExporter())), False),
+        (lambda: _with(_simple(), sampler=Custom()), False),
+        (lambda: _with(_simple(), sampler=ParentBased(ALWAYS_ON, None, None, ALWAYS_OFF, ALWAYS_OFF)), False),  # noqa: E501
+        (lambda: trace.NoOpTracerProvider(), False),
+    ],
+    ids=[
+        "simple",
+        "batch",
+        "no-processor",
+        "always-off",
+        "ratio",
+        "parent-ratio",
+        "on-start-processor",
+        "batch-subclass",
+        "custom-sampler",
+        "parent-based-custom-child",
+        "other-provider",
+    ],
+)
+def test_path_choice(make: Any, finished: bool) -> None:
+    """The finished-span path only where it is equivalent to the SDK's."""
+    assert _chosen(make()) is finished
+
+
+def test_static_sampler_of_the_sdk_counts_as_following() -> None:
+    """ALWAYS_ON/ALWAYS_OFF are the SDK's StaticSampler instances."""
+    assert isinstance(ALWAYS_ON, StaticSampler)
+    assert _chosen(_with(_simple(), sampler=ALWAYS_ON))
+
+
+def test_adding_a_processor_switches_path_for_the_next_run() -> None:
+    """A processor added after instrument() is seen by the next run."""
+    provider, _ = provider_for("finished")
+    path = SpanPath(provider.get_tracer("t"), provider)
+    assert path.current().finished
+    provider.add_span_processor(OnStartProcessor())
+    assert not path.current().finished
+
+
+def test_global_provider_set_after_instrument_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A graph instrumented before the app sets the global provider traces later."""
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", trace.Once())
+    graph = lg_otel.instrument(SHAPES[0].build())
+    provider, exporter = provider_for("finished")
+    trace.set_tracer_provider(provider)
+    graph.invoke({"log": []})
+    assert len(exporter.get_finished_spans()) == 1 + sum(SHAPES[0].tasks.values())
+    assert type(graph)._lg_otel is not None
+
+
+# --- the two paths export the same spans ---------------------------------------
+
+
+def _value(key: str, value: Any) -> Any:
+    if key in TIMED:
+        return type(value).__name__
+    # Task ids (and the namespaces built from them) are fresh uuids in each run.
+    return _UUID.sub("<id>", value) if isinstance(value, str) else value
+
+
+def _fields(spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
+    """Every exported field of each span, ids replaced by the span's position."""
+    order = sorted(spans, key=lambda s: (s.start_time or 0, s.name))
+    index = {s.context.span_id: i for i, s in enumerate(order)}
+    rows = []
+    for span in order:
+        assert span.context is not None
+        rows.append(
+            {
+                "name": span.name,
+                "kind": span.kind,
+                "parent": index.get(span.parent.span_id, "outside")
+                if span.parent
+                else None,
+                "parent_remote": span.parent.is_remote if span.parent else None,
+                "flags": int(span.context.trace_flags),
+                "trace_state": span.context.trace_state.to_header(),
+                "remote": span.context.is_remote,
+                "attributes": {
+                    k: _value(k, v) for k, v in sorted(span.attributes.items())
+                },
+                "events": [
+                    (
+                        e.name,
+                        {k: _value(k, v) for k, v in (e.attributes or {}).items()},
+                        e.dropped_attributes,
+                    )
+                    for e in span.events
+                ],
+                "links": [
+                    (index.get(link.context.span_id, "outside"), dict(link.attributes))
+                    for link in span.links
+                ],
+                "status": (span.status.status_code, span.status.description),
+                "resource": dict(span.resource.attributes),
+                "resource_schema": span.resource.schema_url,
+                "scope": span.instrumentation_scope,
+                "dropped": (
+                    span.dropped_attributes,
+                    span.dropped_events,
+                    span.dropped_links,
+                ),
+                "timed": (span.start_time or 0) <= (span.end_time or 0),
+            }
+        )
+    return rows
+
+
+def _run_shape(shape: Shape, path: str) -> list[dict[str, Any]]:
+    resource = Resource.create({"service.name": "compare"})
+    provider, exporter = provider_for(path)
+    provider._resource = resource  # the same resource on both sides
+    graph = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    config = {"configurable": {"thread_id": "compare"}}
+    for inp in shape.inputs:
+        try:
+            for _ in graph.stream(inp, config, stream_mode=["updates", "messages"]):
+                pass
+        except Exception:  # noqa: BLE001 - the failing shape raises; spans compared
+            pass
+    spans = exporter.get_finished_spans()
+    provider.shutdown()
+    return _fields(spans)
+
+
+@pytest.mark.parametrize("shape", SHAPES + TYPED_SHAPES, ids=lambda s: s.name)
+def test_both_paths_export_the_same_spans(shape: Shape) -> None:
+    """Every example graph: both paths export equal spans, field by field."""
+    finished = _run_shape(shape, "finished")
+    api = _run_shape(shape, "api")
+    assert len(finished) == len(api)
+    for got, want in zip(finished, api, strict=True):
+        assert got == want, got["name"]
+
+
+# --- user code inside a node ---------------------------------------------------
+
+
+class St(TypedDict, total=False):
+    """State of the one-node graph."""
+
+    x: int
+    recording: bool
+
+
+def _user_graph(body: Any) -> Any:
+    def work(state: St) -> dict[str, Any]:
+        span = trace.get_current_span()
+        body(span)
+        return {"x": 1, "recording": span.is_recording()}
+
+    g = StateGraph(St)
+    g.add_node("work", work)
+    g.add_edge(START, "work")
+    return g.compile(name="user")
+
+
+def _task_span(spans: Sequence[ReadableSpan]) -> ReadableSpan:
+    (task,) = [s for s in spans if s.name == f"{n.SPAN_TASK} work"]
+    return task
+
+
+def test_user_set_attribute_lands_on_the_task_span(tracing: Any) -> None:
+    """trace.get_current_span().set_attribute in a node: on the exported task span."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(
+        _user_graph(lambda span: span.set_attribute("k", "v")),
+        tracer_provider=provider,
+    )
+    assert graph.invoke({"x": 0})["recording"] is True
+    assert _task_span(exporter.get_finished_spans()).attributes["k"] == "v"
+
+
+def test_user_events_status_and_exception_land_on_the_task_span(
+    tracing: Any,
+) -> None:
+    """add_event, record_exception and set_status from user code are exported."""
+    provider, exporter = tracing
+
+    def body(span: Any) -> None:
+        span.add_event("checkpoint", {"rows": 3})
+        span.record_exception(ValueError("soft"))
+        span.set_status(Status(StatusCode.ERROR, "user says"))
+        span.set_attributes({"a": 1, "b": [1, 2]})
+
+    graph = lg_otel.instrument(_user_graph(body), tracer_provider=provider)
+    graph.invoke({"x": 0})
+    task = _task_span(exporter.get_finished_spans())
+    assert [e.name for e in task.events] == ["checkpoint", "exception"]
+    assert dict(task.events[0].attributes or {}) == {"rows": 3}
+    assert (task.events[1].attributes or {})["exception.type"] == "ValueError"
+    assert task.status.status_code is StatusCode.ERROR
+    assert task.status.description == "user says"
+    assert task.attributes["b"] == (1, 2)
+
+
+def test_user_attributes_obey_the_providers_limits(span_path: str) -> None:
+    """User attributes go through the provider's SpanLimits on both paths."""
+    limits = SpanLimits(max_span_attributes=12, max_span_attribute_length=4)
+    provider = TracerProvider(span_limits=limits)
+    if span_path == "api":
+        provider.add_span_processor(OnStartProcessor())
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def body(span: Any) -> None:
+        for i in range(20):
+            span.set_attribute(f"user.{i}", "long value")
+
+    graph = lg_otel.instrument(_user_graph(body), tracer_provider=provider)
+    graph.invoke({"x": 0})
+    task = _task_span(exporter.get_finished_spans())
+    assert len(task.attributes) == 12
+    assert task.dropped_attributes > 0
+    assert task.attributes["user.19"] == "long"
+
+
+def test_limits_give_equal_spans_on_both_paths() -> None:
+    """Low limits: the same attributes survive, the same number are dropped."""
+    rows = []
+    for path in ("finished", "api"):
+        limits = SpanLimits(max_span_attributes=5, max_attribute_length=3)
+        provider = TracerProvider(span_limits=limits)
+        if path == "api":
+            provider.add_span_processor(OnStartProcessor())
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        graph = lg_otel.instrument(
+            _user_graph(lambda span: span.set_attribute("user", "abcdef")),
+            tracer_provider=provider,
+        )
+        graph.invoke({"x": 0})
+        rows.append(_fields(exporter.get_finished_spans()))
+    assert rows[0] == rows[1]
+
+
+def test_unsampled_run_exports_nothing_and_user_span_is_not_recording(
+    span_path: str,
+) -> None:
+    """ALWAYS_OFF: no span at all, and the node sees a non-recording span."""
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    if span_path == "api":
+        provider.add_span_processor(OnStartProcessor())
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    graph = lg_otel.instrument(
+        _user_graph(lambda span: span.set_attribute("k", "v")),
+        tracer_provider=provider,
+    )
+    assert graph.invoke({"x": 0})["recording"] is False
+    assert exporter.get_finished_spans() == ()
+
+
+def test_ratio_sampling_keeps_whole_trees(span_path: str) -> None:
+    """Under a ratio sampler each run is exported whole or not at all."""
+    provider, exporter = provider_for(span_path)
+    provider.sampler = ParentBasedTraceIdRatio(0.5)
+    shape = SHAPES[4]  # nested: tasks under tasks
+    graph = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    for _ in range(40):
+        graph.invoke({"log": []})
+    spans = exporter.get_finished_spans()
+    per_trace: dict[int, int] = {}
+    for span in spans:
+        per_trace[span.context.trace_id] = per_trace.get(span.context.trace_id, 0) + 1
+    whole = 1 + sum(shape.tasks.values())
+    assert set(per_trace.values()) == {whole}
+    assert 0 < len(per_trace) < 40
+
+
+def test_user_span_in_a_node_nests_under_the_task_span(tracing: Any) -> None:
+    """A span user code starts in a node is a child of the task span."""
+    provider, exporter = tracing
+    tracer = provider.get_tracer("user")
+
+    def body(span: Any) -> None:
+        with tracer.start_as_current_span("inner"):
+            pass
+
+    graph = lg_otel.instrument(_user_graph(body), tracer_provider=provider)
+    graph.invoke({"x": 0})
+    spans = exporter.get_finished_spans()
+    task = _task_span(spans)
+    (inner,) = [s for s in spans if s.name == "inner"]
+    assert inner.parent is not None
+    assert inner.parent.span_id == task.context.span_id
+
+
+def test_outputs_identical_on_both_paths(tracing: Any) -> None:
+    """The caller's chunks are the bare graph's on either path."""
+    provider, _ = tracing
+    shape = SHAPES[5]
+    bare = [normalise(c) for c in shape.build().stream(shape.inputs[0])]
+    graph = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    assert [normalise(c) for c in graph.stream(shape.inputs[0])] == bare
+
