@@ -289,10 +289,8 @@ INSTRUMENTOR_NAME: Final = "lg_otel"
 #: Environment variable: also send lg_otel's log events as OpenTelemetry log records
 #: (through the global logger provider, or the one given to ``instrument()``).
 ENV_OTLP_LOGS: Final = "LG_OTEL_OTLP_LOGS"
-#: Log-record attribute: qualified class name of the exception a failure event
-#: carries (OTel semantic conventions' exception attributes).
-ATTR_EXCEPTION_TYPE: Final = "exception.type"
-#: Log-record attribute: the exception's message.
+#: Log-record attribute: the message of the exception a failure event carries
+#: (with ``ATTR_EXCEPTION_TYPE``, the OTel semantic conventions' exception keys).
 ATTR_EXCEPTION_MESSAGE: Final = "exception.message"
 #: Log-record attribute: the exception's formatted traceback.
 ATTR_EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
