@@ -12,10 +12,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lg_otel._records import (
+    CheckpointRecord,
     LlmRecord,
     NullSink,
     RunRecord,
     Sink,
+    StoreRecord,
     TaskRecord,
     ToolRecord,
 )
@@ -65,6 +67,10 @@ _EVENTS = (
     "llm_ended",
     "tool_started",
     "tool_ended",
+    "checkpoint_started",
+    "checkpoint_ended",
+    "store_started",
+    "store_ended",
 )
 
 _Calls = tuple[tuple[Callable[..., None], str], ...]
@@ -91,6 +97,10 @@ class FanOut:
     _llm_ended: _Calls
     _tool_started: _Calls
     _tool_ended: _Calls
+    _checkpoint_started: _Calls
+    _checkpoint_ended: _Calls
+    _store_started: _Calls
+    _store_ended: _Calls
 
     def __init__(
         self, sinks: Sequence[tuple[Sink, str]], errors: InternalErrors
@@ -152,3 +162,19 @@ class FanOut:
     def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
         """Fan out :meth:`Sink.tool_ended`."""
         self._fire(self._tool_ended, run, tool)
+
+    def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """Fan out :meth:`Sink.checkpoint_started`."""
+        self._fire(self._checkpoint_started, run, call)
+
+    def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """Fan out :meth:`Sink.checkpoint_ended`."""
+        self._fire(self._checkpoint_ended, run, call)
+
+    def store_started(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """Fan out :meth:`Sink.store_started`."""
+        self._fire(self._store_started, run, call)
+
+    def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """Fan out :meth:`Sink.store_ended`."""
+        self._fire(self._store_ended, run, call)

@@ -151,6 +151,10 @@ class GraphInstrumentation(Instrumentation):
         """The caller's current trace context."""
         return current_context()
 
+    def call_binder(self) -> SpanBinder:
+        """Makes checkpoint and store spans current during their calls."""
+        return self._binder
+
     def record_error(self, component: str, error: BaseException) -> None:
         """Count a swallowed telemetry failure."""
         self.errors.record(component, error)

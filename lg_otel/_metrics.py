@@ -30,7 +30,14 @@ from prometheus_client.metrics import MetricWrapperBase
 from lg_otel import _names as n
 from lg_otel._records import SPAN_CONTEXT_SLOT as _CTX
 from lg_otel._records import SPAN_SLOT as _SPAN
-from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord
+from lg_otel._records import (
+    CheckpointRecord,
+    LlmRecord,
+    NullSink,
+    RunRecord,
+    StoreRecord,
+    TaskRecord,
+)
 from lg_otel._spans import error_type
 
 try:
@@ -87,6 +94,18 @@ _ERRORS = _Spec(
     "Telemetry failures lg_otel swallowed.", (), prometheus_client.Counter,
 )  # fmt: skip
 
+_CHECKPOINT_DURATION = _Spec(
+    n.METRIC_CHECKPOINT_DURATION, _S,
+    (n.LABEL_GRAPH, n.LABEL_CHECKPOINT_OPERATION, n.LABEL_CHECKPOINT_SAVER,
+     n.LABEL_STATUS),
+    "One checkpointer call.", n.CALL_DURATION_BUCKETS,
+)  # fmt: skip
+_STORE_DURATION = _Spec(
+    n.METRIC_STORE_DURATION, _S,
+    (n.LABEL_GRAPH, n.LABEL_STORE_OPERATION, n.LABEL_STATUS),
+    "One long-term store call.", n.CALL_DURATION_BUCKETS,
+)  # fmt: skip
+
 #: Every instrument lg_otel records (the README and deploy/ tests read this too).
 SPECS = (
     _TTFC,
@@ -100,6 +119,8 @@ SPECS = (
     _ACTIVE_RUNS,
     _WAIT,
     _ERRORS,
+    _CHECKPOINT_DURATION,
+    _STORE_DURATION,
 )
 
 _REGISTER_LOCK = threading.Lock()
@@ -308,6 +329,9 @@ class MetricsSink(NullSink):
         self._errors = _Series(_ERRORS, meter, reg)
         self._node = _Cap(max_label_values)
         self._model = _Cap(max_label_values)
+        self._checkpoint_duration = _Series(_CHECKPOINT_DURATION, meter, reg)
+        self._store_duration = _Series(_STORE_DURATION, meter, reg)
+        self._saver = _Cap(max_label_values)
 
     def count_internal_error(self, component: str) -> None:
         """Count one swallowed telemetry failure (an ``InternalErrors`` listener)."""
@@ -395,3 +419,30 @@ class MetricsSink(NullSink):
             self._tokens.observe(
                 (*labels, n.TOKEN_TYPE_OUTPUT), llm.output_tokens, span
             )
+
+    # --- checkpoints and stores -------------------------------------------------
+
+    def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """Record the checkpointer call's duration."""
+        duration = _seconds(call.start_ns, call.end_ns)
+        if duration is None:
+            return
+        labels = (
+            call.graph,
+            call.operation,
+            self._saver(call.saver),
+            call.status or n.STATUS_OK,
+        )
+        span = call.slots.get(_SPAN)
+        ctx = call.slots.get(_CTX) if span is not None else None
+        self._checkpoint_duration.observe(labels, duration, span, ctx)
+
+    def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """Record the store call's duration."""
+        duration = _seconds(call.start_ns, call.end_ns)
+        if duration is None:
+            return
+        labels = (call.graph, call.operation, call.status or n.STATUS_OK)
+        span = call.slots.get(_SPAN)
+        ctx = call.slots.get(_CTX) if span is not None else None
+        self._store_duration.observe(labels, duration, span, ctx)

@@ -321,7 +321,7 @@ ATTR_EXCEPTION_TYPE: Final = "exception.type"
 
 #: Checkpointer methods that get a span and an observation (each also as its
 #: ``a``-prefixed async twin); the label values of ``langgraph_checkpoint_operation``.
-#: Other attributes (``get_next_version``, ``serde``, ``setup``...) pass straight through.
+#: Other attributes (``get_next_version``, ``serde``, ``setup``...) pass through.
 CHECKPOINT_OPERATIONS: Final = (
     "get",
     "get_tuple",

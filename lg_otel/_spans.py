@@ -23,7 +23,15 @@ from lg_otel import _names as n
 from lg_otel._hook import Binder
 from lg_otel._records import SPAN_CONTEXT_SLOT as _CTX
 from lg_otel._records import SPAN_SLOT as _SPAN
-from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord, ToolRecord
+from lg_otel._records import (
+    CheckpointRecord,
+    LlmRecord,
+    NullSink,
+    RunRecord,
+    StoreRecord,
+    TaskRecord,
+    ToolRecord,
+)
 from lg_otel._spanpath import SpanMaker, SpanPath, context_with
 
 _OFFSET = "wall_offset"
@@ -277,6 +285,102 @@ class SpanSink:
             {n.ATTR_TOOL_ARGUMENTS: tool.arguments, n.ATTR_TOOL_RESULT: tool.result},
         )
         self._end(span, tool.status, tool.error, self._wall(run, tool.end_ns or 0))
+
+    # --- checkpoints and stores -------------------------------------------------
+
+    def _call_parent(
+        self, run: RunRecord | None, parent: object, task_id: str | None
+    ) -> otel_context.Context | None:
+        if isinstance(parent, otel_context.Context):
+            return parent  # outside a run, or a context current in the node
+        if run is None:
+            return None
+        return self._parent_of(run, task_id)
+
+    def _call_wall(
+        self, run: RunRecord | None, call: CheckpointRecord | StoreRecord, ns: int
+    ) -> int:
+        if run is not None:
+            return self._wall(run, ns)
+        # Outside a run: the call's own wall-clock anchor, set when it started.
+        offset = call.slots.get(_OFFSET)
+        if offset is None:
+            offset = call.slots[_OFFSET] = time.time_ns() - self._clock()
+        return int(offset) + ns
+
+    def _call_maker(self, run: RunRecord | None) -> SpanMaker:
+        return self._maker(run) if run is not None else self._path.current()
+
+    @staticmethod
+    def _call_error(span: Span, call: CheckpointRecord | StoreRecord) -> None:
+        # The class name only: a driver's message can quote keys and values.
+        if call.status == n.STATUS_ERROR and call.error is not None:
+            kind = error_type(call.error)
+            span.set_attribute(n.ATTR_ERROR_TYPE, kind)
+            span.add_event(n.EVENT_EXCEPTION, {n.ATTR_EXCEPTION_TYPE: kind})
+
+    def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """Open a ``checkpoint {operation}`` span under the run, the task whose
+        subgraph made the call, or (outside a run) the caller's span."""
+        attributes: dict[str, Any] = {
+            n.ATTR_CHECKPOINT_OPERATION: call.operation,
+            n.ATTR_CHECKPOINT_SAVER: call.saver,
+        }
+        if call.checkpoint_ns:
+            attributes[n.ATTR_CHECKPOINT_NS] = call.checkpoint_ns
+        if call.task_id:
+            attributes[n.ATTR_TASK_ID] = call.task_id
+        if call.writes is not None:
+            attributes[n.ATTR_CHECKPOINT_WRITES] = call.writes
+        span = self._call_maker(run).start(
+            f"{n.SPAN_CHECKPOINT} {call.operation}",
+            self._call_parent(run, call.parent, call.parent_task_id),
+            SpanKind.INTERNAL,
+            attributes,
+            self._call_wall(run, call, call.start_ns),
+            root=run is None,
+        )
+        call.slots[_SPAN] = span
+        call.slots[_CTX] = context_with(span)
+
+    def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """End a ``checkpoint`` span (error: status ERROR and ``error.type``)."""
+        span: Span | None = call.slots.get(_SPAN)
+        if span is None:  # its start failed, and was counted then
+            return
+        if span.is_recording():
+            self._call_error(span, call)
+        end = self._call_wall(run, call, call.end_ns or 0)
+        self._end(span, call.status, None, end)
+
+    def store_started(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """Open a ``store {operation}`` span under the span current in the node."""
+        attributes: dict[str, Any] = {
+            n.ATTR_STORE_OPERATION: call.operation,
+            n.ATTR_STORE_CLASS: call.store,
+        }
+        span = self._call_maker(run).start(
+            f"{n.SPAN_STORE} {call.operation}",
+            self._call_parent(run, call.parent, None),
+            SpanKind.INTERNAL,
+            attributes,
+            self._call_wall(run, call, call.start_ns),
+            root=run is None,
+        )
+        call.slots[_SPAN] = span
+        call.slots[_CTX] = context_with(span)
+
+    def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """End a ``store`` span, with the result count of a search."""
+        span: Span | None = call.slots.get(_SPAN)
+        if span is None:  # its start failed, and was counted then
+            return
+        if span.is_recording():
+            if call.results is not None:
+                span.set_attribute(n.ATTR_STORE_RESULTS, call.results)
+            self._call_error(span, call)
+        end = self._call_wall(run, call, call.end_ns or 0)
+        self._end(span, call.status, None, end)
 
 
 class SpanBinder(Binder):

@@ -23,7 +23,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from lg_otel import _names as n
-from lg_otel._hook import RunHook, status_of
+from lg_otel._hook import Binder, RunHook, status_of
 from lg_otel._parse import (
     TaskResult,
     TaskStart,
@@ -34,6 +34,7 @@ from lg_otel._parse import (
     payload_interrupts,
 )
 from lg_otel._reshape import Request
+from lg_otel._savers import run_config, state_target
 from lg_otel._tracker import RunTracker
 
 #: Any compiled graph (Pregel is generic in its state/context/input/output).
@@ -72,6 +73,20 @@ class Instrumentation:
 
     def current_context(self) -> object:
         """The caller's current trace context, captured when the graph is called."""
+        raise NotImplementedError  # pragma: no cover - implemented by the subclass
+
+    # --- checkpointer and store views (see _savers) ---
+
+    def call_binder(self) -> Binder:
+        """Makes a checkpoint or store span current during its call (no-op here)."""
+        return Binder()
+
+    def run_sink(self) -> Any:
+        """The sinks a run starting now reports to."""
+        raise NotImplementedError  # pragma: no cover - implemented by the subclass
+
+    def graph_name(self, graph: AnyGraph) -> str:
+        """The graph's name in span names and labels."""
         raise NotImplementedError  # pragma: no cover - implemented by the subclass
 
 
@@ -338,6 +353,8 @@ def _plan(
                 configurable = {**(hooked.get("configurable") or {})}
                 configurable[n.CHECKPOINT_LINK_KEY] = traceparent
                 hooked = {**hooked, "configurable": configurable}
+        # The run's own views of its checkpointer and store (nothing without them).
+        hooked = run_config(instr, graph, config, dict(merged), hooked, tracker)
         call_kwargs = {
             **kwargs,
             "stream_mode": request.tap_modes(),
@@ -478,6 +495,62 @@ class _InstrumentedMixin:
             config,
             kwargs,
             parent,
+        )
+
+    # --- state methods: their checkpointer calls traced under the current span ---
+
+    def get_state(self, config: Any, *args: Any, **kwargs: Any) -> Any:
+        """The graph's state at ``config``; its checkpointer calls are traced."""
+        cls = type(self)
+        target, config = state_target(cls._lg_otel, self, config)
+        return cls._lg_otel_base.get_state(target, config, *args, **kwargs)
+
+    async def aget_state(self, config: Any, *args: Any, **kwargs: Any) -> Any:
+        """Async twin of :meth:`get_state`."""
+        cls = type(self)
+        target, config = state_target(cls._lg_otel, self, config)
+        return await cls._lg_otel_base.aget_state(target, config, *args, **kwargs)
+
+    def get_state_history(
+        self, config: Any, *args: Any, **kwargs: Any
+    ) -> Iterator[Any]:
+        """The graph's state history; its checkpointer calls are traced."""
+        cls = type(self)
+        target, config = state_target(cls._lg_otel, self, config)
+        return cls._lg_otel_base.get_state_history(target, config, *args, **kwargs)
+
+    def aget_state_history(
+        self, config: Any, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Async twin of :meth:`get_state_history`."""
+        cls = type(self)
+        target, config = state_target(cls._lg_otel, self, config)
+        return cls._lg_otel_base.aget_state_history(target, config, *args, **kwargs)
+
+    def update_state(self, config: Any, *args: Any, **kwargs: Any) -> Any:
+        """Update the graph's state; its checkpointer calls are traced."""
+        cls = type(self)
+        target, config = state_target(cls._lg_otel, self, config)
+        return cls._lg_otel_base.update_state(target, config, *args, **kwargs)
+
+    async def aupdate_state(self, config: Any, *args: Any, **kwargs: Any) -> Any:
+        """Async twin of :meth:`update_state`."""
+        cls = type(self)
+        target, config = state_target(cls._lg_otel, self, config)
+        return await cls._lg_otel_base.aupdate_state(target, config, *args, **kwargs)
+
+    def bulk_update_state(self, config: Any, *args: Any, **kwargs: Any) -> Any:
+        """Apply updates in bulk; the checkpointer calls are traced."""
+        cls = type(self)
+        target, config = state_target(cls._lg_otel, self, config)
+        return cls._lg_otel_base.bulk_update_state(target, config, *args, **kwargs)
+
+    async def abulk_update_state(self, config: Any, *args: Any, **kwargs: Any) -> Any:
+        """Async twin of :meth:`bulk_update_state`."""
+        cls = type(self)
+        target, config = state_target(cls._lg_otel, self, config)
+        return await cls._lg_otel_base.abulk_update_state(
+            target, config, *args, **kwargs
         )
 
 

@@ -18,7 +18,15 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from lg_otel import _names as n
-from lg_otel._records import LlmRecord, RunRecord, Sink, TaskRecord, ToolRecord
+from lg_otel._records import (
+    CheckpointRecord,
+    LlmRecord,
+    RunRecord,
+    Sink,
+    StoreRecord,
+    TaskRecord,
+    ToolRecord,
+)
 
 Clock = Callable[[], int]
 
@@ -27,6 +35,7 @@ class RunTracker:
     """Tracks one run; owns every record of it until the run ends."""
 
     __slots__ = (
+        "_calls",
         "_clock",
         "_done",
         "_hook_end",
@@ -70,6 +79,8 @@ class RunTracker:
         self._hook_end: dict[str, tuple[int, str, BaseException | None]] = {}
         self._llms: dict[Hashable, LlmRecord] = {}
         self._tools: dict[Hashable, ToolRecord] = {}
+        # Checkpointer and store calls in flight (ended by finish() if still open).
+        self._calls: set[CheckpointRecord | StoreRecord] = set()
         self.run = RunRecord(
             graph=graph,
             thread_id=thread_id,
@@ -336,6 +347,70 @@ class RunTracker:
             tool.result = result
             self._sink.tool_ended(self.run, tool)
 
+    # --- checkpointer and store calls -----------------------------------------------
+
+    def checkpoint_started(
+        self,
+        operation: str,
+        saver: str,
+        *,
+        checkpoint_ns: str | None = None,
+        task_id: str | None = None,
+        writes: int | None = None,
+        parent_task_id: str | None = None,
+        parent: object = None,
+    ) -> CheckpointRecord | None:
+        """A checkpointer call of this run began; None once the run has ended."""
+        with self._lock:
+            if self._done:
+                return None
+            call = CheckpointRecord(
+                graph=self.run.graph,
+                operation=operation,
+                saver=saver,
+                start_ns=self._now(),
+                parent_task_id=parent_task_id,
+                parent=parent,
+                checkpoint_ns=checkpoint_ns,
+                task_id=task_id,
+                writes=writes,
+            )
+            self._calls.add(call)
+            self._sink.checkpoint_started(self.run, call)
+            return call
+
+    def store_started(
+        self, operation: str, store: str, *, parent: object = None
+    ) -> StoreRecord | None:
+        """A store call made inside this run began; None once the run has ended."""
+        with self._lock:
+            if self._done:
+                return None
+            call = StoreRecord(
+                graph=self.run.graph,
+                operation=operation,
+                store=store,
+                start_ns=self._now(),
+                parent=parent,
+            )
+            self._calls.add(call)
+            self._sink.store_started(self.run, call)
+            return call
+
+    def call_ended(
+        self,
+        call: CheckpointRecord | StoreRecord,
+        error: BaseException | None = None,
+        results: int | None = None,
+    ) -> None:
+        """A checkpointer or store call returned or raised; ends it exactly once."""
+        with self._lock:
+            if call not in self._calls:  # already ended (by finish())
+                return
+            self._calls.discard(call)
+            _close_call(call, self._now(), error, results)
+            _end_call(self._sink, self.run, call)
+
     # --- what the caller sees ------------------------------------------------------
 
     def token_delivered(self) -> None:
@@ -377,6 +452,11 @@ class RunTracker:
             for tool in self._tools.values():
                 tool.end_ns, tool.status, tool.error = now, leftover, error
                 self._sink.tool_ended(self.run, tool)
+            # A call still in flight outlived its run: how it ends is not known.
+            for call in self._calls:
+                call.end_ns, call.status = now, n.STATUS_CANCELLED
+                _end_call(self._sink, self.run, call)
+            self._calls.clear()
             # Children first: a subgraph's tasks end before the task that runs it.
             for task in sorted(self._tasks.values(), key=self._depth, reverse=True):
                 hook = self._hook_end.get(task.task_id)
@@ -410,3 +490,114 @@ class RunTracker:
             record = self._tasks.get(parent)
             parent = record.parent_task_id if record is not None else None
         return depth
+
+
+def _close_call(
+    call: CheckpointRecord | StoreRecord,
+    now: int,
+    error: BaseException | None,
+    results: int | None,
+) -> None:
+    call.end_ns = now
+    if error is None:
+        call.status = n.STATUS_OK
+    elif isinstance(error, Exception):
+        call.status, call.error = n.STATUS_ERROR, error
+    else:  # CancelledError, KeyboardInterrupt...: stopped, not failed
+        call.status = n.STATUS_CANCELLED
+    if results is not None and isinstance(call, StoreRecord):
+        call.results = results
+
+
+def _end_call(
+    sink: Sink, run: RunRecord | None, call: CheckpointRecord | StoreRecord
+) -> None:
+    if isinstance(call, CheckpointRecord):
+        sink.checkpoint_ended(run, call)
+    else:
+        sink.store_ended(run, call)
+
+
+class OutsideRun:
+    """Checkpointer calls made outside any run (``get_state()``...): no run record.
+
+    Each call is its own record, ended by the one that started it; sinks get
+    ``run=None`` and the call's explicit parent (the caller's context at the call).
+    """
+
+    __slots__ = ("_clock", "_last_ns", "_on_error", "_sink", "graph", "run")
+
+    def __init__(
+        self,
+        sink: Sink,
+        clock: Clock,
+        *,
+        graph: str,
+        on_clock_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Report to ``sink``, timed by ``clock``, labelled with ``graph``."""
+        self._sink = sink
+        self._clock = clock
+        self._on_error = on_clock_error
+        self._last_ns = 0
+        self.graph = graph
+        self.run: RunRecord | None = None
+
+    def _now(self) -> int:
+        try:
+            self._last_ns = self._clock()
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail the call
+            if self._on_error is not None:
+                self._on_error(exc)
+        return self._last_ns
+
+    def checkpoint_started(
+        self,
+        operation: str,
+        saver: str,
+        *,
+        checkpoint_ns: str | None = None,
+        task_id: str | None = None,
+        writes: int | None = None,
+        parent_task_id: str | None = None,
+        parent: object = None,
+    ) -> CheckpointRecord | None:
+        """A checkpointer call began."""
+        call = CheckpointRecord(
+            graph=self.graph,
+            operation=operation,
+            saver=saver,
+            start_ns=self._now(),
+            parent=parent,
+            checkpoint_ns=checkpoint_ns,
+            task_id=task_id,
+            writes=writes,
+        )
+        self._sink.checkpoint_started(None, call)
+        return call
+
+    def store_started(
+        self, operation: str, store: str, *, parent: object = None
+    ) -> StoreRecord | None:
+        """A store call began."""
+        call = StoreRecord(
+            graph=self.graph,
+            operation=operation,
+            store=store,
+            start_ns=self._now(),
+            parent=parent,
+        )
+        self._sink.store_started(None, call)
+        return call
+
+    def call_ended(
+        self,
+        call: CheckpointRecord | StoreRecord,
+        error: BaseException | None = None,
+        results: int | None = None,
+    ) -> None:
+        """A call returned or raised; a second end of the same call does nothing."""
+        if call.end_ns is not None:
+            return
+        _close_call(call, self._now(), error, results)
+        _end_call(self._sink, None, call)

@@ -1,0 +1,608 @@
+"""Per-run views of a graph's checkpointer and store that time every call.
+
+Part of the tap: the module that owns how LangGraph reaches a run's
+``BaseCheckpointSaver`` and ``BaseStore``. A view is an instance of a subclass of the
+saver's (or store's) own class, made without calling its constructor, that hands
+every attribute to the user's object. So ``isinstance`` checks hold, and ``serde``,
+``config_specs``, ``get_next_version``, ``setup()``, context managers and anything
+else of the user's class are the user's own; the user's object is never changed.
+Only the methods named in ``CHECKPOINT_OPERATIONS`` / ``STORE_OPERATIONS`` (and their
+``a`` twins) are timed. Each call reports its start and end to the run's tracker,
+and makes its span current (through the binder) for exactly the duration of the
+call, or of one step of a ``list``/``alist`` iterator, never across a ``yield``. So
+spans that a database instrumentation creates nest under it. The signature of each
+timed method is the user's (LangGraph reads ``put_writes``'s to decide whether to
+pass ``task_path``).
+
+How a run gets its views: LangGraph resolves a run's checkpointer from
+``configurable["__pregel_checkpointer"]`` before the graph's own (that is how a
+parent graph lends its saver to subgraphs, and how the LangGraph API server passes
+its own), and its store from ``configurable["__pregel_runtime"].store`` before the
+graph's own. :func:`run_config` puts the run's views there. LangGraph then applies
+its msgpack allow-list to the view (``with_allowlist`` returns a view of the user's
+clone), and every subgraph inherits both through its task's config. State methods
+(``get_state()``...) get a view through :func:`state_target`, parented under
+whatever span is current when the saver is called.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Protocol
+
+# LangGraph's own config merge (ambient < graph config < call, with its rules for
+# a call that names its own thread): what stream() and the state methods resolve
+# the checkpointer from. Private, so both supported versions are tested.
+from langgraph._internal._config import ensure_config
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.runtime import DEFAULT_RUNTIME, Runtime
+from langgraph.store.base import BaseStore
+
+from lg_otel import _names as n
+from lg_otel._hook import Binder
+from lg_otel._parse import split_checkpoint_ns
+from lg_otel._records import CheckpointRecord, RunRecord, StoreRecord
+from lg_otel._tracker import OutsideRun
+
+#: LangGraph's config keys: the run's checkpointer, and the runtime holding its store.
+_CHECKPOINTER_KEY = "__pregel_checkpointer"
+_RUNTIME_KEY = "__pregel_runtime"
+_NS_KEY = "checkpoint_ns"
+#: Instance attributes of a view (set with ``object.__setattr__``).
+_INNER = "_lg_otel_inner"
+_SITE = "_lg_otel_site"
+
+OnError = Callable[[str, BaseException], None]
+_Call = CheckpointRecord | StoreRecord
+
+
+class CallTracker(Protocol):
+    """What a :class:`CallSite` reports to: a run's tracker, or :class:`OutsideRun`."""
+
+    @property
+    def run(self) -> RunRecord | None:
+        """The run's record; None outside any run."""
+        ...
+
+    def checkpoint_started(
+        self,
+        operation: str,
+        saver: str,
+        *,
+        checkpoint_ns: str | None = None,
+        task_id: str | None = None,
+        writes: int | None = None,
+        parent_task_id: str | None = None,
+        parent: object = None,
+    ) -> CheckpointRecord | None:
+        """A checkpointer call began."""
+        ...
+
+    def store_started(
+        self, operation: str, store: str, *, parent: object = None
+    ) -> StoreRecord | None:
+        """A store call began."""
+        ...
+
+    def call_ended(
+        self,
+        call: _Call,
+        error: BaseException | None = None,
+        results: int | None = None,
+    ) -> None:
+        """A call returned or raised."""
+        ...
+
+
+class CallSite:
+    """Where the calls of one run's views (or of one state method's) are reported.
+
+    Never raises: a failure is counted and the call goes on untraced.
+    """
+
+    __slots__ = ("_binder", "_current", "_on_error", "_run", "_tracker")
+
+    def __init__(
+        self,
+        tracker: CallTracker,
+        binder: Binder,
+        on_error: OnError,
+        current: Callable[[], object] | None = None,
+    ) -> None:
+        """Report to ``tracker``; outside a run ``current`` gives each call's parent."""
+        self._tracker = tracker
+        self._run = tracker.run
+        self._binder = binder
+        self._on_error = on_error
+        self._current = current
+
+    def checkpoint(
+        self, operation: str, saver: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[CheckpointRecord | None, object]:
+        """Start a checkpointer call and make its span current: (record, token)."""
+        try:
+            config = args[0] if args else kwargs.get("config")
+            ns = None
+            if type(config) is dict:
+                conf = config.get("configurable")
+                value = conf.get(_NS_KEY) if type(conf) is dict else None
+                if type(value) is str and value:
+                    ns = value
+            task_id = writes = None
+            if operation == "put_writes":
+                task = args[2] if len(args) > 2 else kwargs.get("task_id")
+                task_id = task if type(task) is str else None
+                written: Any = args[1] if len(args) > 1 else kwargs.get("writes")
+                writes = len(written) if hasattr(written, "__len__") else None
+            parent_task = parent = None
+            if self._current is not None:
+                parent = self._current()
+            elif ns is not None:
+                parent_task = split_checkpoint_ns(ns)[0]
+                if parent_task is None:
+                    # A checkpointer=True subgraph keeps no task ids in its namespace;
+                    # its loop runs in the node's context, where the task's span is.
+                    parent = self._binder.current_parent(self._run)
+            call = self._tracker.checkpoint_started(
+                operation,
+                saver,
+                checkpoint_ns=ns,
+                task_id=task_id,
+                writes=writes,
+                parent_task_id=parent_task,
+                parent=parent,
+            )
+            if call is None:
+                return None, None
+            return call, self._binder.activate(self._run, call)
+        except Exception as exc:  # noqa: BLE001 - the call itself must go on
+            self._on_error(n.COMPONENT_SAVERS, exc)
+            return None, None
+
+    def store(self, operation: str, store: str) -> tuple[StoreRecord | None, object]:
+        """Start a store call and make its span current: (record, token)."""
+        try:
+            if self._current is not None:
+                parent = self._current()
+            else:
+                # Node code calls the store: the span current there is the task's
+                # (or one the user made inside it).
+                parent = self._binder.current_parent(self._run)
+            call = self._tracker.store_started(operation, store, parent=parent)
+            if call is None:
+                return None, None
+            return call, self._binder.activate(self._run, call)
+        except Exception as exc:  # noqa: BLE001 - the call itself must go on
+            self._on_error(n.COMPONENT_SAVERS, exc)
+            return None, None
+
+    def activate(self, call: _Call | None) -> object:
+        """Make ``call``'s span current again (one iterator step); a token or None."""
+        if call is None:
+            return None
+        try:
+            return self._binder.activate(self._run, call)
+        except Exception as exc:  # noqa: BLE001 - the call itself must go on
+            self._on_error(n.COMPONENT_SAVERS, exc)
+            return None
+
+    def deactivate(self, token: object) -> None:
+        """Undo :meth:`activate` (or the activation of a start)."""
+        if token is None:
+            return
+        try:
+            self._binder.deactivate(token)
+        except Exception as exc:  # noqa: BLE001 - the call itself must go on
+            self._on_error(n.COMPONENT_SAVERS, exc)
+
+    def end(
+        self,
+        call: _Call | None,
+        token: object,
+        error: BaseException | None = None,
+        results: int | None = None,
+    ) -> None:
+        """The call returned (or raised ``error``): leave its span, then end it."""
+        self.deactivate(token)
+        if call is None:
+            return
+        try:
+            self._tracker.call_ended(call, error, results)
+        except Exception as exc:  # noqa: BLE001 - the call itself must go on
+            self._on_error(n.COMPONENT_SAVERS, exc)
+
+
+# --- the views -------------------------------------------------------------------
+
+
+class _View:
+    """Mixin of every view: all attributes but the class's own are the inner's."""
+
+    #: Names this view class answers itself (its timed methods and bookkeeping).
+    _lg_otel_own: frozenset[str] = frozenset()
+    #: The class name reported in telemetry (the user's class's).
+    _lg_otel_label: str = ""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in type(self)._lg_otel_own:
+            return object.__getattribute__(self, name)
+        return getattr(object.__getattribute__(self, _INNER), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # What a run sets on its saver lands where it would without lg_otel.
+        setattr(object.__getattribute__(self, _INNER), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(object.__getattribute__(self, _INNER), name)
+
+    def __copy__(self) -> Any:
+        inner = object.__getattribute__(self, _INNER)
+        return _view(copy.copy(inner), object.__getattribute__(self, _SITE))
+
+
+def _results(operation: str, result: Any) -> int | None:
+    if operation in n.STORE_COUNTED_OPERATIONS and isinstance(result, list):
+        return len(result)
+    return None
+
+
+def _timed_sync(name: str, operation: str, store: bool, original: Any) -> Any:
+    @functools.wraps(original)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        inner = object.__getattribute__(self, _INNER)
+        site: CallSite = object.__getattribute__(self, _SITE)
+        label = type(self)._lg_otel_label
+        call: CheckpointRecord | StoreRecord | None
+        if store:
+            call, token = site.store(operation, label)
+        else:
+            call, token = site.checkpoint(operation, label, args, kwargs)
+        try:
+            result = getattr(inner, name)(*args, **kwargs)
+        except BaseException as exc:
+            site.end(call, token, exc)
+            raise
+        site.end(call, token, None, _results(operation, result) if store else None)
+        return result
+
+    return method
+
+
+def _timed_async(name: str, operation: str, store: bool, original: Any) -> Any:
+    @functools.wraps(original)
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        inner = object.__getattribute__(self, _INNER)
+        site: CallSite = object.__getattribute__(self, _SITE)
+        label = type(self)._lg_otel_label
+        call: CheckpointRecord | StoreRecord | None
+        if store:
+            call, token = site.store(operation, label)
+        else:
+            call, token = site.checkpoint(operation, label, args, kwargs)
+        try:
+            result = await getattr(inner, name)(*args, **kwargs)
+        except BaseException as exc:
+            site.end(call, token, exc)
+            raise
+        site.end(call, token, None, _results(operation, result) if store else None)
+        return result
+
+    return method
+
+
+class _Listing(Iterator[Any]):
+    """A saver's ``list`` iterator, timed from the call until exhausted or closed."""
+
+    __slots__ = ("_call", "_it", "_site")
+
+    def __init__(self, site: CallSite, call: CheckpointRecord | None, it: Any):
+        self._site, self._call, self._it = site, call, it
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        call = self._call
+        token = self._site.activate(call)
+        try:
+            item = next(self._it)
+        except BaseException as exc:
+            self._site.deactivate(token)
+            self._call = None
+            self._site.end(call, None, None if isinstance(exc, StopIteration) else exc)
+            raise
+        self._site.deactivate(token)
+        return item
+
+    def close(self) -> None:
+        """Close the saver's iterator (a consumer that stopped early)."""
+        call, self._call = self._call, None
+        try:
+            close = getattr(self._it, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._site.end(call, None)
+
+    def __del__(self) -> None:
+        # Dropped before the end: its span still ends, once.
+        call, self._call = self._call, None
+        if call is not None:
+            self._site.end(call, None)
+
+
+class _AsyncListing(AsyncIterator[Any]):
+    """A saver's ``alist`` iterator, timed from the call until exhausted or closed."""
+
+    __slots__ = ("_call", "_it", "_site")
+
+    def __init__(self, site: CallSite, call: CheckpointRecord | None, it: Any):
+        self._site, self._call, self._it = site, call, it
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        call = self._call
+        # Current only while this step awaits the saver, never across our caller's
+        # own code between steps.
+        token = self._site.activate(call)
+        try:
+            item = await self._it.__anext__()
+        except BaseException as exc:
+            self._site.deactivate(token)
+            self._call = None
+            ended = isinstance(exc, StopAsyncIteration)
+            self._site.end(call, None, None if ended else exc)
+            raise
+        self._site.deactivate(token)
+        return item
+
+    async def aclose(self) -> None:
+        """Close the saver's iterator (a consumer that stopped early)."""
+        call, self._call = self._call, None
+        try:
+            aclose = getattr(self._it, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self._site.end(call, None)
+
+    def __del__(self) -> None:
+        call, self._call = self._call, None
+        if call is not None:
+            self._site.end(call, None)
+
+
+def _timed_list(name: str, original: Any) -> Any:
+    @functools.wraps(original)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        inner = object.__getattribute__(self, _INNER)
+        site: CallSite = object.__getattribute__(self, _SITE)
+        call, token = site.checkpoint("list", type(self)._lg_otel_label, args, kwargs)
+        try:
+            found = getattr(inner, name)(*args, **kwargs)
+            it = found.__aiter__() if name == "alist" else iter(found)
+        except BaseException as exc:
+            site.end(call, token, exc)
+            raise
+        site.deactivate(token)
+        return (
+            _AsyncListing(site, call, it)
+            if name == "alist"
+            else _Listing(site, call, it)
+        )
+
+    return method
+
+
+def _with_allowlist(original: Any) -> Any:
+    @functools.wraps(original)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        inner = object.__getattribute__(self, _INNER)
+        clone = inner.with_allowlist(*args, **kwargs)
+        if clone is inner:
+            return self
+        # LangGraph's allow-listed clone of the user's saver, for this run only.
+        return _view(clone, object.__getattribute__(self, _SITE))
+
+    return method
+
+
+_CLASSES: dict[type, type] = {}
+_CLASSES_LOCK = threading.Lock()
+
+
+def _view_class(base: type) -> type:
+    """The view class of ``base`` (made once per class)."""
+    cls = _CLASSES.get(base)
+    if cls is not None:
+        return cls
+    with _CLASSES_LOCK:
+        cls = _CLASSES.get(base)
+        if cls is not None:
+            return cls
+        store = issubclass(base, BaseStore)
+        namespace: dict[str, Any] = {
+            "__module__": base.__module__,
+            "__doc__": base.__doc__,
+            "_lg_otel_label": base.__name__,
+        }
+        operations = n.STORE_OPERATIONS if store else n.CHECKPOINT_OPERATIONS
+        for operation in operations:
+            for name in (operation, f"a{operation}"):
+                original = getattr(base, name, None)
+                if not callable(original):
+                    continue
+                if operation == "list" and not store:
+                    namespace[name] = _timed_list(name, original)
+                elif name.startswith("a") and name != operation:
+                    namespace[name] = _timed_async(name, operation, store, original)
+                else:
+                    namespace[name] = _timed_sync(name, operation, store, original)
+        allowlist = getattr(base, "with_allowlist", None)
+        if not store and callable(allowlist):
+            namespace["with_allowlist"] = _with_allowlist(allowlist)
+        namespace["_lg_otel_own"] = frozenset(namespace) | {
+            "__class__",
+            "__dict__",
+            "__copy__",
+            "_lg_otel_own",
+            _INNER,
+            _SITE,
+        }
+        # The base's metaclass (ABCMeta for stores) builds the class.
+        cls = type(base)(base.__name__, (_View, base), namespace)
+        _CLASSES[base] = cls
+        return cls
+
+
+def _view(inner: Any, site: CallSite) -> Any:
+    view: Any = object.__new__(_view_class(type(inner)))
+    object.__setattr__(view, _INNER, inner)
+    object.__setattr__(view, _SITE, site)
+    return view
+
+
+def is_view(obj: object) -> bool:
+    """Whether ``obj`` is a view made here (a run's, or a state method's)."""
+    return isinstance(obj, _View)
+
+
+def inner_of(obj: Any) -> Any:
+    """The user's object behind a view."""
+    return object.__getattribute__(obj, _INNER)
+
+
+# --- where views go in ---------------------------------------------------------------
+
+
+class Wiring(Protocol):
+    """What the views need from an instrumentation (see ``_tap.Instrumentation``)."""
+
+    clock: Callable[[], int]
+
+    def call_binder(self) -> Binder:
+        """Makes a checkpoint or store span current during its call."""
+        ...
+
+    def record_error(self, component: str, error: BaseException) -> None:
+        """Count a swallowed telemetry failure."""
+        ...
+
+    def current_context(self) -> object:
+        """The caller's current trace context."""
+        ...
+
+    def run_sink(self) -> Any:
+        """The sinks of a run starting now."""
+        ...
+
+    def graph_name(self, graph: Any) -> str:
+        """The graph's name in span names and labels."""
+        ...
+
+
+def _saver_of(graph: Any, conf: dict[str, Any]) -> BaseCheckpointSaver[Any] | None:
+    """The saver LangGraph will use for this config (its own resolution order)."""
+    own = graph.checkpointer
+    if own is False:
+        return None
+    saver = conf.get(_CHECKPOINTER_KEY, own)
+    if isinstance(saver, BaseCheckpointSaver) and not is_view(saver):
+        return saver
+    return None
+
+
+def _may_have_calls(graph: Any, merged: dict[str, Any]) -> bool:
+    """Cheaply: could this run use a checkpointer or a store at all?"""
+    if isinstance(graph.checkpointer, BaseCheckpointSaver) or graph.store is not None:
+        return True
+    own = (graph.config or {}).get("configurable") or {}
+    conf = merged.get("configurable") or {}
+    return any(
+        key in c for c in (conf, own) for key in (_RUNTIME_KEY, _CHECKPOINTER_KEY)
+    )
+
+
+def run_config(
+    wiring: Wiring,
+    graph: Any,
+    config: Any,
+    merged: dict[str, Any],
+    hooked: dict[str, Any],
+    tracker: CallTracker,
+) -> dict[str, Any]:
+    """``hooked`` with this run's checkpointer and store views in ``configurable``.
+
+    ``config`` is the caller's, ``merged`` the caller's ensured config. Returns
+    ``hooked`` itself when the run has neither (nothing is wrapped: no cost).
+    """
+    try:
+        if not _may_have_calls(graph, merged):
+            return hooked
+        # What LangGraph's stream() resolves from: context < graph config < call.
+        conf = ensure_config(graph.config, config).get("configurable") or {}
+        saver = _saver_of(graph, conf)
+        store = runtime = None
+        if _RUNTIME_KEY in conf:
+            runtime = conf[_RUNTIME_KEY]
+            if isinstance(runtime, Runtime) and isinstance(runtime.store, BaseStore):
+                store = runtime.store
+        elif isinstance(graph.store, BaseStore):
+            runtime, store = DEFAULT_RUNTIME, graph.store
+        if store is not None and is_view(store):
+            store = None
+        if saver is None and store is None:
+            return hooked
+        site = CallSite(tracker, wiring.call_binder(), wiring.record_error)
+        configurable = {**(hooked.get("configurable") or {})}
+        if saver is not None:
+            configurable[_CHECKPOINTER_KEY] = _view(saver, site)
+        if store is not None and isinstance(runtime, Runtime):
+            configurable[_RUNTIME_KEY] = runtime.override(store=_view(store, site))
+        return {**hooked, "configurable": configurable}
+    except Exception as exc:  # noqa: BLE001 - if we cannot wrap, run it unwrapped
+        wiring.record_error(n.COMPONENT_SAVERS, exc)
+        return hooked
+
+
+def state_target(wiring: Wiring, graph: Any, config: Any) -> tuple[Any, Any]:
+    """(graph, config) to run a state method on, its checkpointer calls traced.
+
+    When the config names the checkpointer (a parent lending it, the API server),
+    the view replaces it there; otherwise a shallow copy of the graph holds the
+    view as its own ``checkpointer``. Adding the config key instead would change
+    what LangGraph does with a namespaced config (it reads the key's presence).
+    """
+    try:
+        if type(config) is not dict:
+            return graph, config
+        conf = ensure_config(config).get("configurable") or {}  # type: ignore[arg-type]
+        saver = _saver_of(graph, conf)
+        if saver is None:
+            return graph, config
+        calls = OutsideRun(
+            wiring.run_sink(),
+            wiring.clock,
+            graph=wiring.graph_name(graph),
+            on_clock_error=lambda exc: wiring.record_error(n.COMPONENT_SAVERS, exc),
+        )
+        site = CallSite(
+            calls, wiring.call_binder(), wiring.record_error, wiring.current_context
+        )
+        view = _view(saver, site)
+        if _CHECKPOINTER_KEY in conf:
+            configurable = {**(config.get("configurable") or {})}
+            configurable[_CHECKPOINTER_KEY] = view
+            return graph, {**config, "configurable": configurable}
+        target = object.__new__(type(graph))
+        target.__dict__.update(graph.__dict__)
+        target.__dict__["checkpointer"] = view
+        return target, config
+    except Exception as exc:  # noqa: BLE001 - if we cannot wrap, call it unwrapped
+        wiring.record_error(n.COMPONENT_SAVERS, exc)
+        return graph, config
