@@ -126,6 +126,8 @@ _ROWS = (
     ("+ prometheus", "prometheus"),
     ("+ both metrics paths", "both"),
     ("+ logs", "logs"),
+    # Not cumulative: "+ both metrics paths" again, spans through the public API.
+    ("+ both, public-API span path", "api"),
 )
 
 

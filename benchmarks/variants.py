@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
@@ -49,8 +49,24 @@ class Variant:
     leave: Callable[[], None] = lambda: None
 
 
-def _provider(exporter: CountingExporter) -> TracerProvider:
+class OnStartProcessor(SpanProcessor):
+    """Does a little work in ``on_start``, as vendor processors do.
+
+    Its presence makes lg_otel take the tracer's public-API span path.
+    """
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        """Count the start."""
+        self.started += 1
+
+
+def _provider(exporter: CountingExporter, api: bool = False) -> TracerProvider:
     provider = TracerProvider()
+    if api:
+        provider.add_span_processor(OnStartProcessor())
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider
 
@@ -70,7 +86,7 @@ def _quiet_structlog() -> None:
 
 
 #: The cost layers, in the order each adds to the one before.
-LAYERS = ("noop", "spans", "prometheus", "otel", "both", "logs")
+LAYERS = ("noop", "spans", "prometheus", "otel", "both", "logs", "api")
 
 
 def layer_kwargs(name: str, exporter: CountingExporter | None = None) -> dict[str, Any]:
@@ -79,7 +95,9 @@ def layer_kwargs(name: str, exporter: CountingExporter | None = None) -> dict[st
     ``noop``: a no-op tracer, no metrics, no logs; ``spans``: SDK spans to
     ``exporter`` (a new dropping one if None), no metrics; ``prometheus`` /
     ``otel``: spans plus that one metrics path; ``both``: both paths; ``logs``: both
-    plus structlog at its default level.
+    plus structlog at its default level; ``api``: ``both``, with a span processor
+    that acts in ``on_start`` beside the exporter, so spans take the public-API
+    path (what users with such processors get).
     """
     if name not in LAYERS:
         raise ValueError(f"layer_kwargs(name): {name!r} is not one of {LAYERS}")
@@ -89,12 +107,12 @@ def layer_kwargs(name: str, exporter: CountingExporter | None = None) -> dict[st
             "config": lg_otel.Config(metrics=False, logs=False),
         }
     kwargs: dict[str, Any] = {
-        "tracer_provider": _provider(exporter or CountingExporter()),
+        "tracer_provider": _provider(exporter or CountingExporter(), name == "api"),
         "config": lg_otel.Config(metrics=name != "spans", logs=name == "logs"),
     }
-    if name in ("otel", "both", "logs"):
+    if name in ("otel", "both", "logs", "api"):
         kwargs["meter_provider"] = MeterProvider()
-    if name in ("prometheus", "both", "logs"):
+    if name in ("prometheus", "both", "logs", "api"):
         kwargs["registry"] = CollectorRegistry()
     elif name == "otel":
         kwargs["registry"] = False
