@@ -103,6 +103,10 @@ class Config:
             with ``Command(resume=...)`` links to the interrupted run even in another
             process (default off; env ``LG_OTEL_PERSIST_LINKS``). The key then
             shows in what LangGraph stores and in ``checkpoints``/``debug`` parts.
+        otlp_logs: Also emit every log event as an OpenTelemetry log record (env
+            ``LG_OTEL_OTLP_LOGS``), through ``instrument(logger_provider=...)`` or
+            the global logger provider. Default: on when ``instrument()`` is given
+            a logger provider or ``configure(otlp_logs=True)`` ran before it.
     """
 
     graph_name: str | None = None
@@ -114,6 +118,7 @@ class Config:
     max_label_values: int | None = None
     max_interrupted_threads: int = 10_000
     persist_links: bool | None = None
+    otlp_logs: bool | None = None
 
     def __post_init__(self) -> None:
         """Reject bad values at setup, naming the field and the fix."""
@@ -154,7 +159,7 @@ class Config:
                 "Config.redact must be a callable taking and returning a str "
                 f"(got {type(self.redact).__name__})"
             )
-        for field in ("logs", "metrics", "persist_links"):
+        for field in ("logs", "metrics", "persist_links", "otlp_logs"):
             value = getattr(self, field)
             if value is not None and not isinstance(value, bool):
                 raise TypeError(f"Config.{field} must be True, False or None")
@@ -198,6 +203,10 @@ class Config:
             logs=pick("logs", n.ENV_LOGS, _flag, defaults.get("logs", False)),
             metrics=pick("metrics", n.ENV_METRICS, _flag, True),
             persist_links=pick("persist_links", n.ENV_PERSIST_LINKS, _flag, False),
+            # None (undecided) unless set: instrument() decides, as documented above.
+            otlp_logs=pick(
+                "otlp_logs", n.ENV_OTLP_LOGS, _flag, defaults.get("otlp_logs")
+            ),
             max_label_values=pick(
                 "max_label_values", n.ENV_MAX_LABEL_VALUES, _positive_int, 200
             ),

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import prometheus_client
 import structlog
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -29,8 +29,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from lg_otel._config import Config
 from lg_otel._console import ConsoleTreeProcessor
 from lg_otel._logs import add_trace_ids
+from lg_otel._otel_logs import check_logs_api
 
 _LEVELS = ("debug", "info", "warning", "error")
 _lock = threading.Lock()
@@ -47,6 +49,10 @@ class Telemetry:
         self.meter_provider: MeterProvider | None = None
         self.metrics_url: str | None = None
         self.otlp_endpoint: str | None = None
+        #: The OTel logger provider set up for ``otlp_logs`` (None: none made here).
+        self.logger_provider: Any = None
+        #: Minimum level of lg_otel's OTel log records, when ``otlp_logs`` is on.
+        self.otlp_logs_level: str | None = None
         self._server: Any = None
         self._closed = False
 
@@ -60,6 +66,8 @@ class Telemetry:
             self.tracer_provider.shutdown()
         if self.meter_provider is not None:
             self.meter_provider.shutdown()
+        if self.logger_provider is not None:
+            self.logger_provider.shutdown()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -224,6 +232,7 @@ def configure(
     metrics_host: str = "127.0.0.1",
     sampler_ratio: float | None = None,
     log_level: str = "info",
+    otlp_logs: bool | None = None,
 ) -> Telemetry:
     """Set up tracing, metrics and JSON logs for an application; idempotent.
 
@@ -237,6 +246,14 @@ def configure(
 
     OTLP export needs an extra: ``pip install 'lg_otel[otlp]'`` for ``http/protobuf``
     (the default protocol), ``'lg_otel[otlp-grpc]'`` for ``grpc``.
+
+    ``otlp_logs=True`` (or ``LG_OTEL_OTLP_LOGS=true``) also sends lg_otel's log
+    events over OTLP, as OTel log records carrying their span's trace context, at
+    ``log_level`` and above; graphs instrumented after this call emit them. They
+    go to ``otlp_endpoint`` (``/v1/logs``), else to
+    ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT``, or to a
+    global logger provider the application already set. The application's own
+    structlog logs are not rerouted.
 
     Raises:
         ValueError: An argument is invalid (the message names it and the fix).
@@ -254,6 +271,11 @@ def configure(
         log_level,
         service_name,
     )
+    if otlp_logs is not None and not isinstance(otlp_logs, bool):
+        raise ValueError(
+            f"configure(otlp_logs={otlp_logs!r}): expected True, False or None "
+            "(None reads LG_OTEL_OTLP_LOGS)"
+        )
     with _lock:
         if _handle is not None:
             return _handle
@@ -280,6 +302,8 @@ def configure(
             if endpoint and (tracing or pushing)
             else (None, None)
         )
+        # Decided (and its exporter imported) before any global is set, as above.
+        log_exporter = _log_exporter(otlp_logs, otlp_endpoint, protocol)
         attributes = {SERVICE_NAME: service_name} if service_name else {}
         resource = Resource.create(attributes)
         if tracing:
@@ -303,6 +327,10 @@ def configure(
             meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
             metrics.set_meter_provider(meter_provider)
             handle.meter_provider = meter_provider
+        if log_exporter is not None:
+            handle.otlp_logs_level = log_level
+            if log_exporter is not _EXISTING:
+                handle.logger_provider = _set_logger_provider(log_exporter, resource)
         if metrics_port is not None:
             server, _thread = prometheus_client.start_http_server(
                 metrics_port, addr=metrics_host
@@ -340,6 +368,99 @@ def _source(
     elif os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") == protocol:
         asked.append(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}")
     return ", ".join(asked)
+
+
+_EXISTING = object()  # otlp_logs goes to the logger provider the application set
+
+
+def _no_logger_provider() -> bool:
+    return type(_logs.get_logger_provider()).__name__.startswith("Proxy")
+
+
+def _logs_target(otlp_endpoint: str | None, protocol: str) -> dict[str, Any] | None:
+    """The OTLP log exporter's arguments, or None when no endpoint says where."""
+    base = otlp_endpoint
+    if base is None:
+        full = os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+        if full and _valid_url(full):
+            return _grpc_target(full) if protocol == "grpc" else {"endpoint": full}
+        base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if not base or not _valid_url(base):
+            return None
+    if protocol == "grpc":
+        return _grpc_target(base)
+    return {"endpoint": base.rstrip("/") + "/v1/logs"}
+
+
+def _log_exporter(
+    otlp_logs: bool | None, otlp_endpoint: str | None, protocol: str
+) -> Any:
+    """What ``otlp_logs`` sends to: an exporter, ``_EXISTING``, or None (off)."""
+    asked = otlp_logs is True
+    if otlp_logs is None:
+        otlp_logs = Config().resolve().otlp_logs
+    if not otlp_logs:
+        return None
+    check_logs_api()
+    if not _no_logger_provider():
+        return _EXISTING
+    target = _logs_target(otlp_endpoint, protocol)
+    if target is None:
+        if asked:
+            raise ValueError(
+                "configure(otlp_logs=True): no OTLP endpoint for the logs; pass "
+                "otlp_endpoint='http://...:4318' or set OTEL_EXPORTER_OTLP_ENDPOINT "
+                "(or OTEL_EXPORTER_OTLP_LOGS_ENDPOINT)"
+            )
+        if "otlp_logs" not in _warned:
+            _warned.add("otlp_logs")
+            warnings.warn(
+                "lg_otel.configure: LG_OTEL_OTLP_LOGS is on but no OTLP endpoint "
+                "is set (OTEL_EXPORTER_OTLP_ENDPOINT); OTLP logs stay off",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return None
+    try:
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+                OTLPLogExporter as GrpcLogExporter,
+            )
+
+            exporter_class: Any = GrpcLogExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import (
+                OTLPLogExporter,
+            )
+
+            exporter_class = OTLPLogExporter
+    except ImportError as exc:
+        extra = _EXTRAS[protocol]
+        raise ImportError(
+            f"lg_otel.configure: OTLP logs over {protocol} (otlp_logs) need the "
+            f"'{extra}' extra: pip install 'lg_otel[{extra}]' ({exc})",
+            name=exc.name,
+        ) from None
+    return exporter_class(**target)
+
+
+def _set_logger_provider(exporter: Any, resource: Resource) -> Any:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    provider = LoggerProvider(resource=resource)
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    _logs.set_logger_provider(provider)
+    return provider
+
+
+def otlp_logs_level() -> str | None:
+    """The minimum level of OTel log records ``configure(otlp_logs=...)`` asked for.
+
+    None when ``configure()`` did not turn OTLP logs on (or was shut down).
+    """
+    handle = _handle
+    return handle.otlp_logs_level if handle is not None else None
 
 
 def _no_meter_provider() -> bool:

@@ -15,11 +15,13 @@ from prometheus_client import CollectorRegistry
 
 from lg_otel import _names as n
 from lg_otel._config import Config
+from lg_otel._configure import otlp_logs_level
 from lg_otel._content import ContentPolicy
 from lg_otel._guard import FanOut, InternalErrors
 from lg_otel._hook import RunHook
 from lg_otel._logs import LogSink
 from lg_otel._metrics import MetricsSink
+from lg_otel._otel_logs import OtelLogSink
 from lg_otel._records import NullSink, RunRecord, Sink
 from lg_otel._spans import (
     InterruptLinks,
@@ -71,6 +73,7 @@ class GraphInstrumentation(Instrumentation):
         registry: Any = None,
         config: Config,
         clock: Callable[[], int] = monotonic_ns,
+        logger_provider: Any = None,
     ) -> None:
         """Build the sinks once; every run of the graph feeds them."""
         self.clock = clock
@@ -117,6 +120,10 @@ class GraphInstrumentation(Instrumentation):
             )
             sinks.append((self.metrics, n.COMPONENT_METRICS))
             self.errors.add_listener(self.metrics.count_internal_error)
+        otel_logs = _otel_log_sink(logger_provider, config.otlp_logs)
+        if otel_logs is not None:
+            # In both fan-outs: OTel log records do not depend on structlog.
+            sinks.append((otel_logs, n.COMPONENT_LOGS))
         # Two fan-outs built once, so the per-run logs decision is a choice between
         # them and a run without logs pays nothing per task for the log sink.
         quiet = [*sinks, (self.active, n.COMPONENT_METRICS)]
@@ -198,6 +205,23 @@ class GraphInstrumentation(Instrumentation):
         return tracker, RunHook(tracker, self._binder, self.errors.record, self.policy)
 
 
+def _otel_log_sink(logger_provider: Any, otlp_logs: bool | None) -> OtelLogSink | None:
+    """The OTel logs sink, if asked for (see ``Config.otlp_logs``), else None.
+
+    A logger provider given to ``instrument()`` gets every event (its own pipeline
+    filters by severity); the global one gets those at ``configure()``'s
+    ``log_level`` and above when ``configure(otlp_logs=...)`` turned it on.
+    """
+    if otlp_logs is False:
+        return None
+    if logger_provider is not None:
+        return OtelLogSink(logger_provider)
+    level = otlp_logs_level()
+    if otlp_logs or level is not None:
+        return OtelLogSink(None, level or "debug")
+    return None
+
+
 def _check_graph(graph: object) -> None:
     if isinstance(graph, Pregel):
         return
@@ -221,6 +245,7 @@ def instrument(
     meter_provider: Any = None,
     registry: Any = None,
     config: Config | None = None,
+    logger_provider: Any = None,
 ) -> Any:
     """Return a traced copy of a compiled LangGraph graph.
 
@@ -237,6 +262,8 @@ def instrument(
             ``prometheus_client.REGISTRY`` when None, no prometheus_client path
             when False (for example when OTel metrics already reach Prometheus).
         config: Behaviour settings; defaults when None.
+        logger_provider: An OpenTelemetry ``LoggerProvider``: also emit every log
+            event as an OTel log record there (see ``Config.otlp_logs``).
 
     Returns:
         The instrumented graph.
@@ -281,10 +308,16 @@ def instrument(
             "(or False to skip the prometheus_client path), "
             f"got {type(registry).__name__}"
         )
+    if logger_provider is not None and not hasattr(logger_provider, "get_logger"):
+        raise TypeError(
+            "instrument(logger_provider=...): expected an OpenTelemetry "
+            f"LoggerProvider, got {type(logger_provider).__name__}"
+        )
     instr = GraphInstrumentation(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         registry=registry,
         config=config,
+        logger_provider=logger_provider,
     )
     return instrumented_copy(graph, instr)
