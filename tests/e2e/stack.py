@@ -242,6 +242,106 @@ class Rotel:
         self.process.stop()
 
 
+# The fixed fields rotel prints for a log record or a span, as "Name: value".
+_DEBUG_FIELDS = frozenset(
+    {"SeverityText", "SeverityNumber", "EventName", "Body", "Trace ID", "Span ID"}
+    | {"Parent ID", "ID", "Name", "Kind", "Flags"}
+)
+
+
+def _debug_value(text: str) -> Any:
+    """A value as rotel prints it (``Str(x)``, ``Int(3)``...) as Python."""
+    kind, _, rest = text.partition("(")
+    if not rest.endswith(")"):
+        return text
+    inner = rest[:-1]
+    if kind == "Int":
+        return int(inner)
+    if kind == "Double":
+        return float(inner)
+    if kind == "Bool":
+        return inner == "true"
+    return inner
+
+
+def debug_items(text: str) -> list[dict[str, Any]]:
+    """The log records and spans in rotel's detailed debug log, one dict each.
+
+    Each has ``kind`` (``log`` or ``span``), the fixed fields by their printed name
+    (``Trace ID``, ``Span ID``, ``SeverityNumber``, ``Name``...), ``attributes``,
+    ``resource`` (its resource's attributes) and ``scope`` (the scope line).
+    """
+    items: list[dict[str, Any]] = []
+    resource: dict[str, Any] = {}
+    scope = ""
+    target: dict[str, Any] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith(("ResourceLog #", "ResourceSpans #")):
+            resource, target = {}, None
+        elif line == "Resource attributes:":
+            target = resource
+        elif line.startswith("InstrumentationScope "):
+            scope = line.removeprefix("InstrumentationScope ").strip()
+        elif line.startswith(("LogRecord #", "Span #")):
+            kind = "log" if line.startswith("LogRecord") else "span"
+            item = {"kind": kind, "resource": resource, "scope": scope}
+            item["attributes"] = {}
+            items.append(item)
+            target = None
+        elif line == "Attributes:" and items:
+            target = items[-1]["attributes"]
+        elif line in ("Events:", "Links:"):
+            target = None
+        elif line.startswith("-> ") and target is not None:
+            key, _, value = line[3:].partition(": ")
+            target[key] = _debug_value(value)
+        elif items and ":" in line:
+            key, _, value = line.partition(":")
+            if key.strip() in _DEBUG_FIELDS:
+                items[-1][key.strip()] = value.strip()
+    return items
+
+
+class DebugRotel(Rotel):
+    """rotel printing what it receives (detailed debug log) and exporting nowhere.
+
+    OTLP/HTTP and gRPC in on 127.0.0.1, a blackhole exporter out; the records and
+    spans it received are read back with :meth:`items`.
+    """
+
+    def __init__(self, workdir: Path, signals: tuple[str, ...] = ("traces", "logs")):
+        agents = list(PHOENIX_VENV.glob("lib/python*/site-packages/rotel/rotel-agent"))
+        if not agents:
+            missing("rotel", "scripts/install-phoenix.sh")
+        self.http_port, self.grpc_port = free_port(), free_port()
+        argv = [
+            str(agents[0]),
+            "start",
+            "--otlp-grpc-endpoint",
+            f"127.0.0.1:{self.grpc_port}",
+            "--otlp-http-endpoint",
+            f"127.0.0.1:{self.http_port}",
+            "--exporter",
+            "blackhole",
+            "--pid-file",
+            str(workdir / "rotel-debug.pid"),
+            "--debug-log-verbosity",
+            "detailed",
+        ]
+        for signal in signals:
+            argv += ["--debug-log", signal]
+        log = workdir / "rotel-debug.log"
+        self.process = Process("rotel", argv, dict(os.environ), log)
+        self.endpoint = f"http://127.0.0.1:{self.http_port}"
+
+    def items(self) -> list[dict[str, Any]]:
+        """Everything received so far (see :func:`debug_items`)."""
+        if not self.process.log.exists():
+            return []
+        return debug_items(self.process.log.read_text(errors="replace"))
+
+
 class App(Server):
     """The SSE example service (uvicorn) with the given environment."""
 
