@@ -6,16 +6,20 @@ import json
 import textwrap
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+import grpc  # type: ignore[import-untyped]
 import pytest
 import structlog
 from langchain_core.messages import HumanMessage
 from langgraph.graph import START, StateGraph
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -383,6 +387,61 @@ def test_configure_otlp_logs_without_endpoint_names_the_fix() -> None:
     assert done.returncode != 0
     assert "configure(otlp_logs=True)" in done.stderr
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" in done.stderr
+
+
+def test_env_without_endpoint_warns_and_stays_off() -> None:
+    """LG_OTEL_OTLP_LOGS=true with nowhere to send warns once; configure() goes on."""
+    code = textwrap.dedent(
+        """
+        import warnings, lg_otel
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            telemetry = lg_otel.configure(metrics_port=None)
+        print([str(w.message) for w in caught], telemetry.logger_provider)
+        """
+    )
+    done = run_code(code, [], LG_OTEL_OTLP_LOGS="true")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "no OTLP endpoint" in done.stdout
+    assert done.stdout.strip().endswith("None")
+
+
+class _GrpcLogs(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self) -> None:
+        self.requests: list[ExportLogsServiceRequest] = []
+
+    def Export(
+        self, request: ExportLogsServiceRequest, context: Any
+    ) -> ExportLogsServiceResponse:
+        self.requests.append(request)
+        return ExportLogsServiceResponse()
+
+
+def test_grpc_protocol_sends_records_over_grpc() -> None:
+    """otlp_protocol='grpc': the records reach a real OTLP/gRPC logs receiver."""
+    service = _GrpcLogs()
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        kwargs = {
+            "otlp_endpoint": f"http://127.0.0.1:{port}",
+            "otlp_protocol": "grpc",
+            "otlp_logs": True,
+        }
+        done = run_code(APP, [json.dumps(kwargs)])
+        assert done.returncode == 0, done.stderr[-3000:]
+    finally:
+        server.stop(grace=None)
+    events = {
+        record.event_name
+        for request in service.requests
+        for resource in request.resource_logs
+        for scope in resource.scope_logs
+        for record in scope.log_records
+    }
+    assert {n.LOG_RUN_END, n.LOG_TASK_END} <= events
 
 
 def test_missing_extra_for_logs_names_it(receiver: ThreadingHTTPServer) -> None:
