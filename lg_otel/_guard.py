@@ -60,6 +60,7 @@ _EVENTS = (
     "run_started",
     "run_ended",
     "run_first_token",
+    "run_first_chunk",
     "task_started",
     "task_ended",
     "llm_started",
@@ -90,6 +91,7 @@ class FanOut:
     _run_started: _Calls
     _run_ended: _Calls
     _run_first_token: _Calls
+    _run_first_chunk: _Calls
     _task_started: _Calls
     _task_ended: _Calls
     _llm_started: _Calls
@@ -134,6 +136,10 @@ class FanOut:
     def run_first_token(self, run: RunRecord) -> None:
         """Fan out :meth:`Sink.run_first_token`."""
         self._fire(self._run_first_token, run)
+
+    def run_first_chunk(self, run: RunRecord) -> None:
+        """Fan out :meth:`Sink.run_first_chunk`."""
+        self._fire(self._run_first_chunk, run)
 
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """Fan out :meth:`Sink.task_started`."""

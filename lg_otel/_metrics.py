@@ -81,6 +81,7 @@ _RATE = _Spec(
     "Output tokens per second of a model call.", n.TOKEN_RATE_BUCKETS,
 )  # fmt: skip
 _RUN_TTFT = _Spec(n.METRIC_RUN_TTFT, _S, _G, "Run start to first token out.")
+_RUN_TTFC = _Spec(n.METRIC_RUN_TTFC, _S, _G, "Streaming call to first item out.")
 _RUN_DURATION = _Spec(n.METRIC_RUN_DURATION, _S, (*_G, n.LABEL_STATUS), "Graph run.")
 _TASK_DURATION = _Spec(
     n.METRIC_TASK_DURATION, _S, (*_G, n.LABEL_NODE, n.LABEL_STATUS), "Node task run."
@@ -114,6 +115,7 @@ SPECS = (
     _TOKENS,
     _RATE,
     _RUN_TTFT,
+    _RUN_TTFC,
     _RUN_DURATION,
     _TASK_DURATION,
     _ACTIVE_RUNS,
@@ -326,6 +328,7 @@ class MetricsSink(NullSink):
             for spec in (_RUN_TTFT, _RUN_DURATION, _TASK_DURATION, _WAIT)
         )
         self._active = _Series(_ACTIVE_RUNS, meter, reg)
+        self._run_ttfc = _Series(_RUN_TTFC, meter, reg)
         self._errors = _Series(_ERRORS, meter, reg)
         self._node = _Cap(max_label_values)
         self._model = _Cap(max_label_values)
@@ -349,6 +352,12 @@ class MetricsSink(NullSink):
         ttft = _seconds(run.start_ns, run.first_token_ns)
         if ttft is not None:
             self._run_ttft.observe((run.graph,), ttft, run.slots.get(_SPAN))
+
+    def run_first_chunk(self, run: RunRecord) -> None:
+        """Record the streaming call's time to its first stream item."""
+        ttfc = _seconds(run.start_ns, run.first_chunk_ns)
+        if ttfc is not None:
+            self._run_ttfc.observe((run.graph,), ttfc, run.slots.get(_SPAN))
 
     def run_ended(self, run: RunRecord) -> None:
         """Record run duration and consumer wait; the run is no longer in flight."""

@@ -138,6 +138,9 @@ METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_TOKENS_PER_SECOND: Final = "langgraph.llm.output_tokens_per_second"
 #: Histogram (s): caller's call to the first LLM token handed to the caller.
 METRIC_RUN_TTFT: Final = "langgraph.run.time_to_first_token"
+#: Histogram (s): caller's call to the first stream item of any mode handed to the
+#: caller (streaming calls only; not under ``invoke()``/``ainvoke()``).
+METRIC_RUN_TTFC: Final = "langgraph.run.time_to_first_chunk"
 #: Histogram (s): one graph run.
 METRIC_RUN_DURATION: Final = "langgraph.run.duration"
 #: Histogram (s): one node task.

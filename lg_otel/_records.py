@@ -34,6 +34,9 @@ class RunRecord:
     interrupted: bool = False
     #: When the first LLM token was handed to the caller.
     first_token_ns: int | None = None
+    #: When the first stream item of any mode was handed to the caller (streaming
+    #: calls only: None under ``invoke()``).
+    first_chunk_ns: int | None = None
     #: Total time the graph sat waiting for the caller to pull the next chunk.
     consumer_wait_ns: int = 0
     #: Per-sink state (a span, say), keyed by sink; sinks own what they put here.
@@ -197,6 +200,10 @@ class Sink(Protocol):
 
     def run_first_token(self, run: RunRecord) -> None:
         """The first LLM token of the run was handed to the caller."""
+        return None
+
+    def run_first_chunk(self, run: RunRecord) -> None:
+        """The first stream item of a streaming call was handed to the caller."""
         return None
 
     # --- checkpoints and stores: ``run`` is None for calls outside any run ---

@@ -145,6 +145,9 @@ class SpanSink:
     def run_first_token(self, run: RunRecord) -> None:
         """Nothing on the span: the run TTFT is a metric."""
 
+    def run_first_chunk(self, run: RunRecord) -> None:
+        """Nothing on the span: the run's time to first chunk is a metric."""
+
     def run_ended(self, run: RunRecord) -> None:
         """End the run span with its status."""
         run.slots.pop(_TASK_CTX, None)

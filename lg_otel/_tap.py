@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -43,6 +44,9 @@ AnyGraph = Pregel[Any, Any, Any, Any]
 #: LangGraph's config key that marks a graph running as a task of another graph.
 _TASK_ID_KEY = "__pregel_task_id"
 _SKIP = object()
+#: The graph whose ``invoke()``/``ainvoke()`` is running in this context: its own
+#: ``stream()`` call then is not a streaming call (no time to first chunk).
+_INVOKING: ContextVar[object] = ContextVar("lg_otel_invoking", default=None)
 
 
 class Instrumentation:
@@ -128,6 +132,8 @@ class _Plan:
     fast: bool = False
     #: The caller did not ask for ``tasks``: every tasks part is the tap's own.
     own_tasks: bool = False
+    #: A streaming call (not under ``invoke()``): time its first item out.
+    ttfc: bool = False
 
     def route(self, item: object) -> object:
         """Feed telemetry from one raw item; return the caller's item or ``_SKIP``."""
@@ -223,6 +229,13 @@ class _Plan:
         now = self.stamp()
         if since is not None and now is not None:
             self.tracker.add_consumer_wait(now - since)
+
+    def first_out(self, now: int | None) -> None:
+        """The first item is being handed to the caller (read at ``now``)."""
+        try:
+            self.tracker.chunk_delivered(now)
+        except Exception as exc:  # noqa: BLE001 - telemetry must not reach the host
+            self.instr.record_error(n.COMPONENT_PARSE, exc)
 
     def finish(self, status: str, error: BaseException | None) -> None:
         """End the run; never raises."""
@@ -361,6 +374,7 @@ def _plan(
             "subgraphs": subgraphs,
         }
         plan = _Plan(instr, request, subgraphs, hooked, call_kwargs, tracker, hook)
+        plan.ttfc = _INVOKING.get() is not graph
         if isinstance(request.stream_mode, list) or request.version == "v2":
             # tasks feed the tracker; updates/values may carry an interrupt; the
             # first messages part marks the run's first token.
@@ -402,11 +416,15 @@ def _sync_tap(
             plan.stamp,
             plan.waited,
         )
+        first = plan.ttfc
         for item in inner:
             drain()
             out = route(item)
             if out is not _SKIP:
                 since = stamp()
+                if first:
+                    first = False
+                    plan.first_out(since)
                 yield out
                 waited(since)
     except BaseException as exc:
@@ -443,11 +461,15 @@ async def _async_tap(
             plan.stamp,
             plan.waited,
         )
+        first = plan.ttfc
         async for item in inner:
             drain()
             out = route(item)
             if out is not _SKIP:
                 since = stamp()
+                if first:
+                    first = False
+                    plan.first_out(since)
                 yield out
                 waited(since)
     except BaseException as exc:
@@ -496,6 +518,24 @@ class _InstrumentedMixin:
             kwargs,
             parent,
         )
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        """The graph's own ``invoke()``, marked as not a streaming call."""
+        token = _INVOKING.set(self)
+        try:
+            base: Any = type(self)._lg_otel_base
+            return base.invoke(self, *args, **kwargs)
+        finally:
+            _INVOKING.reset(token)
+
+    async def ainvoke(self, *args: Any, **kwargs: Any) -> Any:
+        """The graph's own ``ainvoke()``, marked as not a streaming call."""
+        token = _INVOKING.set(self)
+        try:
+            base: Any = type(self)._lg_otel_base
+            return await base.ainvoke(self, *args, **kwargs)
+        finally:
+            _INVOKING.reset(token)
 
     # --- state methods: their checkpointer calls traced under the current span ---
 

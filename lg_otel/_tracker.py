@@ -423,6 +423,18 @@ class RunTracker:
             self.run.first_token_ns = self._now()
             self._sink.run_first_token(self.run)
 
+    def chunk_delivered(self, now_ns: int | None = None) -> None:
+        """The first stream item of a streaming call is being handed to the caller.
+
+        ``now_ns`` is the tap's own reading of the clock at that moment (None: read
+        it here). Only the first call of a run counts.
+        """
+        with self._lock:
+            if self._done or self.run.first_chunk_ns is not None:
+                return
+            self.run.first_chunk_ns = now_ns if now_ns is not None else self._now()
+            self._sink.run_first_chunk(self.run)
+
     def add_consumer_wait(self, wait_ns: int) -> None:
         """The graph waited ``wait_ns`` for the caller to ask for the next chunk."""
         if wait_ns > 0:
