@@ -410,14 +410,17 @@ def test_a_saver_error_reaches_the_caller_as_the_same_object(tracing: Any) -> No
     traced = lg_otel.instrument(linear(saver), tracer_provider=provider)
     with pytest.raises(Boom) as caught:
         traced.invoke({"log": []}, thread_config(), durability="sync")
-    assert caught.value is saver.raised[0]
-    (span,) = by_name(exporter.get_finished_spans(), f"{n.SPAN_CHECKPOINT} put")
-    assert span.status.status_code is StatusCode.ERROR
-    attrs = span.attributes or {}
-    assert attrs[n.ATTR_ERROR_TYPE] == "Boom"
-    assert attrs[n.ATTR_STATUS] == n.STATUS_ERROR
-    assert [e.name for e in span.events] == [n.EVENT_EXCEPTION]
-    assert SECRET not in all_text(span)
+    # LangGraph 1.1 tries the save once more on the way out: one span per try.
+    assert any(caught.value is error for error in saver.raised)
+    spans = by_name(exporter.get_finished_spans(), f"{n.SPAN_CHECKPOINT} put")
+    assert len(spans) == len(saver.raised)
+    for span in spans:
+        assert span.status.status_code is StatusCode.ERROR
+        attrs = span.attributes or {}
+        assert attrs[n.ATTR_ERROR_TYPE] == "Boom"
+        assert attrs[n.ATTR_STATUS] == n.STATUS_ERROR
+        assert [e.name for e in span.events] == [n.EVENT_EXCEPTION]
+        assert SECRET not in all_text(span)
 
 
 class FailingStore(InMemoryStore):
@@ -682,11 +685,12 @@ def test_store_duration_is_labelled_by_graph_operation_and_status(
 
 
 def test_a_failed_call_is_observed_with_status_error(tracing: Any) -> None:
-    """A failing put is one observation labelled langgraph_status=error."""
+    """Each failing put is one observation labelled langgraph_status=error."""
     provider, _ = tracing
     registry = CollectorRegistry()
+    saver = FailingSaver()
     traced = lg_otel.instrument(
-        linear(FailingSaver()), tracer_provider=provider, registry=registry
+        linear(saver), tracer_provider=provider, registry=registry
     )
     with pytest.raises(Boom):
         traced.invoke({"log": []}, thread_config(), durability="sync")
@@ -696,10 +700,10 @@ def test_a_failed_call_is_observed_with_status_error(tracing: Any) -> None:
         "langgraph_checkpoint_saver": "FailingSaver",
         "langgraph_status": "error",
     }
-    assert (
-        registry.get_sample_value("langgraph_checkpoint_duration_seconds_count", labels)
-        == 1
+    count = registry.get_sample_value(
+        "langgraph_checkpoint_duration_seconds_count", labels
     )
+    assert count == len(saver.raised) >= 1
 
 
 # --- state methods --------------------------------------------------------------------

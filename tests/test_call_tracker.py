@@ -1,0 +1,249 @@
+"""The call-tracking core: checkpoint and store records from the tracker, pure.
+
+A fake clock and a recording sink: no OpenTelemetry, no LangGraph run. Plus the
+views' failure discipline: a tracker or binder that raises never reaches the saver
+call, and is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from lg_otel import _names as n
+from lg_otel._hook import Binder
+from lg_otel._records import CheckpointRecord, NullSink, RunRecord, StoreRecord
+from lg_otel._savers import CallSite, _view, inner_of, is_view
+from lg_otel._tracker import OutsideRun, RunTracker
+
+
+class Clock:
+    """A fake monotonic clock: each reading advances by ``step`` ns."""
+
+    def __init__(self, step: int = 1_000) -> None:
+        self.now, self.step = 0, step
+
+    def __call__(self) -> int:
+        self.now += self.step
+        return self.now
+
+
+class Events(NullSink):
+    """Keeps every call event it gets, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any, Any]] = []
+
+    def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        self.events.append(("checkpoint_started", run, call))
+
+    def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        self.events.append(("checkpoint_ended", run, call))
+
+    def store_started(self, run: RunRecord | None, call: StoreRecord) -> None:
+        self.events.append(("store_started", run, call))
+
+    def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
+        self.events.append(("store_ended", run, call))
+
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.events]
+
+
+def _tracker() -> tuple[RunTracker, Events, Clock]:
+    sink, clock = Events(), Clock()
+    return RunTracker(sink, clock, graph="g"), sink, clock
+
+
+def test_a_call_is_timed_by_the_injected_clock() -> None:
+    """start_ns/end_ns come from the tracker's clock; status ok without an error."""
+    tracker, sink, clock = _tracker()
+    call = tracker.checkpoint_started("put", "InMemorySaver", checkpoint_ns="a:1")
+    assert call is not None
+    started = call.start_ns
+    clock.now += 30_000_000
+    tracker.call_ended(call)
+    assert call.end_ns is not None
+    assert call.end_ns - started == 30_000_000 + clock.step
+    assert call.status == n.STATUS_OK
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
+    assert sink.events[0][1] is tracker.run
+
+
+def test_an_exception_makes_status_error_and_is_kept() -> None:
+    """An Exception: status error and the very object on the record."""
+    tracker, _, _ = _tracker()
+    call = tracker.store_started("search", "InMemoryStore")
+    assert call is not None
+    error = ValueError("boom")
+    tracker.call_ended(call, error, results=3)
+    assert call.status == n.STATUS_ERROR
+    assert call.error is error
+    assert call.results == 3
+
+
+def test_cancellation_is_not_an_error() -> None:
+    """CancelledError ends the call as cancelled, with no error attached."""
+    tracker, _, _ = _tracker()
+    call = tracker.checkpoint_started("put", "S")
+    assert call is not None
+    tracker.call_ended(call, asyncio.CancelledError())
+    assert call.status == n.STATUS_CANCELLED
+    assert call.error is None
+
+
+def test_a_call_ends_exactly_once() -> None:
+    """A second end of the same call emits nothing."""
+    tracker, sink, _ = _tracker()
+    call = tracker.checkpoint_started("get_tuple", "S")
+    assert call is not None
+    tracker.call_ended(call)
+    tracker.call_ended(call, RuntimeError("late"))
+    assert sink.names().count("checkpoint_ended") == 1
+    assert call.status == n.STATUS_OK
+
+
+def test_finish_ends_calls_still_in_flight_before_the_run() -> None:
+    """A call open when the run ends is ended (cancelled) before run_ended."""
+
+    class Ordered(Events):
+        def run_ended(self, run: RunRecord) -> None:
+            self.events.append(("run_ended", run, None))
+
+    sink, clock = Ordered(), Clock()
+    tracker = RunTracker(sink, clock, graph="g")
+    call = tracker.store_started("get", "InMemoryStore")
+    assert call is not None
+    tracker.finish(n.STATUS_OK)
+    assert sink.names() == ["store_started", "store_ended", "run_ended"]
+    assert call.status == n.STATUS_CANCELLED
+    tracker.call_ended(call)  # the call returning later changes nothing
+    assert sink.names().count("store_ended") == 1
+
+
+def test_no_call_is_recorded_after_the_run_ended() -> None:
+    """Calls starting after finish() get no record."""
+    tracker, sink, _ = _tracker()
+    tracker.finish(n.STATUS_OK)
+    assert tracker.checkpoint_started("put", "S") is None
+    assert tracker.store_started("get", "S") is None
+    assert sink.names() == []
+
+
+def test_outside_a_run_sinks_get_no_run_and_the_callers_parent() -> None:
+    """OutsideRun: run=None, the explicit parent kept, one end per call."""
+    sink, clock = Events(), Clock()
+    calls = OutsideRun(sink, clock, graph="g")
+    parent = object()
+    call = calls.checkpoint_started("list", "S", parent=parent)
+    assert call is not None
+    calls.call_ended(call)
+    calls.call_ended(call)
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
+    assert sink.events[0][1] is None
+    assert call.parent is parent
+    assert call.graph == "g"
+
+
+def test_a_failing_clock_never_fails_a_call() -> None:
+    """A raising clock: the call is still recorded and ended, the error counted."""
+    errors: list[BaseException] = []
+
+    def broken() -> int:
+        raise OSError("clock")
+
+    sink = Events()
+    calls = OutsideRun(sink, broken, graph="g", on_clock_error=errors.append)
+    call = calls.checkpoint_started("put", "S")
+    assert call is not None
+    calls.call_ended(call)
+    assert call.end_ns == 0
+    assert len(errors) == 2
+
+
+# --- the views' failure discipline --------------------------------------------------
+
+
+class Exploding:
+    """A tracker whose every method raises."""
+
+    run = None
+
+    def checkpoint_started(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("tracker down")
+
+    def store_started(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("tracker down")
+
+    def call_ended(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("tracker down")
+
+
+class ExplodingBinder(Binder):
+    """A binder that cannot attach anything."""
+
+    def activate(self, run: Any, task: Any) -> object | None:
+        raise RuntimeError("binder down")
+
+
+def test_a_failing_tracker_never_reaches_the_saver_call() -> None:
+    """The saver call returns its own result; each failure is counted."""
+    counted: list[str] = []
+    saver = InMemorySaver()
+    view = _view(saver, CallSite(Exploding(), Binder(), lambda c, e: counted.append(c)))
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    assert view.get_tuple(config) is None
+    assert list(view.list(config)) == []
+    assert counted == [n.COMPONENT_SAVERS] * 2  # one per call
+
+
+def test_a_failing_binder_never_reaches_the_store_call() -> None:
+    """A binder that raises: the store still answers, and the call still ends."""
+    counted: list[str] = []
+    sink, clock = Events(), Clock()
+    site = CallSite(
+        OutsideRun(sink, clock, graph="g"),
+        ExplodingBinder(),
+        lambda c, e: counted.append(c),
+        current=lambda: None,
+    )
+    store = InMemoryStore()
+    view = _view(store, site)
+    view.put(("a",), "k", {"v": 1})
+    assert store.get(("a",), "k") is not None
+    assert counted == [n.COMPONENT_SAVERS]
+    assert "store_started" in sink.names()
+
+
+async def test_a_saver_exception_passes_through_the_view_unchanged() -> None:
+    """The async view re-raises the saver's own exception object."""
+
+    class Failing(InMemorySaver):
+        error = KeyError("nope")
+
+        async def aget_tuple(self, config: Any) -> Any:
+            raise Failing.error
+
+    sink, clock = Events(), Clock()
+    view = _view(
+        Failing(), CallSite(OutsideRun(sink, clock, graph="g"), Binder(), print)
+    )
+    with pytest.raises(KeyError) as caught:
+        await view.aget_tuple({"configurable": {"thread_id": "t"}})
+    assert caught.value is Failing.error
+    assert sink.events[-1][2].error is Failing.error
+
+
+def test_views_are_recognised_and_unwrap_to_the_users_object() -> None:
+    """is_view/inner_of: a view of a view is never made by the tap."""
+    saver = InMemorySaver()
+    view = _view(
+        saver, CallSite(OutsideRun(Events(), Clock(), graph="g"), Binder(), print)
+    )
+    assert is_view(view)
+    assert not is_view(saver)
+    assert inner_of(view) is saver
