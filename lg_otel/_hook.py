@@ -85,6 +85,9 @@ class RunHook(BaseCallbackHandler):
         self._roots: dict[UUID, tuple[str, object | None]] = {}
         # Tokens that could not be reset where the chain ended (see drain()).
         self._pending: list[object] = []
+        # chain run id -> name, for chains run directly by a task root: the one whose
+        # run parents a subgraph task's root is the subgraph (a Pregel run).
+        self._children: dict[UUID, str] = {}
 
     def drain(self) -> None:
         """Reset context tokens that the chain's end could not reset.
@@ -122,7 +125,10 @@ class RunHook(BaseCallbackHandler):
             node = metadata.get("langgraph_node")
             # LangGraph tags a task's root run (only it) with its step, and names it
             # after the node; nested runnables inherit the metadata but not the tag.
-            if kwargs.get("name") != node or f"graph:step:{step}" not in tags:
+            name = kwargs.get("name")
+            if name != node or f"graph:step:{step}" not in tags:
+                if parent_run_id in self._roots and isinstance(name, str):
+                    self._children[run_id] = name
                 return
             checkpoint_ns = metadata.get(_NS_KEY)
             if not isinstance(checkpoint_ns, str) or not isinstance(node, str):
@@ -130,6 +136,12 @@ class RunHook(BaseCallbackHandler):
             task_id, parent_task_id = split_checkpoint_ns(checkpoint_ns)
             if task_id is None:
                 return
+            if parent_task_id is not None and parent_run_id is not None:
+                # A subgraph's task: the run it runs in is its graph, named as
+                # compiled (LangGraph names a graph's run after get_name()).
+                subgraph = self._children.get(parent_run_id)
+                if subgraph is not None:
+                    self.tracker.subgraph_entered(parent_task_id, subgraph)
             triggers = metadata.get("langgraph_triggers") or ()
             task = self.tracker.task_began(
                 task_id,
@@ -161,6 +173,8 @@ class RunHook(BaseCallbackHandler):
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Close the task if this chain was its root."""
+        if self._children:
+            self._children.pop(run_id, None)
         if self._roots:
             self._task_done(run_id, None)
 
@@ -168,6 +182,8 @@ class RunHook(BaseCallbackHandler):
         self, error: BaseException, *, run_id: UUID, **kwargs: Any
     ) -> None:
         """Close the task (with the node's exception) if this chain was its root."""
+        if self._children:
+            self._children.pop(run_id, None)
         if self._roots:
             self._task_done(run_id, error)
 

@@ -84,8 +84,9 @@ _RUN_TTFT = _Spec(n.METRIC_RUN_TTFT, _S, _G, "Run start to first token out.")
 _RUN_TTFC = _Spec(n.METRIC_RUN_TTFC, _S, _G, "Streaming call to first item out.")
 _RUN_DURATION = _Spec(n.METRIC_RUN_DURATION, _S, (*_G, n.LABEL_STATUS), "Graph run.")
 _TASK_DURATION = _Spec(
-    n.METRIC_TASK_DURATION, _S, (*_G, n.LABEL_NODE, n.LABEL_STATUS), "Node task run."
-)
+    n.METRIC_TASK_DURATION, _S,
+    (*_G, n.LABEL_NODE, n.LABEL_NAMESPACE, n.LABEL_STATUS), "Node task run.",
+)  # fmt: skip
 _WAIT = _Spec(n.METRIC_CONSUMER_WAIT, _S, _G, "Run time spent waiting on the caller.")
 _ACTIVE_RUNS = _Spec(
     n.METRIC_RUNS_ACTIVE, n.UNIT_RUN, _G, "Runs in flight.", (), prometheus_client.Gauge
@@ -331,6 +332,8 @@ class MetricsSink(NullSink):
         self._run_ttfc = _Series(_RUN_TTFC, meter, reg)
         self._errors = _Series(_ERRORS, meter, reg)
         self._node = _Cap(max_label_values)
+        # Subgraph paths: node names only, capped like node names.
+        self._namespace = _Cap(max_label_values)
         self._model = _Cap(max_label_values)
         self._checkpoint_duration = _Series(_CHECKPOINT_DURATION, meter, reg)
         self._store_duration = _Series(_STORE_DURATION, meter, reg)
@@ -384,7 +387,8 @@ class MetricsSink(NullSink):
         if duration is None:
             return
         node = run.slots.get(_NODES, {}).get(task.task_id) or self._node(task.name)
-        labels = (run.graph, node, task.status or n.STATUS_OK)
+        namespace = self._namespace(task.namespace) if task.namespace else ""
+        labels = (run.graph, node, namespace, task.status or n.STATUS_OK)
         span = task.slots.get(_SPAN)
         # No span (its start failed): no context either, as it would name the parent.
         ctx = task.slots.get(_CTX) if span is not None else None

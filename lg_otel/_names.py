@@ -72,6 +72,11 @@ ATTR_TASK_ID: Final = "langgraph.task.id"
 ATTR_TRIGGERS: Final = "langgraph.triggers"
 #: Checkpoint namespace of a task (``node:<task id>``, ``|``-joined through subgraphs).
 ATTR_CHECKPOINT_NS: Final = "langgraph.checkpoint_ns"
+#: Subgraph path of a task: the names of the nodes whose subgraphs lead to it,
+#: ``|``-joined, task ids left out (absent at the top level).
+ATTR_NAMESPACE: Final = "langgraph.namespace"
+#: Compiled name of the subgraph a node runs, on that node's task span.
+ATTR_SUBGRAPH_NAME: Final = "langgraph.subgraph.name"
 #: Outcome of a run or task: one of the ``STATUS_*`` values.
 ATTR_STATUS: Final = "langgraph.status"
 #: Number of streamed chunks an LLM call produced.
@@ -164,6 +169,8 @@ LABEL_TOKEN_TYPE: Final = "gen_ai.token.type"
 LABEL_GRAPH: Final = "langgraph.graph"
 #: Metric label: node name.
 LABEL_NODE: Final = "langgraph.node"
+#: Metric label: a task's subgraph path (``ATTR_NAMESPACE``; empty at the top level).
+LABEL_NAMESPACE: Final = "langgraph.namespace"
 #: Metric label: run or task status.
 LABEL_STATUS: Final = "langgraph.status"
 #: Metric label: error type on failed model calls.

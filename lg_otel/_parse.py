@@ -80,6 +80,23 @@ def split_checkpoint_ns(checkpoint_ns: str) -> tuple[str | None, str | None]:
     return ids[-1], (ids[-2] if len(ids) > 1 else None)
 
 
+def namespace_of(checkpoint_ns: str) -> str:
+    """``"a:<t1>|b:<t2>"`` → ``"a"``: the node names leading to the task's subgraph.
+
+    Task ids are left out; a top-level task (no ``|``) has the empty namespace.
+    """
+    if "|" not in checkpoint_ns:  # a top-level task: the common case
+        return ""
+    names = [
+        name
+        for name, sep, task_id in (
+            segment.partition(":") for segment in checkpoint_ns.split("|")[:-1]
+        )
+        if sep and task_id and name
+    ]
+    return "|".join(names)
+
+
 @dataclass(frozen=True, slots=True)
 class TaskStart:
     """A ``tasks`` part announcing a task."""

@@ -55,6 +55,11 @@ class TaskRecord:
     step: int | None = None
     triggers: tuple[str, ...] = ()
     checkpoint_ns: str | None = None
+    #: Node names leading to this task's subgraph, ``|``-joined; "" at the top level.
+    namespace: str = ""
+    #: Compiled name of the subgraph this task's node runs (None: runs none, or
+    #: not seen).
+    subgraph: str | None = None
     end_ns: int | None = None
     status: str | None = None
     error: BaseException | None = None

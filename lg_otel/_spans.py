@@ -179,6 +179,8 @@ class SpanSink:
             attributes[n.ATTR_TRIGGERS] = tuple(task.triggers)
         if task.checkpoint_ns:
             attributes[n.ATTR_CHECKPOINT_NS] = task.checkpoint_ns
+        if task.namespace:
+            attributes[n.ATTR_NAMESPACE] = task.namespace
         parent = self._parent_of(run, task.parent_task_id)
         by_task = run.slots.setdefault(_TASK_CTX, {})
         # Until (or unless) the span starts, this task's children and the spans
@@ -202,6 +204,9 @@ class SpanSink:
         span: Span | None = task.slots.get(_SPAN)
         if span is None:  # its start failed, and was counted then
             return
+        if task.subgraph is not None and span.is_recording():
+            # Known only once the subgraph's first task started: set at the end.
+            span.set_attribute(n.ATTR_SUBGRAPH_NAME, task.subgraph)
         self._end(span, task.status, task.error, self._wall(run, task.end_ns or 0))
 
     # --- model calls ----------------------------------------------------------

@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from lg_otel import _names as n
+from lg_otel._parse import namespace_of
 from lg_otel._records import (
     CheckpointRecord,
     LlmRecord,
@@ -118,6 +119,15 @@ class RunTracker:
             task = TaskRecord(
                 task_id=task_id, name=name, parent_task_id=parent_task_id, start_ns=now
             )
+            if parent_task_id is not None:
+                # Until the hook reports LangGraph's own namespace: the parent's path.
+                parent = self._tasks.get(parent_task_id)
+                if parent is not None:
+                    task.namespace = (
+                        f"{parent.namespace}|{parent.name}"
+                        if parent.namespace
+                        else parent.name
+                    )
             self._tasks[task_id] = task
         return task
 
@@ -168,8 +178,21 @@ class RunTracker:
                 task.step = step
                 task.triggers = triggers or task.triggers
                 task.checkpoint_ns = checkpoint_ns
+                if checkpoint_ns:
+                    task.namespace = namespace_of(checkpoint_ns)
                 self._start(task)
             return task
+
+    def subgraph_entered(self, task_id: str, name: str) -> None:
+        """The node of task ``task_id`` runs the subgraph compiled as ``name``.
+
+        The first subgraph a node runs names it; later ones leave it as it is.
+        """
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if self._done or task is None or task.subgraph is not None:
+                return
+            task.subgraph = name
 
     def task_returned(
         self, task_id: str, status: str, error: BaseException | None = None

@@ -201,6 +201,7 @@ def test_llm_figures_match_controlled_delays(
         "langgraph_task_duration_seconds_sum",
         langgraph_graph="chat",
         langgraph_node="chatbot",
+        langgraph_namespace="",
         langgraph_status="ok",
     )
     assert task == pytest.approx(NODE_TRUTH[-1], abs=TOL)
@@ -224,6 +225,7 @@ def test_counts_are_exact(meters: Meters, tracing: Any) -> None:
                 "langgraph_task_duration_seconds_count",
                 langgraph_graph="chat",
                 langgraph_node=node,
+                langgraph_namespace="",
                 langgraph_status="ok",
             )
             == 5
@@ -287,6 +289,7 @@ def test_status_labels_for_every_outcome(meters: Meters, tracing: Any) -> None:
                 "langgraph_task_duration_seconds_count",
                 langgraph_graph=graph,
                 langgraph_node=node,
+                langgraph_namespace="",
                 langgraph_status=status,
             )
             == 1
@@ -295,6 +298,7 @@ def test_status_labels_for_every_outcome(meters: Meters, tracing: Any) -> None:
         "langgraph_task_duration_seconds_count",
         langgraph_graph="chat",
         langgraph_node="chatbot",
+        langgraph_namespace="",
         langgraph_status="cancelled",
     )
     assert cancelled_chatbot == 1

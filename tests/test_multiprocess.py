@@ -52,6 +52,7 @@ def test_workers_aggregate_on_one_endpoint(tmp_path: Path) -> None:
             {
                 "langgraph_graph": "chat",
                 "langgraph_node": "chatbot",
+                "langgraph_namespace": "",
                 "langgraph_status": "ok",
             },
         )

@@ -154,7 +154,10 @@ def assert_counts(b: Backends, graph: Any, runs: int) -> None:
     assert b.count("langgraph_run_duration_seconds_count", **ok) == runs
     for node in ("a", "b", "c", "sub", "s1", "s2", "chat"):
         count = b.count(
-            "langgraph_task_duration_seconds_count", **ok, langgraph_node=node
+            "langgraph_task_duration_seconds_count",
+            **ok,
+            langgraph_node=node,
+            langgraph_namespace="sub" if node in ("s1", "s2") else "",
         )
         assert count == runs, node
     assert b.count("langgraph_runs_active", langgraph_graph="busy") == 0
