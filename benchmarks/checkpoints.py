@@ -1,0 +1,178 @@
+"""What lg_otel adds to each checkpointer call, beyond the bare graph.
+
+    python -m benchmarks.checkpoints            # ~1-2 min: the figures below
+    python -m benchmarks.checkpoints --quick    # seconds: smoke run, no claims
+
+Two measurements, both process CPU time, variants interleaved per repetition:
+
+* **in the graph**: the ``wide`` workload (10 supersteps of a 20-way fan-out and a
+  join, 210 tasks) on an ``InMemorySaver``, ``invoke()``. The checkpointer's share
+  is a difference of differences: (traced - bare) with the saver, minus (traced -
+  bare) of the same graph without one, divided by the saver calls one run makes
+  (counted from the spans: the run with a saver exports exactly that many more).
+  What is left is the cost of the calls' views, records, spans and observations;
+  the task telemetry cancels out.
+* **isolated**: one view's ``get_tuple`` and ``put_writes`` called in a loop inside
+  an open run, against the user's saver called directly (``timeit``-style, warm).
+
+Each for three lg_otel layers: ``noop`` (a no-op tracer, no metrics: the views,
+tracker and fan-out alone), ``spans`` (SDK spans, no metrics) and ``both`` (spans
+and both metric paths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from langgraph.checkpoint.memory import InMemorySaver
+
+import lg_otel
+from benchmarks.measure import summary
+from benchmarks.variants import CountingExporter, layer_kwargs
+from benchmarks.workloads import wide
+
+LAYERS = ("noop", "spans", "both")
+
+
+def _fresh(saver: InMemorySaver) -> None:
+    # Every run starts from an empty saver, so no variant pays for a bigger one.
+    saver.storage.clear()
+    saver.writes.clear()
+    saver.blobs.clear()
+
+
+def _cpu(fn: Any, calls: int) -> float:
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.process_time()
+        for _ in range(calls):
+            fn()
+        return (time.process_time() - start) / calls
+    finally:
+        gc.enable()
+
+
+def in_graph(reps: int, runs: int) -> dict[str, Any]:
+    """µs of CPU per saver call, per layer (median, [min-max] over repetitions)."""
+    saver = InMemorySaver()
+    with_saver = wide()
+    with_saver.checkpointer = saver  # the same compiled graph, with a saver
+    without = wide()
+    exporters = {layer: CountingExporter() for layer in LAYERS}
+    nosave_exporters = {layer: CountingExporter() for layer in LAYERS}
+    graphs: dict[str, Any] = {"bare": with_saver, "bare-nosaver": without}
+    for layer in LAYERS:
+        graphs[layer] = lg_otel.instrument(
+            with_saver, **layer_kwargs(layer, exporters[layer])
+        )
+        graphs[f"{layer}-nosaver"] = lg_otel.instrument(
+            without, **layer_kwargs(layer, nosave_exporters[layer])
+        )
+    inp = {"n": 0, "payload": ""}
+
+    def run(graph: Any, saved: bool) -> Any:
+        def once() -> None:
+            graph.invoke(inp, {"configurable": {"thread_id": str(uuid.uuid4())}})
+            if saved:
+                _fresh(saver)
+
+        return once
+
+    # Saver calls per run: the spans the saver adds (the spans layer counts them).
+    run(graphs["spans"], True)()
+    run(graphs["spans-nosaver"], False)()
+    calls = exporters["spans"].count - nosave_exporters["spans"].count
+    samples: dict[str, list[float]] = {name: [] for name in graphs}
+    for _ in range(reps):
+        for name, graph in graphs.items():
+            samples[name].append(_cpu(run(graph, "nosaver" not in name), runs))
+    per_call: dict[str, list[float]] = {}
+    for layer in LAYERS:
+        per_call[layer] = [
+            ((t - b) - (tn - bn)) * 1e6 / calls
+            for t, b, tn, bn in zip(
+                samples[layer],
+                samples["bare"],
+                samples[f"{layer}-nosaver"],
+                samples["bare-nosaver"],
+                strict=True,
+            )
+        ]
+    bare_ms = statistics.median(samples["bare"]) * 1e3
+    return {"calls": calls, "per_call": per_call, "bare_ms": bare_ms}
+
+
+def _isolated_layer(layer: str, reps: int, loops: int) -> dict[str, list[float]]:
+    from langchain_core.runnables.config import ensure_config
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from lg_otel._savers import run_config
+
+    saver = InMemorySaver()
+    graph = lg_otel.instrument(wide(), **layer_kwargs(layer))
+    graph.checkpointer = saver
+    instr = type(graph)._lg_otel
+    root: Any = {"configurable": {"thread_id": "bench", "checkpoint_ns": ""}}
+    config: Any = saver.put(root, empty_checkpoint(), {}, {})
+    merged: Any = ensure_config(config)
+    tracker, _ = instr.new_run(graph, dict(merged), None, False)
+    wired = run_config(instr, graph, config, merged, config, tracker)
+    view = wired["configurable"]["__pregel_checkpointer"]
+    writes = [("n", 1)]
+    task = str(uuid.uuid4())
+    ops = {
+        "get_tuple": (lambda: saver.get_tuple(config), lambda: view.get_tuple(config)),
+        "put_writes": (
+            lambda: saver.put_writes(config, writes, task),
+            lambda: view.put_writes(config, writes, task),
+        ),
+    }
+    out: dict[str, list[float]] = {name: [] for name in ops}
+    for _ in range(reps):
+        for name, (bare, traced) in ops.items():
+            bare_s = _cpu(bare, loops)
+            traced_s = _cpu(traced, loops)
+            out[name].append((traced_s - bare_s) * 1e6)
+    tracker.finish("ok")
+    return out
+
+
+def isolated(reps: int, loops: int) -> dict[str, dict[str, list[float]]]:
+    """µs of CPU a view adds to get_tuple / put_writes, per layer."""
+    return {layer: _isolated_layer(layer, reps, loops) for layer in LAYERS}
+
+
+def main() -> None:
+    """Run both measurements and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run, no claims")
+    args = parser.parse_args()
+    reps, runs, loops = (2, 2, 200) if args.quick else (9, 20, 20_000)
+    graph = in_graph(reps, runs)
+    alone = isolated(reps, loops)
+    print(f"wide on InMemorySaver: {graph['calls']} saver calls per run, "
+          f"bare run {graph['bare_ms']:.1f} ms CPU; {reps} repetitions")  # fmt: skip
+    print()
+    print("| layer | µs CPU per saver call, in the graph | isolated get_tuple | "
+          "isolated put_writes |")  # fmt: skip
+    print("|---|---|---|---|")
+    for layer in LAYERS:
+        print(
+            f"| {layer} | {summary(graph['per_call'][layer])} | "
+            f"{summary(alone[layer]['get_tuple'])} | "
+            f"{summary(alone[layer]['put_writes'])} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
