@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 # LangGraph's own config merge (ambient < graph config < call, with its rules for
@@ -517,7 +517,7 @@ def _saver_of(graph: Any, conf: dict[str, Any]) -> BaseCheckpointSaver[Any] | No
     return None
 
 
-def _may_have_calls(graph: Any, merged: dict[str, Any]) -> bool:
+def _may_have_calls(graph: Any, merged: Mapping[str, Any]) -> bool:
     """Cheaply: could this run use a checkpointer or a store at all?"""
     if isinstance(graph.checkpointer, BaseCheckpointSaver) or graph.store is not None:
         return True
@@ -532,7 +532,7 @@ def run_config(
     wiring: Wiring,
     graph: Any,
     config: Any,
-    merged: dict[str, Any],
+    merged: Mapping[str, Any],
     hooked: dict[str, Any],
     tracker: CallTracker,
 ) -> dict[str, Any]:

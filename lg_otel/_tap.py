@@ -367,7 +367,7 @@ def _plan(
                 configurable[n.CHECKPOINT_LINK_KEY] = traceparent
                 hooked = {**hooked, "configurable": configurable}
         # The run's own views of its checkpointer and store (nothing without them).
-        hooked = run_config(instr, graph, config, dict(merged), hooked, tracker)
+        hooked = run_config(instr, graph, config, merged, hooked, tracker)
         call_kwargs = {
             **kwargs,
             "stream_mode": request.tap_modes(),
