@@ -259,6 +259,38 @@ def test_subgraph_calls_nest_under_the_task_that_runs_the_subgraph(
     assert seen == {1, 2}
 
 
+def test_own_history_subgraph_calls_nest_under_the_calling_task(
+    tracing: Any,
+) -> None:
+    """checkpointer=True subgraph (no task ids in its namespace): under its caller."""
+    provider, exporter = tracing
+    leaf = StateGraph(S)
+    leaf.add_node("leaf", lambda state: {"log": ["leaf"]})
+    leaf.add_edge(START, "leaf")
+    sub = leaf.compile(checkpointer=True, name="sub")
+
+    def mid(state: S) -> Any:
+        return sub.invoke(state)
+
+    g = StateGraph(S)
+    g.add_node("mid", mid)
+    g.add_edge(START, "mid")
+    traced = lg_otel.instrument(
+        g.compile(checkpointer=InMemorySaver(), name="outer"), tracer_provider=provider
+    )
+    traced.invoke({"log": []}, thread_config())
+    spans = exporter.get_finished_spans()
+    (task,) = by_name(spans, f"{n.SPAN_TASK} mid")
+    inner = [
+        s
+        for s in checkpoint_spans(spans)
+        if (s.attributes or {}).get(n.ATTR_CHECKPOINT_NS) == "mid"
+    ]
+    assert {s.name.split()[1] for s in inner} >= {"get_tuple", "put", "put_writes"}
+    for span in inner:
+        assert parent_of(span, spans) is task
+
+
 def test_checkpointer_given_through_config_is_traced(tracing: Any) -> None:
     """A saver passed at run time (as the LangGraph API server does) is traced."""
     provider, exporter = tracing
