@@ -107,6 +107,12 @@ class Config:
             ``LG_OTEL_OTLP_LOGS``), through ``instrument(logger_provider=...)`` or
             the global logger provider. Default: on when ``instrument()`` is given
             a logger provider or ``configure(otlp_logs=True)`` ran before it.
+        per_chunk_metrics: Record ``gen_ai.client.operation.time_per_output_chunk``
+            as the semantic conventions define it, one observation per streamed
+            chunk after the first (env ``LG_OTEL_PER_CHUNK_METRICS``). Default off:
+            that costs more per chunk than lg_otel's per-chunk budget, so the name
+            is then not recorded at all and the per-call mean goes to
+            ``langgraph.llm.time_per_output_chunk``.
     """
 
     graph_name: str | None = None
@@ -119,6 +125,7 @@ class Config:
     max_interrupted_threads: int = 10_000
     persist_links: bool | None = None
     otlp_logs: bool | None = None
+    per_chunk_metrics: bool | None = None
 
     def __post_init__(self) -> None:
         """Reject bad values at setup, naming the field and the fix."""
@@ -159,7 +166,13 @@ class Config:
                 "Config.redact must be a callable taking and returning a str "
                 f"(got {type(self.redact).__name__})"
             )
-        for field in ("logs", "metrics", "persist_links", "otlp_logs"):
+        for field in (
+            "logs",
+            "metrics",
+            "persist_links",
+            "otlp_logs",
+            "per_chunk_metrics",
+        ):
             value = getattr(self, field)
             if value is not None and not isinstance(value, bool):
                 raise TypeError(f"Config.{field} must be True, False or None")
@@ -209,5 +222,8 @@ class Config:
             ),
             max_label_values=pick(
                 "max_label_values", n.ENV_MAX_LABEL_VALUES, _positive_int, 200
+            ),
+            per_chunk_metrics=pick(
+                "per_chunk_metrics", n.ENV_PER_CHUNK_METRICS, _flag, False
             ),
         )

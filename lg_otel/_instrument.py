@@ -117,6 +117,7 @@ class GraphInstrumentation(Instrumentation):
                 registry=registry if registry is not False else None,
                 use_prometheus=registry is not False,
                 max_label_values=config.max_label_values or 200,
+                per_chunk_metrics=bool(config.per_chunk_metrics),
             )
             sinks.append((self.metrics, n.COMPONENT_METRICS))
             self.errors.add_listener(self.metrics.count_internal_error)
@@ -201,6 +202,8 @@ class GraphInstrumentation(Instrumentation):
             links=links,
             stream_has_subgraphs=stream_has_subgraphs,
             on_clock_error=lambda exc: self.errors.record(n.COMPONENT_PARSE, exc),
+            # Gaps are kept only for a sink that records them.
+            per_chunk=self.metrics is not None and bool(self.config.per_chunk_metrics),
         )
         return tracker, RunHook(tracker, self._binder, self.errors.record, self.policy)
 

@@ -68,7 +68,13 @@ class _Spec:
 _S, _G = n.UNIT_SECONDS, (n.LABEL_GRAPH,)
 _LLM = (n.LABEL_OPERATION, n.LABEL_PROVIDER, n.LABEL_MODEL, n.LABEL_GRAPH, n.LABEL_NODE)
 _TTFC = _Spec(n.METRIC_TTFC, _S, _LLM, "Model call start to first chunk.")
-_TPOC = _Spec(n.METRIC_TIME_PER_CHUNK, _S, _LLM, "Mean gap between chunks of a call.")
+_TPOC = _Spec(n.METRIC_TIME_PER_CHUNK, _S, _LLM, "Time from one chunk to the next.")
+_LLM_TPOC = _Spec(
+    n.METRIC_LLM_TIME_PER_CHUNK, _S, _LLM, "Mean gap between chunks of a call."
+)
+_MAX_GAP = _Spec(
+    n.METRIC_LLM_MAX_CHUNK_GAP, _S, _LLM, "Largest gap between chunks of a call."
+)
 _LLM_DURATION = _Spec(
     n.METRIC_LLM_DURATION, _S, (*_LLM, n.LABEL_ERROR_TYPE), "Model call duration."
 )
@@ -112,6 +118,8 @@ _STORE_DURATION = _Spec(
 SPECS = (
     _TTFC,
     _TPOC,
+    _LLM_TPOC,
+    _MAX_GAP,
     _LLM_DURATION,
     _TOKENS,
     _RATE,
@@ -287,8 +295,11 @@ class MetricsSink(NullSink):
     """Records every instrument of the telemetry contract from the tracker's records.
 
     Run TTFT is recorded in :meth:`run_first_token` (the run span already exists),
-    so it shows while a long stream is still running. ``time_per_output_chunk`` is
-    one observation per model call: the mean gap between its chunks.
+    so it shows while a long stream is still running. Per model call:
+    ``langgraph.llm.time_per_output_chunk`` (the mean gap between its chunks) and
+    ``langgraph.llm.max_chunk_gap``; with ``per_chunk_metrics`` also the semconv's
+    ``gen_ai.client.operation.time_per_output_chunk``, one observation per chunk
+    after the first, recorded when the call ends.
     """
 
     def __init__(
@@ -299,6 +310,7 @@ class MetricsSink(NullSink):
         use_otel: bool = True,
         use_prometheus: bool = True,
         max_label_values: int = 200,
+        per_chunk_metrics: bool = False,
     ) -> None:
         """Create (or reuse) the instruments; raises ValueError on a name clash.
 
@@ -308,6 +320,9 @@ class MetricsSink(NullSink):
             use_otel: Record on the OTel path.
             use_prometheus: Record on the prometheus_client path.
             max_label_values: Distinct node and model values kept per label.
+            per_chunk_metrics: Record ``time_per_output_chunk`` once per chunk
+                after the first, from the gaps the tracker kept
+                (``LlmRecord.gaps``).
         """
         meter = None
         if use_otel:
@@ -320,10 +335,13 @@ class MetricsSink(NullSink):
         reg = None
         if use_prometheus:
             reg = registry if registry is not None else prometheus_client.REGISTRY
-        self._ttfc, self._tpoc, self._llm_duration, self._tokens, self._rate = (
-            _Series(spec, meter, reg)
-            for spec in (_TTFC, _TPOC, _LLM_DURATION, _TOKENS, _RATE)
+        self._ttfc, self._llm_duration, self._tokens, self._rate = (
+            _Series(spec, meter, reg) for spec in (_TTFC, _LLM_DURATION, _TOKENS, _RATE)
         )
+        # Per chunk only when opted in; otherwise the name is not even registered.
+        self._tpoc = _Series(_TPOC, meter, reg) if per_chunk_metrics else None
+        self._llm_tpoc = _Series(_LLM_TPOC, meter, reg)
+        self._max_gap = _Series(_MAX_GAP, meter, reg)
         self._run_ttft, self._run_duration, self._task_duration, self._wait = (
             _Series(spec, meter, reg)
             for spec in (_RUN_TTFT, _RUN_DURATION, _TASK_DURATION, _WAIT)
@@ -421,7 +439,12 @@ class MetricsSink(NullSink):
             self._ttfc.observe(labels, ttfc, span)
         streamed = _seconds(llm.first_chunk_ns, llm.last_chunk_ns)
         if streamed is not None and llm.chunks >= 2:
-            self._tpoc.observe(labels, streamed / (llm.chunks - 1), span)
+            self._llm_tpoc.observe(labels, streamed / (llm.chunks - 1), span)
+            self._max_gap.observe(labels, llm.max_gap_ns / 1e9, span)
+            if self._tpoc is not None and llm.gaps:
+                observe = self._tpoc.observe
+                for gap in llm.gaps:
+                    observe(labels, gap / 1e9, span)
         if streamed is not None and streamed > 0:  # one chunk has no rate
             count = llm.output_tokens if llm.output_tokens is not None else llm.chunks
             self._rate.observe(labels, count / streamed, span)

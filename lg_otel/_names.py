@@ -133,8 +133,14 @@ ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
 
 #: Histogram (s): model call start to first streamed chunk.
 METRIC_TTFC: Final = "gen_ai.client.operation.time_to_first_chunk"
-#: Histogram (s): mean time between streamed chunks of one model call.
+#: Histogram (s): time from the previous streamed chunk to this one, one observation
+#: per chunk after the first (semconv); recorded only with ``per_chunk_metrics``.
 METRIC_TIME_PER_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
+#: Histogram (s): mean time between streamed chunks of one model call (one
+#: observation per call; not the semconv's per-chunk quantity).
+METRIC_LLM_TIME_PER_CHUNK: Final = "langgraph.llm.time_per_output_chunk"
+#: Histogram (s): the largest gap between consecutive chunks of one model call.
+METRIC_LLM_MAX_CHUNK_GAP: Final = "langgraph.llm.max_chunk_gap"
 #: Histogram (s): whole model call.
 METRIC_LLM_DURATION: Final = "gen_ai.client.operation.duration"
 #: Histogram ({token}): provider-reported token counts, by ``gen_ai.token.type``.
@@ -227,6 +233,9 @@ ENV_LOGS: Final = "LG_OTEL_LOGS"
 ENV_METRICS: Final = "LG_OTEL_METRICS"
 #: Environment variable: cap of distinct node/model label values.
 ENV_MAX_LABEL_VALUES: Final = "LG_OTEL_MAX_LABEL_VALUES"
+#: Environment variable: record ``gen_ai.client.operation.time_per_output_chunk``
+#: once per chunk (true/false; default false: it costs more than the per-chunk budget).
+ENV_PER_CHUNK_METRICS: Final = "LG_OTEL_PER_CHUNK_METRICS"
 
 # --- log events (structlog event names; logger name is SCOPE_NAME) ---------------
 

@@ -84,6 +84,11 @@ class LlmRecord:
     first_chunk_ns: int | None = None
     last_chunk_ns: int | None = None
     chunks: int = 0
+    #: Largest gap between two consecutive chunks.
+    max_gap_ns: int = 0
+    #: Every gap between consecutive chunks, in order; None unless per-chunk
+    #: metrics are on (``Config.per_chunk_metrics``).
+    gaps: list[int] | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     response_model: str | None = None

@@ -44,6 +44,7 @@ class RunTracker:
         "_llms",
         "_lock",
         "_on_error",
+        "_per_chunk",
         "_sink",
         "_stream_has_subgraphs",
         "_tasks",
@@ -62,12 +63,16 @@ class RunTracker:
         links: tuple[object, ...] = (),
         stream_has_subgraphs: bool = True,
         on_clock_error: Callable[[BaseException], None] | None = None,
+        per_chunk: bool = False,
     ) -> None:
         """Start tracking a run (emits ``run_started`` at once).
 
         ``stream_has_subgraphs`` says whether the stream reports tasks inside
         subgraphs; when it does not, those tasks end when their node returns.
+        ``per_chunk`` keeps every gap between a model call's chunks (for per-chunk
+        metrics); otherwise only the largest.
         """
+        self._per_chunk = per_chunk
         self._stream_has_subgraphs = stream_has_subgraphs
         self._sink = sink
         self._clock = clock
@@ -272,6 +277,8 @@ class RunTracker:
                 parent=parent,
                 input_messages=input_messages,
             )
+            if self._per_chunk:
+                llm.gaps = []
             self._llms[call_id] = llm
             self._sink.llm_started(self.run, llm)
 
@@ -286,7 +293,14 @@ class RunTracker:
             return
         now = self._now()
         llm.chunks += 1
+        last = llm.last_chunk_ns
         llm.last_chunk_ns = now
+        if last is not None:
+            gap = now - last
+            if gap > llm.max_gap_ns:
+                llm.max_gap_ns = gap
+            if llm.gaps is not None:
+                llm.gaps.append(gap)
         if llm.first_chunk_ns is None:
             with self._lock:
                 if self._done or llm.first_chunk_ns is not None:

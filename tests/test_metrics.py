@@ -267,10 +267,8 @@ def test_llm_streaming_figures(sink: MetricsSink, registry: CollectorRegistry) -
     value = registry.get_sample_value
     assert value("gen_ai_client_operation_time_to_first_chunk_seconds_sum", LLM) == 1
     # 4 chunks over 3 s: one observation of the mean gap.
-    assert value("gen_ai_client_operation_time_per_output_chunk_seconds_sum", LLM) == 1
-    assert (
-        value("gen_ai_client_operation_time_per_output_chunk_seconds_count", LLM) == 1
-    )
+    assert value("langgraph_llm_time_per_output_chunk_seconds_sum", LLM) == 1
+    assert value("langgraph_llm_time_per_output_chunk_seconds_count", LLM) == 1
     assert value("langgraph_llm_output_tokens_per_second_sum", LLM) == 10
 
 
@@ -311,10 +309,7 @@ def test_single_chunk_has_no_rate_or_gap(
     labels = {**LLM, "langgraph_node": n.LABEL_UNKNOWN}
     value = registry.get_sample_value
     assert value("gen_ai_client_operation_time_to_first_chunk_seconds_count", labels)
-    assert (
-        value("gen_ai_client_operation_time_per_output_chunk_seconds_count", labels)
-        is None
-    )
+    assert value("langgraph_llm_time_per_output_chunk_seconds_count", labels) is None
     assert value("langgraph_llm_output_tokens_per_second_count", labels) is None
 
 

@@ -27,7 +27,8 @@ TOL = 0.005
 pytestmark = pytest.mark.usefixtures("no_gc_pauses")
 SERIES = {
     "gen_ai_client_operation_time_to_first_chunk_seconds": "histogram",
-    "gen_ai_client_operation_time_per_output_chunk_seconds": "histogram",
+    "langgraph_llm_time_per_output_chunk_seconds": "histogram",
+    "langgraph_llm_max_chunk_gap_seconds": "histogram",
     "gen_ai_client_operation_duration_seconds": "histogram",
     "gen_ai_client_token_usage": "histogram",
     "langgraph_llm_output_tokens_per_second": "histogram",
@@ -135,7 +136,8 @@ def test_every_series_on_both_paths(meters: Meters, tracing: Any) -> None:
     otel = meters.otel_names()
     assert otel == {
         n.METRIC_TTFC,
-        n.METRIC_TIME_PER_CHUNK,
+        n.METRIC_LLM_TIME_PER_CHUNK,
+        n.METRIC_LLM_MAX_CHUNK_GAP,
         n.METRIC_LLM_DURATION,
         n.METRIC_TOKEN_USAGE,
         n.METRIC_TOKENS_PER_SECOND,
@@ -180,7 +182,7 @@ def test_llm_figures_match_controlled_delays(
     assert v("gen_ai_client_operation_time_to_first_chunk_seconds_count", **labels) == 1
     ttfc = v("gen_ai_client_operation_time_to_first_chunk_seconds_sum", **labels)
     assert ttfc == pytest.approx(first, abs=TOL)
-    per_chunk = v("gen_ai_client_operation_time_per_output_chunk_seconds_sum", **labels)
+    per_chunk = v("langgraph_llm_time_per_output_chunk_seconds_sum", **labels)
     assert per_chunk == pytest.approx(gap, abs=TOL)
     duration = v(
         "gen_ai_client_operation_duration_seconds_sum", **labels, error_type=""
