@@ -1,17 +1,16 @@
 """What lg_otel adds to each checkpointer call, beyond the bare graph.
 
-    python -m benchmarks.checkpoints            # ~1-2 min: the figures below
+    python -m benchmarks.checkpoints            # ~4 min: the figures below
     python -m benchmarks.checkpoints --quick    # seconds: smoke run, no claims
 
 Two measurements, both process CPU time, variants interleaved per repetition:
 
 * **in the graph**: the ``wide`` workload (10 supersteps of a 20-way fan-out and a
-  join, 210 tasks) on an ``InMemorySaver``, ``invoke()``. The checkpointer's share
-  is a difference of differences: (traced - bare) with the saver, minus (traced -
-  bare) of the same graph without one, divided by the saver calls one run makes
-  (counted from the spans: the run with a saver exports exactly that many more).
-  What is left is the cost of the calls' views, records, spans and observations;
-  the task telemetry cancels out.
+  join, 210 tasks) on an ``InMemorySaver``, ``invoke()``. The same traced graph is
+  run with the saver's views on and with the tap's view step switched off (the
+  saver then called unwrapped, untraced); the difference, divided by the saver
+  calls of one run (counted from the spans the views add), is the cost of the
+  calls' views, records, spans and observations. The task telemetry cancels out.
 * **isolated**: one view's ``get_tuple`` and ``put_writes`` called in a loop inside
   an open run, against the user's saver called directly (``timeit``-style, warm).
 
@@ -39,6 +38,7 @@ import lg_otel
 from benchmarks.measure import summary
 from benchmarks.variants import CountingExporter, layer_kwargs
 from benchmarks.workloads import wide
+from lg_otel import _tap
 
 LAYERS = ("noop", "spans", "both")
 
@@ -62,52 +62,65 @@ def _cpu(fn: Any, calls: int) -> float:
         gc.enable()
 
 
+def _no_views(
+    wiring: Any, graph: Any, config: Any, merged: Any, hooked: Any, tracker: Any
+) -> Any:
+    return hooked  # the run's config as it is: the saver is called unwrapped
+
+
 def in_graph(reps: int, runs: int) -> dict[str, Any]:
     """µs of CPU per saver call, per layer (median, [min-max] over repetitions)."""
     saver = InMemorySaver()
-    with_saver = wide()
-    with_saver.checkpointer = saver  # the same compiled graph, with a saver
-    without = wide()
+    graph = wide()
+    graph.checkpointer = saver  # the same compiled graph, with a saver
     exporters = {layer: CountingExporter() for layer in LAYERS}
-    nosave_exporters = {layer: CountingExporter() for layer in LAYERS}
-    graphs: dict[str, Any] = {"bare": with_saver, "bare-nosaver": without}
-    for layer in LAYERS:
-        graphs[layer] = lg_otel.instrument(
-            with_saver, **layer_kwargs(layer, exporters[layer])
-        )
-        graphs[f"{layer}-nosaver"] = lg_otel.instrument(
-            without, **layer_kwargs(layer, nosave_exporters[layer])
-        )
+    traced = {
+        layer: lg_otel.instrument(graph, **layer_kwargs(layer, exporters[layer]))
+        for layer in LAYERS
+    }
     inp = {"n": 0, "payload": ""}
 
-    def run(graph: Any, saved: bool) -> Any:
+    def run(target: Any, views: bool) -> Any:
         def once() -> None:
-            graph.invoke(inp, {"configurable": {"thread_id": str(uuid.uuid4())}})
-            if saved:
-                _fresh(saver)
+            target.invoke(inp, {"configurable": {"thread_id": str(uuid.uuid4())}})
+            _fresh(saver)
 
-        return once
+        def timed_once() -> None:
+            if views:
+                return once()
+            # The same traced graph with the tap's view step switched off: what
+            # is left is the task telemetry, which then cancels out.
+            tap = vars(_tap)
+            wiring, tap["run_config"] = tap["run_config"], _no_views
+            try:
+                once()
+            finally:
+                tap["run_config"] = wiring
 
-    # Saver calls per run: the spans the saver adds (the spans layer counts them).
-    run(graphs["spans"], True)()
-    run(graphs["spans-nosaver"], False)()
-    calls = exporters["spans"].count - nosave_exporters["spans"].count
-    samples: dict[str, list[float]] = {name: [] for name in graphs}
-    for _ in range(reps):
-        for name, graph in graphs.items():
-            samples[name].append(_cpu(run(graph, "nosaver" not in name), runs))
-    per_call: dict[str, list[float]] = {}
+        return timed_once
+
+    # Saver calls per run: the spans the views add (checked: they do add them).
+    before = exporters["spans"].count
+    run(traced["spans"], False)()
+    plain = exporters["spans"].count - before
+    run(traced["spans"], True)()
+    calls = exporters["spans"].count - before - 2 * plain
+    assert calls > 0, "the views added no span"
+    samples: dict[str, list[float]] = {"bare": []}
     for layer in LAYERS:
-        per_call[layer] = [
-            ((t - b) - (tn - bn)) * 1e6 / calls
-            for t, b, tn, bn in zip(
-                samples[layer],
-                samples["bare"],
-                samples[f"{layer}-nosaver"],
-                samples["bare-nosaver"],
-                strict=True,
-            )
+        samples[layer], samples[f"{layer}-off"] = [], []
+    for _ in range(reps):
+        samples["bare"].append(_cpu(run(graph, True), runs))
+        for layer in LAYERS:
+            samples[layer].append(_cpu(run(traced[layer], True), runs))
+            samples[f"{layer}-off"].append(_cpu(run(traced[layer], False), runs))
+    per_call = {
+        layer: [
+            (on - off) * 1e6 / calls
+            for on, off in zip(samples[layer], samples[f"{layer}-off"], strict=True)
         ]
+        for layer in LAYERS
+    }
     bare_ms = statistics.median(samples["bare"]) * 1e3
     return {"calls": calls, "per_call": per_call, "bare_ms": bare_ms}
 
@@ -157,7 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run, no claims")
     args = parser.parse_args()
-    reps, runs, loops = (2, 2, 200) if args.quick else (9, 20, 20_000)
+    reps, runs, loops = (2, 2, 200) if args.quick else (9, 30, 20_000)
     graph = in_graph(reps, runs)
     alone = isolated(reps, loops)
     print(f"wide on InMemorySaver: {graph['calls']} saver calls per run, "
