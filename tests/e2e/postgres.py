@@ -23,7 +23,7 @@ from typing_extensions import Self
 
 from tests.e2e.stack import free_port, missing
 
-HOW = "scripts/install-postgres.sh (as root)"
+HOW = "scripts/install-servers.sh (as root)"
 
 
 def _bin_dir() -> Path:
