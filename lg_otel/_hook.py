@@ -21,7 +21,7 @@ from langgraph.errors import GraphBubbleUp, GraphInterrupt
 
 from lg_otel import _names as n
 from lg_otel._content import ContentPolicy, generations_json, messages_json
-from lg_otel._parse import split_checkpoint_ns
+from lg_otel._parse import interrupt_parts, split_checkpoint_ns
 from lg_otel._tracker import RunTracker
 
 #: Key of the node's checkpoint namespace in LangGraph's run metadata.
@@ -158,6 +158,11 @@ class RunHook(BaseCallbackHandler):
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
 
+    def render_interrupts(self, values: tuple[Any, ...]) -> str | None:
+        """Interrupt values as the content policy renders them (None unless opted
+        in): the one value, or the list of them when there are several."""
+        return self._capture(lambda: values[0] if len(values) == 1 else list(values))
+
     def _task_done(self, run_id: UUID, error: BaseException | None) -> None:
         root = self._roots.pop(run_id, None)
         if root is None:
@@ -167,6 +172,19 @@ class RunHook(BaseCallbackHandler):
             if token is not None and not self._binder.deactivate(token):
                 self._pending.append(token)
             status = n.STATUS_OK if error is None else status_of(error)
+            if isinstance(error, GraphInterrupt) and error.args:
+                # What interrupt() raised: the same Interrupt objects the stream's
+                # result reports, for tasks whose result the stream never shows.
+                ids, values = interrupt_parts(error.args[0])
+                self.tracker.task_returned(
+                    task_id,
+                    status,
+                    error,
+                    interrupts=len(values),
+                    interrupt_ids=ids,
+                    interrupt_value=self.render_interrupts(values) if values else None,
+                )
+                return
             self.tracker.task_returned(task_id, status, error)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)

@@ -102,8 +102,18 @@ STATUS_CANCELLED: Final = "cancelled"
 
 # --- span events --------------------------------------------------------------------
 
-#: Span event added when a run or task is interrupted.
+#: Span event added when a run or task is interrupted; it carries ``ATTR_NODE`` and
+#: ``ATTR_TASK_ID`` of the interrupting task and the ``ATTR_INTERRUPT_*`` keys.
 EVENT_INTERRUPT: Final = "interrupt"
+#: ``interrupt`` event attribute: LangGraph's id of the interrupt (``Interrupt.id``;
+#: the first one when a task raised several).
+ATTR_INTERRUPT_ID: Final = "langgraph.interrupt.id"
+#: ``interrupt`` event attribute: how many interrupts the task (on a run span: the
+#: run, distinct ids) raised.
+ATTR_INTERRUPT_COUNT: Final = "langgraph.interrupt.count"
+#: ``interrupt`` event attribute: the interrupt's value (JSON, truncated; a list
+#: when a task raised several), only when content capture is on.
+ATTR_INTERRUPT_VALUE: Final = "langgraph.interrupt.value"
 #: Span event added when the first chunk of an LLM call arrives.
 EVENT_FIRST_CHUNK: Final = "gen_ai.first_chunk"
 

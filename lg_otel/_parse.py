@@ -114,6 +114,28 @@ class TaskResult:
     name: str
     error: BaseException | str | None
     interrupts: int
+    #: LangGraph's ids of the task's interrupts, in order (those it reports).
+    interrupt_ids: tuple[str, ...] = ()
+    #: The interrupts' values: content, for the content policy to decide on.
+    interrupt_values: tuple[Any, ...] = ()
+
+
+def interrupt_parts(interrupts: object) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """(ids, values) of a list of ``Interrupt`` objects or their dict form."""
+    if not isinstance(interrupts, list | tuple):
+        return (), ()
+    ids: list[str] = []
+    values: list[Any] = []
+    for item in interrupts:
+        if isinstance(item, Mapping):
+            interrupt_id, value = item.get("id"), item.get("value")
+        else:
+            interrupt_id = getattr(item, "id", None)
+            value = getattr(item, "value", None)
+        if isinstance(interrupt_id, str):
+            ids.append(interrupt_id)
+        values.append(value)
+    return tuple(ids), tuple(values)
 
 
 def parse_task(payload: object) -> TaskStart | TaskResult | None:
@@ -129,7 +151,10 @@ def parse_task(payload: object) -> TaskStart | TaskResult | None:
             error = repr(error)
         interrupts = payload.get("interrupts") or ()
         count = len(interrupts) if isinstance(interrupts, list | tuple) else 1
-        return TaskResult(task_id, name, error, count)
+        if not count:
+            return TaskResult(task_id, name, error, count)
+        ids, values = interrupt_parts(interrupts)
+        return TaskResult(task_id, name, error, count, ids, values)
     triggers = payload.get("triggers") or ()
     if not isinstance(triggers, list | tuple):
         triggers = ()

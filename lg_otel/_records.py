@@ -34,6 +34,10 @@ class RunRecord:
     interrupted: bool = False
     #: When the first LLM token was handed to the caller.
     first_token_ns: int | None = None
+    #: The first task that ended interrupted (its node names the run's pause).
+    interrupt_task: TaskRecord | None = None
+    #: Distinct interrupt ids the run's tasks reported, in order.
+    interrupt_ids: tuple[str, ...] = ()
     #: When the first stream item of any mode was handed to the caller (streaming
     #: calls only: None under ``invoke()``).
     first_chunk_ns: int | None = None
@@ -64,6 +68,10 @@ class TaskRecord:
     status: str | None = None
     error: BaseException | None = None
     interrupts: int = 0
+    #: LangGraph's ids of this task's interrupts.
+    interrupt_ids: tuple[str, ...] = ()
+    #: The interrupts' value as the content policy rendered it; None unless opted in.
+    interrupt_value: str | None = None
     started: bool = False
     slots: dict[str, Any] = field(default_factory=dict)
 

@@ -45,6 +45,22 @@ def error_type(error: BaseException) -> str:
     return type(error).__qualname__
 
 
+def _interrupt_event(task: TaskRecord | None, count: int) -> dict[str, Any]:
+    """Attributes of an ``interrupt`` event: which task paused, with what."""
+    if task is None:  # a static breakpoint (interrupt_before/after): no task raised
+        return {n.ATTR_INTERRUPT_COUNT: count}
+    attributes: dict[str, Any] = {
+        n.ATTR_NODE: task.name,
+        n.ATTR_TASK_ID: task.task_id,
+        n.ATTR_INTERRUPT_COUNT: count,
+    }
+    if task.interrupt_ids:
+        attributes[n.ATTR_INTERRUPT_ID] = task.interrupt_ids[0]
+    if task.interrupt_value is not None:  # only when content capture is on
+        attributes[n.ATTR_INTERRUPT_VALUE] = task.interrupt_value
+    return attributes
+
+
 class SpanSink:
     """Creates and ends one span per run, task, model call and tool call."""
 
@@ -96,6 +112,7 @@ class SpanSink:
         status: str | None,
         error: BaseException | None,
         end_ns: int,
+        interrupt: dict[str, Any] | None = None,
     ) -> None:
         if not span.is_recording():  # unsampled: nothing to record or export
             return
@@ -108,7 +125,7 @@ class SpanSink:
             else:
                 span.set_status(Status(StatusCode.ERROR))
         elif status == n.STATUS_INTERRUPTED:
-            span.add_event(n.EVENT_INTERRUPT)
+            span.add_event(n.EVENT_INTERRUPT, interrupt)
         span.end(end_time=end_ns)
 
     # --- runs -----------------------------------------------------------------
@@ -156,7 +173,13 @@ class SpanSink:
             return
         if run.consumer_wait_ns:
             span.set_attribute(n.ATTR_CONSUMER_WAIT, run.consumer_wait_ns / 1e9)
-        self._end(span, run.status, run.error, self._wall(run, run.end_ns or 0))
+        event = None
+        if run.status == n.STATUS_INTERRUPTED:
+            task = run.interrupt_task
+            count = len(run.interrupt_ids) or (task.interrupts if task else 0)
+            event = _interrupt_event(task, count)
+        end = self._wall(run, run.end_ns or 0)
+        self._end(span, run.status, run.error, end, event)
 
     # --- tasks ----------------------------------------------------------------
 
@@ -207,7 +230,11 @@ class SpanSink:
         if task.subgraph is not None and span.is_recording():
             # Known only once the subgraph's first task started: set at the end.
             span.set_attribute(n.ATTR_SUBGRAPH_NAME, task.subgraph)
-        self._end(span, task.status, task.error, self._wall(run, task.end_ns or 0))
+        event = None
+        if task.status == n.STATUS_INTERRUPTED:
+            event = _interrupt_event(task, task.interrupts or len(task.interrupt_ids))
+        end = self._wall(run, task.end_ns or 0)
+        self._end(span, task.status, task.error, end, event)
 
     # --- model calls ----------------------------------------------------------
 

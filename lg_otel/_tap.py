@@ -208,12 +208,17 @@ class _Plan:
                 event.task_id, event.name, parent, event.triggers
             )
         elif isinstance(event, TaskResult):
+            value = None
+            if event.interrupt_values:
+                value = self.hook.render_interrupts(event.interrupt_values)
             self.tracker.task_result(
                 event.task_id,
                 event.name,
                 parent,
                 error=event.error,
                 interrupts=event.interrupts,
+                interrupt_ids=event.interrupt_ids,
+                interrupt_value=value,
             )
 
     def stamp(self) -> int | None:

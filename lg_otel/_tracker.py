@@ -200,20 +200,35 @@ class RunTracker:
             task.subgraph = name
 
     def task_returned(
-        self, task_id: str, status: str, error: BaseException | None = None
+        self,
+        task_id: str,
+        status: str,
+        error: BaseException | None = None,
+        *,
+        interrupts: int = 0,
+        interrupt_ids: tuple[str, ...] = (),
+        interrupt_value: str | None = None,
     ) -> None:
-        """The node returned or raised, seen from its own thread."""
+        """The node returned or raised, seen from its own thread.
+
+        An interrupted node reports what its ``GraphInterrupt`` carried; the stream's
+        result, where one comes, has the last word.
+        """
         with self._lock:
             task = self._tasks.get(task_id)
             if self._done or task is None:
                 return
             now = self._now()
+            if interrupts:
+                task.interrupts = interrupts
+                task.interrupt_ids = interrupt_ids
+                task.interrupt_value = interrupt_value
             if task.parent_task_id is not None and not self._stream_has_subgraphs:
                 # No stream result will come for a task inside a subgraph.
                 del self._tasks[task_id]
                 task.end_ns, task.status = now, status
                 task.error = error if status == n.STATUS_ERROR else None
-                self._sink.task_ended(self.run, task)
+                self._task_ended(task)
                 return
             # A retried task reports once per attempt: the last one wins.
             self._hook_end[task_id] = (now, status, error)
@@ -226,6 +241,8 @@ class RunTracker:
         *,
         error: BaseException | str | None,
         interrupts: int,
+        interrupt_ids: tuple[str, ...] = (),
+        interrupt_value: str | None = None,
     ) -> None:
         """The stream reported a task's outcome: the task ends here."""
         with self._lock:
@@ -237,6 +254,10 @@ class RunTracker:
             hook = self._hook_end.pop(task_id, None)
             if interrupts:
                 task.status, task.interrupts = n.STATUS_INTERRUPTED, interrupts
+                if interrupt_ids:
+                    task.interrupt_ids = interrupt_ids
+                if interrupt_value is not None:
+                    task.interrupt_value = interrupt_value
                 self.run.interrupted = True
             elif error is not None:
                 task.status = n.STATUS_ERROR
@@ -248,7 +269,7 @@ class RunTracker:
                 task.status = n.STATUS_OK
             task.end_ns = hook[0] if hook is not None else now
             del self._tasks[task_id]
-            self._sink.task_ended(self.run, task)
+            self._task_ended(task)
 
     # --- model calls -----------------------------------------------------------
 
@@ -520,7 +541,7 @@ class RunTracker:
                 if task.status == n.STATUS_INTERRUPTED:
                     self.run.interrupted = True
                 self._start(task)
-                self._sink.task_ended(self.run, task)
+                self._task_ended(task)
             self._tasks.clear()
             self._hook_end.clear()
             self._llms.clear()
@@ -531,6 +552,18 @@ class RunTracker:
             self.run.status = status
             self.run.error = error
             self._sink.run_ended(self.run)
+
+    def _task_ended(self, task: TaskRecord) -> None:
+        """Hand out an ended task; an interrupted one also explains the run's pause."""
+        if task.status == n.STATUS_INTERRUPTED:
+            run = self.run
+            if run.interrupt_task is None:
+                # Children end before their parents: the first is the innermost.
+                run.interrupt_task = task
+            for interrupt_id in task.interrupt_ids:
+                if interrupt_id not in run.interrupt_ids:
+                    run.interrupt_ids = (*run.interrupt_ids, interrupt_id)
+        self._sink.task_ended(self.run, task)
 
     def _depth(self, task: TaskRecord) -> int:
         depth, parent = 0, task.parent_task_id
