@@ -77,6 +77,10 @@ ATTR_CHECKPOINT_NS: Final = "langgraph.checkpoint_ns"
 ATTR_NAMESPACE: Final = "langgraph.namespace"
 #: Compiled name of the subgraph a node runs, on that node's task span.
 ATTR_SUBGRAPH_NAME: Final = "langgraph.subgraph.name"
+#: Node names a task's writes trigger (edges, the conditional edge's pick,
+#: ``Command(goto=...)``, ``Send`` targets), as LangGraph hands the task's writes
+#: to the checkpointer; absent where LangGraph reports no writes for the task.
+ATTR_TASK_NEXT: Final = "langgraph.task.next"
 #: Outcome of a run or task: one of the ``STATUS_*`` values.
 ATTR_STATUS: Final = "langgraph.status"
 #: Number of streamed chunks an LLM call produced.

@@ -7,7 +7,7 @@ shape it does not know: it answers ``None`` and the caller counts it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,3 +175,54 @@ def payload_interrupts(mode: object, payload: object) -> bool:
 def carries_interrupt(part: Part) -> bool:
     """Whether a caller-visible ``updates``/``values`` part reports an interrupt."""
     return part.interrupted or payload_interrupts(part.mode, part.payload)
+
+
+#: LangGraph's channel names that say where a task's writes lead (1.x).
+_BRANCH_PREFIX = "branch:to:"
+_JOIN_PREFIX = "join:"
+_PUSH_CHANNEL = "__pregel_tasks"
+#: Writes of an attempt that did not finish: its writes say nothing of what next.
+_UNFINISHED = frozenset({"__error__", "__interrupt__"})
+#: The task id LangGraph gives writes no task made (``update_state``, resumes).
+NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def next_nodes(writes: object) -> tuple[str, ...] | None:
+    """The nodes a task's writes trigger, deduplicated in order; None if unknown.
+
+    ``writes`` is what LangGraph hands the checkpointer's ``put_writes``: pairs of
+    (channel, value). Only channel names and a ``Send``'s target node are read,
+    never a value. An empty tuple means the writes trigger nothing (the task led
+    to the end); None means they cannot say (a failed or interrupted attempt, or a
+    shape this does not know).
+    """
+    # LangGraph hands a deque; any sequence of pairs reads the same.
+    if not isinstance(writes, Sequence) or isinstance(writes, str | bytes):
+        return None
+    found: list[str] = []
+    for write in writes:
+        if not isinstance(write, tuple | list) or len(write) != 2:
+            return None
+        channel, value = write
+        if type(channel) is not str:
+            return None
+        if channel in _UNFINISHED:
+            return None
+        if channel.startswith(_BRANCH_PREFIX):
+            node: object = channel[len(_BRANCH_PREFIX) :]
+        elif channel.startswith(_JOIN_PREFIX):
+            node = channel.rpartition(":")[2]
+        elif channel == _PUSH_CHANNEL:
+            node = getattr(value, "node", None)
+        else:
+            continue
+        if type(node) is str and node and node not in found:
+            found.append(node)
+    return tuple(found)
+
+
+def reports_next(channels: object) -> bool:
+    """Whether a graph's channels follow the naming :func:`next_nodes` reads."""
+    return isinstance(channels, Mapping) and any(
+        type(name) is str and name.startswith(_BRANCH_PREFIX) for name in channels
+    )

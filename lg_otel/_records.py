@@ -72,6 +72,8 @@ class TaskRecord:
     interrupt_ids: tuple[str, ...] = ()
     #: The interrupts' value as the content policy rendered it; None unless opted in.
     interrupt_value: str | None = None
+    #: Nodes this task's writes trigger; None when LangGraph reported no writes.
+    next: tuple[str, ...] | None = None
     started: bool = False
     slots: dict[str, Any] = field(default_factory=dict)
 

@@ -43,13 +43,15 @@ from langgraph.store.base import BaseStore
 
 from lg_otel import _names as n
 from lg_otel._hook import Binder
-from lg_otel._parse import split_checkpoint_ns
+from lg_otel._parse import NULL_TASK_ID, next_nodes, reports_next, split_checkpoint_ns
 from lg_otel._records import CheckpointRecord, RunRecord, StoreRecord
 from lg_otel._tracker import OutsideRun
 
 #: LangGraph's config keys: the run's checkpointer, and the runtime holding its store.
 _CHECKPOINTER_KEY = "__pregel_checkpointer"
 _RUNTIME_KEY = "__pregel_runtime"
+#: LangGraph's config key for the durability a parent hands its subgraphs.
+_DURABILITY_KEY = "__pregel_durability"
 _NS_KEY = "checkpoint_ns"
 #: Instance attributes of a view (set with ``object.__setattr__``).
 _INNER = "_lg_otel_inner"
@@ -79,6 +81,14 @@ class CallTracker(Protocol):
         parent: object = None,
     ) -> CheckpointRecord | None:
         """A checkpointer call began."""
+        ...
+
+    def task_writes(self, task_id: str, nodes: tuple[str, ...] | None) -> None:
+        """A task's writes were handed to the checkpointer, leading to ``nodes``."""
+        ...
+
+    def expect_writes(self) -> None:
+        """Each task's writes will be handed to the checkpointer: wait for them."""
         ...
 
     def store_started(
@@ -137,6 +147,9 @@ class CallSite:
                 task_id = task if type(task) is str else None
                 written: Any = args[1] if len(args) > 1 else kwargs.get("writes")
                 writes = len(written) if hasattr(written, "__len__") else None
+                if task_id is not None and task_id != NULL_TASK_ID:
+                    # Where the task led: channel names and Send targets only.
+                    self._tracker.task_writes(task_id, next_nodes(written))
             parent_task = parent = None
             if self._current is not None:
                 parent = self._current()
@@ -535,11 +548,15 @@ def run_config(
     merged: Mapping[str, Any],
     hooked: dict[str, Any],
     tracker: CallTracker,
+    durability: object = None,
 ) -> dict[str, Any]:
     """``hooked`` with this run's checkpointer and store views in ``configurable``.
 
-    ``config`` is the caller's, ``merged`` the caller's ensured config. Returns
-    ``hooked`` itself when the run has neither (nothing is wrapped: no cost).
+    ``config`` is the caller's, ``merged`` the caller's ensured config,
+    ``durability`` the call's own (None: LangGraph's default). Returns ``hooked``
+    itself when the run has neither (nothing is wrapped: no cost). When each
+    task's writes will reach the checkpointer view during the run, the tracker is
+    told to wait for them (``langgraph.task.next``).
     """
     try:
         if not _may_have_calls(graph, merged):
@@ -562,6 +579,11 @@ def run_config(
         configurable = {**(hooked.get("configurable") or {})}
         if saver is not None:
             configurable[_CHECKPOINTER_KEY] = _view(saver, site)
+            if durability is None:
+                durability = conf.get(_DURABILITY_KEY, "async")
+            # Under "exit" durability the writes are saved once, after the run.
+            if durability != "exit" and reports_next(getattr(graph, "channels", None)):
+                tracker.expect_writes()
         if store is not None and isinstance(runtime, Runtime):
             configurable[_RUNTIME_KEY] = runtime.override(store=_view(store, site))
         return {**hooked, "configurable": configurable}

@@ -230,6 +230,8 @@ class SpanSink:
         if task.subgraph is not None and span.is_recording():
             # Known only once the subgraph's first task started: set at the end.
             span.set_attribute(n.ATTR_SUBGRAPH_NAME, task.subgraph)
+        if task.next is not None and span.is_recording():
+            span.set_attribute(n.ATTR_TASK_NEXT, task.next)
         event = None
         if task.status == n.STATUS_INTERRUPTED:
             event = _interrupt_event(task, task.interrupts or len(task.interrupt_ids))

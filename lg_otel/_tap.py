@@ -372,7 +372,10 @@ def _plan(
                 configurable[n.CHECKPOINT_LINK_KEY] = traceparent
                 hooked = {**hooked, "configurable": configurable}
         # The run's own views of its checkpointer and store (nothing without them).
-        hooked = run_config(instr, graph, config, merged, hooked, tracker)
+        durability = kwargs.get("durability")
+        if durability is None and kwargs.get("checkpoint_during") is False:
+            durability = "exit"  # LangGraph's deprecated spelling of it
+        hooked = run_config(instr, graph, config, merged, hooked, tracker, durability)
         call_kwargs = {
             **kwargs,
             "stream_mode": request.tap_modes(),

@@ -44,11 +44,13 @@ class RunTracker:
         "_llms",
         "_lock",
         "_on_error",
+        "_parked",
         "_per_chunk",
         "_sink",
         "_stream_has_subgraphs",
         "_tasks",
         "_tools",
+        "_writes",
         "run",
     )
 
@@ -87,6 +89,13 @@ class RunTracker:
         self._tools: dict[Hashable, ToolRecord] = {}
         # Checkpointer and store calls in flight (ended by finish() if still open).
         self._calls: set[CheckpointRecord | StoreRecord] = set()
+        # Where tasks led (langgraph.task.next), from the writes LangGraph hands the
+        # checkpointer: None when no such writes will come for this run. Under the
+        # default "async" durability they often come after the task's result, so
+        # an ended task waits for its writes (parked) until they come or the run
+        # ends; writes that come first wait for their task.
+        self._parked: dict[str, TaskRecord] | None = None
+        self._writes: dict[str, tuple[str, ...] | None] = {}
         self.run = RunRecord(
             graph=graph,
             thread_id=thread_id,
@@ -527,6 +536,12 @@ class RunTracker:
                 call.end_ns, call.status = now, n.STATUS_CANCELLED
                 _end_call(self._sink, self.run, call)
             self._calls.clear()
+            # Tasks that ended but still waited for their writes: in the order they
+            # ended (children before the tasks that run their subgraphs).
+            if self._parked:
+                for task in self._parked.values():
+                    self._sink.task_ended(self.run, task)
+                self._parked.clear()
             # Children first: a subgraph's tasks end before the task that runs it.
             for task in sorted(self._tasks.values(), key=self._depth, reverse=True):
                 hook = self._hook_end.get(task.task_id)
@@ -541,8 +556,9 @@ class RunTracker:
                 if task.status == n.STATUS_INTERRUPTED:
                     self.run.interrupted = True
                 self._start(task)
-                self._task_ended(task)
+                self._task_ended(task, final=True)
             self._tasks.clear()
+            self._writes.clear()
             self._hook_end.clear()
             self._llms.clear()
             self._tools.clear()
@@ -553,8 +569,13 @@ class RunTracker:
             self.run.error = error
             self._sink.run_ended(self.run)
 
-    def _task_ended(self, task: TaskRecord) -> None:
-        """Hand out an ended task; an interrupted one also explains the run's pause."""
+    def _task_ended(self, task: TaskRecord, final: bool = False) -> None:
+        """Hand out an ended task; an interrupted one also explains the run's pause.
+
+        While the run's writes are awaited (see ``expect_writes``) a task whose
+        writes have not come yet waits for them, unless the run is ``final``-ly
+        ending.
+        """
         if task.status == n.STATUS_INTERRUPTED:
             run = self.run
             if run.interrupt_task is None:
@@ -563,7 +584,39 @@ class RunTracker:
             for interrupt_id in task.interrupt_ids:
                 if interrupt_id not in run.interrupt_ids:
                     run.interrupt_ids = (*run.interrupt_ids, interrupt_id)
+        parked = self._parked
+        if parked is not None:
+            if task.task_id in self._writes:
+                task.next = self._writes.pop(task.task_id)
+            elif not final:
+                parked[task.task_id] = task
+                return
         self._sink.task_ended(self.run, task)
+
+    # --- where tasks led -------------------------------------------------------
+
+    def expect_writes(self) -> None:
+        """This run's checkpointer will be handed each task's writes: wait for them."""
+        with self._lock:
+            if self._parked is None:
+                self._parked = {}
+
+    def task_writes(self, task_id: str, nodes: tuple[str, ...] | None) -> None:
+        """LangGraph handed the checkpointer ``task_id``'s writes, leading to ``nodes``.
+
+        A retried task's writes come once per attempt: the last ones win.
+        """
+        with self._lock:
+            parked = self._parked
+            if self._done or parked is None:
+                return
+            task = parked.pop(task_id, None)
+            if task is None:
+                if task_id in self._tasks:
+                    self._writes[task_id] = nodes
+                return
+            task.next = nodes
+            self._sink.task_ended(self.run, task)
 
     def _depth(self, task: TaskRecord) -> int:
         depth, parent = 0, task.parent_task_id
@@ -632,6 +685,12 @@ class OutsideRun:
             if self._on_error is not None:
                 self._on_error(exc)
         return self._last_ns
+
+    def expect_writes(self) -> None:
+        """Nothing to wait for: no task runs outside a run."""
+
+    def task_writes(self, task_id: str, nodes: tuple[str, ...] | None) -> None:
+        """Writes made outside any run (``update_state``) end no task."""
 
     def checkpoint_started(
         self,

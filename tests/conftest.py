@@ -73,6 +73,7 @@ BOTH_PATHS = {
     "test_reliability",
     "test_span_paths",
     "test_span_tree",
+    "test_task_next",
 }
 
 

@@ -1,0 +1,224 @@
+"""langgraph.task.next: where each task sent the run, as LangGraph saved its writes."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import time
+import uuid
+from typing import Annotated, Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, Send, interrupt
+from typing_extensions import TypedDict
+
+import lg_otel
+from lg_otel import _names as n
+from lg_otel._parse import next_nodes
+from tests.conftest import duration_s, provider_for
+from tests.graphs import nested
+
+DURABILITIES = ("sync", "async")
+
+
+class S(TypedDict, total=False):
+    """A log of visited nodes, and a value the Send packets carry."""
+
+    log: Annotated[list[str], operator.add]
+    x: int
+
+
+def _visit(name: str, pause: float = 0.0) -> Any:
+    def node(state: S) -> dict[str, Any]:
+        if pause:
+            time.sleep(pause)
+        return {"log": [name]}
+
+    return node
+
+
+def routed(checkpointer: Any = None) -> Any:
+    """a -(conditional)-> b -(Command goto)-> c -(Send x2)-> w -> END, and d by edge."""
+
+    def b(state: S) -> Command[Any]:
+        return Command(goto="c", update={"log": ["b"]})
+
+    g = StateGraph(S)
+    g.add_node("a", _visit("a"))
+    g.add_node("b", b)
+    g.add_node("c", _visit("c"))
+    g.add_node("w", _visit("w"))
+    g.add_node("d", _visit("d"))
+    g.add_edge(START, "a")
+    g.add_conditional_edges("a", lambda s: "b", ["b", "c"])
+    g.add_conditional_edges("c", lambda s: [Send("w", {"x": 1}), Send("w", {"x": 2})])
+    g.add_edge("c", "d")
+    g.add_edge("w", END)
+    g.add_edge("d", END)
+    return g.compile(name="routed", checkpointer=checkpointer)
+
+
+#: What each task of ``routed`` triggers, in the order LangGraph wrote it (w and d
+#: end the run).
+ROUTED_NEXT = {"a": ("b",), "b": ("c",), "c": ("d", "w"), "w": (), "d": ()}
+
+
+def _next_by_node(spans: Any) -> dict[str, set[tuple[str, ...] | None]]:
+    found: dict[str, set[tuple[str, ...] | None]] = {}
+    for span in spans:
+        if span.name.startswith(f"{n.SPAN_TASK} "):
+            node = span.attributes[n.ATTR_NODE]
+            found.setdefault(node, set()).add(span.attributes.get(n.ATTR_TASK_NEXT))
+    return found
+
+
+def _config() -> dict[str, Any]:
+    return {"configurable": {"thread_id": str(uuid.uuid4())}}
+
+
+@pytest.mark.parametrize("durability", DURABILITIES)
+def test_edges_commands_and_sends_are_reported(tracing: Any, durability: str) -> None:
+    """Conditional edge, Command(goto), Send fan-out, plain edge and the end."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(routed(InMemorySaver()), tracer_provider=provider)
+    graph.invoke({"log": []}, _config(), durability=durability)
+    got = _next_by_node(exporter.get_finished_spans())
+    assert got == {node: {nxt} for node, nxt in ROUTED_NEXT.items()}
+
+
+@pytest.mark.parametrize("durability", DURABILITIES)
+async def test_async_runs_report_it_too(tracing: Any, durability: str) -> None:
+    """astream() under each durability gives the same attributes."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(routed(InMemorySaver()), tracer_provider=provider)
+    async for _ in graph.astream({"log": []}, _config(), durability=durability):
+        pass
+    got = _next_by_node(exporter.get_finished_spans())
+    assert got == {node: {nxt} for node, nxt in ROUTED_NEXT.items()}
+
+
+def test_concurrent_async_runs_keep_their_own(tracing: Any) -> None:
+    """Ten runs at once: every task span of every run carries its own next."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(routed(InMemorySaver()), tracer_provider=provider)
+
+    async def main() -> None:
+        async def one() -> None:
+            async for _ in graph.astream({"log": []}, _config()):
+                pass
+
+        await asyncio.gather(*(one() for _ in range(10)))
+
+    asyncio.run(main())
+    spans = exporter.get_finished_spans()
+    assert len([s for s in spans if s.name.startswith(n.SPAN_RUN)]) == 10
+    got = _next_by_node(spans)
+    assert got == {node: {nxt} for node, nxt in ROUTED_NEXT.items()}
+
+
+@pytest.mark.parametrize(
+    ("checkpointer", "durability"),
+    [(None, None), (InMemorySaver, "exit")],
+    ids=["no-checkpointer", "exit-durability"],
+)
+def test_absent_when_langgraph_reports_no_writes(
+    tracing: Any, checkpointer: Any, durability: str | None
+) -> None:
+    """No checkpointer, or writes saved only at exit: the attribute is absent."""
+    provider, exporter = tracing
+    saver = checkpointer() if checkpointer else None
+    graph = lg_otel.instrument(routed(saver), tracer_provider=provider)
+    kwargs = {"durability": durability} if durability else {}
+    graph.invoke({"log": []}, _config(), **kwargs)
+    got = _next_by_node(exporter.get_finished_spans())
+    assert set(got) == set(ROUTED_NEXT)
+    assert all(values == {None} for values in got.values())
+
+
+def test_interrupted_and_failed_tasks_have_none(tracing: Any) -> None:
+    """An attempt that did not finish says nothing of where it led."""
+    provider, exporter = tracing
+
+    def ask(state: S) -> dict[str, Any]:
+        interrupt("approve?")
+        return {"log": ["ask"]}
+
+    g = StateGraph(S)
+    g.add_node("prep", _visit("prep"))
+    g.add_node("ask", ask)
+    g.add_edge(START, "prep")
+    g.add_edge("prep", "ask")
+    graph = lg_otel.instrument(
+        g.compile(name="asks", checkpointer=InMemorySaver()), tracer_provider=provider
+    )
+    graph.invoke({"log": []}, _config())
+    got = _next_by_node(exporter.get_finished_spans())
+    assert got == {"prep": {("ask",)}, "ask": {None}}
+
+
+def test_subgraph_tasks_report_within_their_graph(tracing: Any) -> None:
+    """Inside a subgraph, next names the subgraph's own nodes."""
+    provider, exporter = tracing
+    graph = lg_otel.instrument(
+        nested().copy(update={"checkpointer": InMemorySaver()}),
+        tracer_provider=provider,
+    )
+    graph.invoke({"log": []}, _config(), durability="sync")
+    got = _next_by_node(exporter.get_finished_spans())
+    assert got["pre"] == {("mid",)}
+    assert got["mid"] == {("post",)}
+    assert got["inner"] == {("after",)}  # the inner subgraph's next, in mid's graph
+    assert got["leaf"] == {()}  # the end of the innermost subgraph
+
+
+def test_waiting_for_writes_keeps_the_measured_end(span_path: str) -> None:
+    """A task whose writes come after its result still ends when it returned."""
+    provider, exporter = provider_for(span_path)
+    g = StateGraph(S)
+    g.add_node("slow", _visit("slow", pause=0.05))
+    g.add_node("after", _visit("after", pause=0.05))
+    g.add_edge(START, "slow")
+    g.add_edge("slow", "after")
+    graph = lg_otel.instrument(
+        g.compile(name="timed", checkpointer=InMemorySaver()), tracer_provider=provider
+    )
+    graph.invoke({"log": []}, _config(), durability="async")
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    slow = spans[f"{n.SPAN_TASK} slow"]
+    assert slow.attributes[n.ATTR_TASK_NEXT] == ("after",)
+    after = spans[f"{n.SPAN_TASK} after"]
+    assert slow.end_time is not None
+    assert after.start_time is not None
+    assert slow.end_time <= after.start_time
+    assert 0.05 <= duration_s(slow) < 0.05 + 0.04
+
+
+def test_writes_parse_channel_names_only() -> None:
+    """Only channel names and Send targets are read, in order, deduplicated."""
+
+    class Opaque:
+        """A state value that must never be looked at."""
+
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"read {name}")
+
+        def __eq__(self, other: object) -> bool:
+            raise AssertionError("compared")
+
+        __hash__ = None  # type: ignore[assignment]
+
+    writes = [
+        ("log", Opaque()),
+        ("branch:to:b", None),
+        ("__pregel_tasks", Send("w", Opaque())),
+        ("join:b+c:d", None),
+        ("branch:to:b", None),
+    ]
+    assert next_nodes(writes) == ("b", "w", "d")
+    assert next_nodes([("log", Opaque())]) == ()
+    assert next_nodes([("__interrupt__", Opaque()), ("branch:to:b", None)]) is None
+    assert next_nodes([("__error__", Opaque())]) is None
+    assert next_nodes("branch:to:b") is None
+    assert next_nodes([("just-one",)]) is None
