@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -55,6 +57,12 @@ def http_json(url: str, *, data: Any = None, timeout: float = 10) -> Any:
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read() or b"null")
+
+
+def _epoch(rfc3339: str) -> float:
+    """Seconds since the epoch of Prometheus's RFC 3339 time (nanoseconds cut)."""
+    stamp = re.sub(r"(\.\d{6})\d+", r"\1", rfc3339).replace("Z", "+00:00")
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -474,6 +482,13 @@ class Prometheus(Server):
         assert answer["status"] == "success", answer
         result: list[dict[str, Any]] = answer["data"]
         return result
+
+    def evaluated_after(self, when: float) -> bool:
+        """Whether every rule group was last evaluated after wall-clock ``when``."""
+        groups = http_json(f"{self.url}/api/v1/rules")["data"]["groups"]
+        return bool(groups) and all(
+            _epoch(group["lastEvaluation"]) > when for group in groups
+        )
 
     def alerts(self) -> list[dict[str, Any]]:
         """Alerts Prometheus currently holds (pending or firing)."""

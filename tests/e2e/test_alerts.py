@@ -21,6 +21,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -135,6 +136,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         seen["healthy"] = load(app, 0.05, requests=HEALTHY_RUNS, seconds=10)
         runs = 1 + seen["healthy"]["requests"]
         wait_for(lambda: _number(prometheus, RUNS) == runs, 30, "the healthy runs")
+        # Every rule group evaluated on data where the healthy runs had all ended:
+        # an evaluation made while they ran may hold LgOtelStreamsStalled pending
+        # (runs in flight, none finished yet); `for: 10m` keeps it from firing.
+        scraped = time.time()
+        wait_for(lambda: prometheus.evaluated_after(scraped), 30, "rule evaluation")
         # NaN until the rules have evaluated a window that holds the healthy runs.
         with contextlib.suppress(TimeoutError):
             wait_for(lambda: _number(prometheus, SLOW_RATIO) == 0, 30, SLOW_RATIO)
