@@ -15,6 +15,7 @@ the task (``failed_node``, ``failed_task_id``) instead of repeating the tracebac
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -26,18 +27,20 @@ from lg_otel._records import SPAN_SLOT as _SPAN
 from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord, ToolRecord
 from lg_otel._spans import error_type
 
-#: Run slot holding the log sink's per-run state (a :class:`_RunLog`).
+#: Run slot holding the log sink's per-run state (a :class:`RunLog`).
 _STATE = "log_state"
 
 
-class _RunLog:
+class RunLog:
     """What the log sink remembers about one run until the run ends."""
 
-    __slots__ = ("failed", "logged", "nodes")
+    __slots__ = ("debug", "failed", "log", "logged")
 
-    def __init__(self) -> None:
-        #: task id -> node name, so model-call events can name their node.
-        self.nodes: dict[str, str] = {}
+    def __init__(self, log: Any, debug: bool) -> None:
+        #: The logger as configured when the run started (bound once per run).
+        self.log = log
+        #: Whether debug events would go anywhere: if not, none is even built.
+        self.debug = debug
         #: Exceptions whose traceback this run already logged, by id (the value
         #: keeps the object alive so its id cannot be reused within the run).
         self.logged: dict[int, BaseException] = {}
@@ -55,8 +58,23 @@ class _RunLog:
         return None
 
 
+def _debug_enabled(log: Any) -> bool:
+    """Whether a structlog bound logger lets debug events through.
+
+    structlog's filtering loggers and its stdlib ``BoundLogger`` answer
+    ``is_enabled_for``; for anything else assume they do (and let it filter).
+    """
+    check = getattr(log, "is_enabled_for", None) or getattr(log, "isEnabledFor", None)
+    if not callable(check):
+        return True
+    try:
+        return bool(check(logging.DEBUG))
+    except Exception:  # noqa: BLE001 - an odd logger: let it decide per event
+        return True
+
+
 def _failure(
-    state: _RunLog | None, error: BaseException | None, fields: dict[str, Any]
+    state: RunLog | None, error: BaseException | None, fields: dict[str, Any]
 ) -> None:
     """Add ``error.type``, and the exception itself the first time this run sees it."""
     fields[n.FIELD_ERROR_TYPE] = (
@@ -96,23 +114,28 @@ class LogSink(NullSink):
         """Bind the ``lg_otel`` logger (structlog resolves its config lazily)."""
         self._log = structlog.get_logger(n.SCOPE_NAME)
 
-    def _emit(self, owner: Any, level: str, event: str, fields: dict[str, Any]) -> None:
+    def _run_log(self) -> RunLog:
+        """A run's state, with structlog as configured now (once per run)."""
+        log = self._log.bind()
+        return RunLog(log, _debug_enabled(log))
+
+    def _emit(
+        self, state: RunLog | None, owner: Any, level: str, event: str, fields: Any
+    ) -> None:
         """Write one event; ``owner`` is the record whose span it is about.
 
         The one place events leave this class: the OTel logs sink overrides it, so
         both sinks share how every event and its fields are built.
         """
-        getattr(self._log, level)(event, **fields)
+        log = state.log if state is not None else self._log
+        getattr(log, level)(event, **fields)
 
     def run_started(self, run: RunRecord) -> None:
         """``run.start`` (debug)."""
-        run.slots[self._state_slot] = _RunLog()
-        self._emit(
-            run,
-            "debug",
-            n.LOG_RUN_START,
-            {"graph": run.graph, "thread_id": run.thread_id, **_ids(run)},
-        )
+        state = run.slots[self._state_slot] = self._run_log()
+        if state.debug:
+            fields = {"graph": run.graph, "thread_id": run.thread_id, **_ids(run)}
+            self._emit(state, run, "debug", n.LOG_RUN_START, fields)
 
     def run_ended(self, run: RunRecord) -> None:
         """One line: ``run.interrupt`` (info) when paused, else ``run.end``.
@@ -120,7 +143,7 @@ class LogSink(NullSink):
         ``run.end`` is info, or error on failure: then it names the failed task and
         carries the exception only if no earlier event of the run logged it.
         """
-        state: _RunLog | None = run.slots.pop(self._state_slot, None)
+        state: RunLog | None = run.slots.pop(self._state_slot, None)
         fields: dict[str, Any] = {
             "graph": run.graph,
             "thread_id": run.thread_id,
@@ -133,15 +156,15 @@ class LogSink(NullSink):
         if run.consumer_wait_ns:
             fields["consumer_wait_s"] = run.consumer_wait_ns / 1e9
         if run.status == n.STATUS_INTERRUPTED:
-            self._emit(run, "info", n.LOG_RUN_INTERRUPT, fields)
+            self._emit(state, run, "info", n.LOG_RUN_INTERRUPT, fields)
         elif run.status == n.STATUS_ERROR:
             failed = state.failed_task(run.error) if state is not None else None
             if failed is not None:
                 fields[n.FIELD_FAILED_NODE], fields[n.FIELD_FAILED_TASK_ID] = failed
             _failure(state, run.error, fields)
-            self._emit(run, "error", n.LOG_RUN_END, fields)
+            self._emit(state, run, "error", n.LOG_RUN_END, fields)
         else:
-            self._emit(run, "info", n.LOG_RUN_END, fields)
+            self._emit(state, run, "info", n.LOG_RUN_END, fields)
 
     def _task_fields(self, run: RunRecord, task: TaskRecord) -> dict[str, Any]:
         return {
@@ -154,33 +177,32 @@ class LogSink(NullSink):
 
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """``task.start`` (debug)."""
-        state: _RunLog | None = run.slots.get(self._state_slot)
-        if state is not None:
-            state.nodes[task.task_id] = task.name
-        self._emit(task, "debug", n.LOG_TASK_START, self._task_fields(run, task))
+        state = run.slots.get(self._state_slot)
+        if state is None or state.debug:
+            fields = self._task_fields(run, task)
+            self._emit(state, task, "debug", n.LOG_TASK_START, fields)
 
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
         """``task.end`` (debug, error on failure, with the exception if first)."""
-        fields = self._task_fields(run, task)
-        fields["status"] = task.status
-        fields["duration_s"] = _seconds(task.start_ns, task.end_ns)
+        state: RunLog | None = run.slots.get(self._state_slot)
         if task.status == n.STATUS_ERROR:
-            state: _RunLog | None = run.slots.get(self._state_slot)
+            fields = self._task_fields(run, task)
+            fields["status"] = task.status
+            fields["duration_s"] = _seconds(task.start_ns, task.end_ns)
             if state is not None:
                 state.failed.append((task.error, task.name, task.task_id))
             _failure(state, task.error, fields)
-            self._emit(task, "error", n.LOG_TASK_END, fields)
-        else:
-            self._emit(task, "debug", n.LOG_TASK_END, fields)
+            self._emit(state, task, "error", n.LOG_TASK_END, fields)
+        elif state is None or state.debug:
+            fields = self._task_fields(run, task)
+            fields["status"] = task.status
+            fields["duration_s"] = _seconds(task.start_ns, task.end_ns)
+            self._emit(state, task, "debug", n.LOG_TASK_END, fields)
 
     def _llm_fields(self, run: RunRecord, llm: LlmRecord) -> dict[str, Any]:
-        state: _RunLog | None = run.slots.get(self._state_slot)
-        node = (
-            state.nodes.get(llm.task_id) if state is not None and llm.task_id else None
-        )
         return {
             "graph": run.graph,
-            "node": node,
+            "node": llm.node,
             "task_id": llm.task_id,
             "model": llm.model,
             "provider": llm.provider,
@@ -189,9 +211,11 @@ class LogSink(NullSink):
 
     def llm_first_chunk(self, run: RunRecord, llm: LlmRecord) -> None:
         """``llm.first_token`` (debug)."""
-        fields = self._llm_fields(run, llm)
-        fields["ttft_s"] = _seconds(llm.start_ns, llm.first_chunk_ns)
-        self._emit(llm, "debug", n.LOG_LLM_FIRST_TOKEN, fields)
+        state = run.slots.get(self._state_slot)
+        if state is None or state.debug:
+            fields = self._llm_fields(run, llm)
+            fields["ttft_s"] = _seconds(llm.start_ns, llm.first_chunk_ns)
+            self._emit(state, llm, "debug", n.LOG_LLM_FIRST_TOKEN, fields)
 
     def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
         """``llm.end`` (info, error on failure) with tokens, tokens/s and ttft."""
@@ -210,14 +234,19 @@ class LogSink(NullSink):
             tokens = llm.output_tokens if llm.output_tokens is not None else llm.chunks
             if stream_s > 0:
                 fields["tokens_per_s"] = tokens / stream_s
+        state = run.slots.get(self._state_slot)
         if llm.status == n.STATUS_ERROR:
-            _failure(run.slots.get(self._state_slot), llm.error, fields)
-            self._emit(llm, "error", n.LOG_LLM_END, fields)
+            _failure(state, llm.error, fields)
+            self._emit(state, llm, "error", n.LOG_LLM_END, fields)
         else:
-            self._emit(llm, "info", n.LOG_LLM_END, fields)
+            self._emit(state, llm, "info", n.LOG_LLM_END, fields)
 
     def tool_ended(self, run: RunRecord, tool: ToolRecord) -> None:
         """``tool.end`` (debug, error on failure)."""
+        state: RunLog | None = run.slots.get(self._state_slot)
+        failed = tool.status == n.STATUS_ERROR
+        if not failed and state is not None and not state.debug:
+            return
         fields: dict[str, Any] = {
             "graph": run.graph,
             "tool": tool.name,
@@ -227,11 +256,11 @@ class LogSink(NullSink):
             "duration_s": _seconds(tool.start_ns, tool.end_ns),
             **_ids(tool),
         }
-        if tool.status == n.STATUS_ERROR:
-            _failure(run.slots.get(self._state_slot), tool.error, fields)
-            self._emit(tool, "error", n.LOG_TOOL_END, fields)
+        if failed:
+            _failure(state, tool.error, fields)
+            self._emit(state, tool, "error", n.LOG_TOOL_END, fields)
         else:
-            self._emit(tool, "debug", n.LOG_TOOL_END, fields)
+            self._emit(state, tool, "debug", n.LOG_TOOL_END, fields)
 
 
 def add_trace_ids(

@@ -31,7 +31,7 @@ from opentelemetry import _logs, trace
 from opentelemetry.context import Context
 
 from lg_otel import _names as n
-from lg_otel._logs import LogSink
+from lg_otel._logs import LogSink, RunLog
 from lg_otel._records import SPAN_SLOT
 
 try:
@@ -46,6 +46,7 @@ SEVERITIES: Mapping[str, tuple[_logs.SeverityNumber, str]] = {
     "warning": (_logs.SeverityNumber.WARN, "WARN"),
     "error": (_logs.SeverityNumber.ERROR, "ERROR"),
 }
+_DEBUG = SEVERITIES["debug"][0].value
 # The hex ids travel in the record's own trace context instead.
 _IN_CONTEXT = frozenset(("trace_id", "span_id"))
 _SCALARS = (str, bool, int, float)
@@ -93,7 +94,13 @@ class OtelLogSink(LogSink):
         )
         self._minimum = SEVERITIES[minimum][0].value
 
-    def _emit(self, owner: Any, level: str, event: str, fields: dict[str, Any]) -> None:
+    def _run_log(self) -> RunLog:
+        """A run's state: debug events are built only if they would be emitted."""
+        return RunLog(None, self._minimum <= _DEBUG)
+
+    def _emit(
+        self, state: RunLog | None, owner: Any, level: str, event: str, fields: Any
+    ) -> None:
         severity, text = SEVERITIES[level]
         if severity.value < self._minimum:
             return
