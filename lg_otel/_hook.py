@@ -67,6 +67,12 @@ class RunHook(BaseCallbackHandler):
     ignore_retriever = True
     ignore_retry = True
     ignore_custom_event = True
+    # Plain attributes, not the base class's properties: LangChain reads the one
+    # of each event before every call, twice per node task at the least.
+    ignore_chain = False
+    ignore_llm = False
+    ignore_chat_model = False
+    ignore_agent = False
 
     def __init__(
         self,
@@ -81,13 +87,14 @@ class RunHook(BaseCallbackHandler):
         self._policy = policy
         self._binder = binder
         self._on_error = on_error
+        # Run ids are keyed by their int: a UUID hashes in Python, an int in C.
         # chain run id -> (task id, context token) for task roots only
-        self._roots: dict[UUID, tuple[str, object | None]] = {}
-        # Tokens that could not be reset where the chain ended (see drain()).
-        self._pending: list[object] = []
+        self._roots: dict[int, tuple[str, object | None]] = {}
+        #: Tokens that could not be reset where the chain ended (see drain()).
+        self.pending: list[object] = []
         # chain run id -> name, for chains run directly by a task root: the one whose
         # run parents a subgraph task's root is the subgraph (a Pregel run).
-        self._children: dict[UUID, str] = {}
+        self._children: dict[int, str] = {}
 
     def drain(self) -> None:
         """Reset context tokens that the chain's end could not reset.
@@ -98,9 +105,9 @@ class RunHook(BaseCallbackHandler):
         never stays current for the caller. Tokens of other contexts (a task's own,
         already gone) are dropped.
         """
-        while self._pending:  # usually empty: a cheap check per part
+        while self.pending:
             try:
-                self._binder.deactivate(self._pending.pop())
+                self._binder.deactivate(self.pending.pop())
             except Exception as exc:  # noqa: BLE001 - telemetry must not fail the host
                 self._on_error(n.COMPONENT_HOOK, exc)
 
@@ -121,40 +128,50 @@ class RunHook(BaseCallbackHandler):
         if not tags or not metadata:
             return
         try:
-            step = metadata.get("langgraph_step")
             node = metadata.get("langgraph_node")
             # LangGraph tags a task's root run (only it) with its step, and names it
             # after the node; nested runnables inherit the metadata but not the tag.
             name = kwargs.get("name")
+            step = metadata.get("langgraph_step")
             if name != node or f"graph:step:{step}" not in tags:
-                if parent_run_id in self._roots and isinstance(name, str):
-                    self._children[run_id] = name
+                if (
+                    parent_run_id is not None
+                    and isinstance(name, str)
+                    and parent_run_id.int in self._roots
+                ):
+                    self._children[run_id.int] = name
                 return
             checkpoint_ns = metadata.get(_NS_KEY)
             if not isinstance(checkpoint_ns, str) or not isinstance(node, str):
                 return
-            task_id, parent_task_id = split_checkpoint_ns(checkpoint_ns)
-            if task_id is None:
+            task_id: str | None
+            if "|" not in checkpoint_ns:  # a top-level task: the common case
+                task_id, parent_task_id = checkpoint_ns.partition(":")[2], None
+            else:
+                task_id, parent_task_id = split_checkpoint_ns(checkpoint_ns)
+                if parent_task_id is not None and parent_run_id is not None:
+                    # A subgraph's task: the run it runs in is its graph, named as
+                    # compiled (LangGraph names a graph's run after get_name()).
+                    subgraph = self._children.get(parent_run_id.int)
+                    if subgraph is not None:
+                        self.tracker.subgraph_entered(parent_task_id, subgraph)
+            if not task_id:
                 return
-            if parent_task_id is not None and parent_run_id is not None:
-                # A subgraph's task: the run it runs in is its graph, named as
-                # compiled (LangGraph names a graph's run after get_name()).
-                subgraph = self._children.get(parent_run_id)
-                if subgraph is not None:
-                    self.tracker.subgraph_entered(parent_task_id, subgraph)
             triggers = metadata.get("langgraph_triggers") or ()
+            if type(triggers) is not tuple:
+                triggers = tuple(map(str, triggers))
             task = self.tracker.task_began(
                 task_id,
                 node,
                 parent_task_id,
-                step=step if isinstance(step, int) else None,
-                triggers=tuple(map(str, triggers)),
-                checkpoint_ns=checkpoint_ns,
+                step if isinstance(step, int) else None,
+                triggers,
+                checkpoint_ns,
             )
             if task is None:
                 return
             token = self._binder.activate(self.tracker.run, task)
-            self._roots[run_id] = (task_id, token)
+            self._roots[run_id.int] = (task_id, token)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
 
@@ -163,14 +180,13 @@ class RunHook(BaseCallbackHandler):
         in): the one value, or the list of them when there are several."""
         return self._capture(lambda: values[0] if len(values) == 1 else list(values))
 
-    def _task_done(self, run_id: UUID, error: BaseException | None) -> None:
-        root = self._roots.pop(run_id, None)
-        if root is None:
-            return
+    def _task_done(
+        self, root: tuple[str, object | None], error: BaseException | None
+    ) -> None:
         try:
             task_id, token = root
             if token is not None and not self._binder.deactivate(token):
-                self._pending.append(token)
+                self.pending.append(token)
             status = n.STATUS_OK if error is None else status_of(error)
             if isinstance(error, GraphInterrupt) and error.args:
                 # What interrupt() raised: the same Interrupt objects the stream's
@@ -191,19 +207,23 @@ class RunHook(BaseCallbackHandler):
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Close the task if this chain was its root."""
+        key = run_id.int
         if self._children:
-            self._children.pop(run_id, None)
-        if self._roots:
-            self._task_done(run_id, None)
+            self._children.pop(key, None)
+        root = self._roots.pop(key, None)
+        if root is not None:
+            self._task_done(root, None)
 
     def on_chain_error(
         self, error: BaseException, *, run_id: UUID, **kwargs: Any
     ) -> None:
         """Close the task (with the node's exception) if this chain was its root."""
+        key = run_id.int
         if self._children:
-            self._children.pop(run_id, None)
-        if self._roots:
-            self._task_done(run_id, error)
+            self._children.pop(key, None)
+        root = self._roots.pop(key, None)
+        if root is not None:
+            self._task_done(root, error)
 
     # --- model calls ------------------------------------------------------------
 

@@ -17,9 +17,11 @@ per worker pid).
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from time import monotonic_ns
 from typing import Any
 
 import prometheus_client
@@ -45,10 +47,10 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     _VERSION = "0"
 
-_NODES = "metrics_nodes"  # task id -> node label, for the run's model calls
 _ACTIVE = "metrics_active"  # set once this run counted in runs.active
-# Not the caller's current context: that may hold an unrelated span.
-_NO_SPAN = Context()
+# Not the caller's current context, which may hold an unrelated span: the SDK
+# takes an empty context for none at all and falls back to the current one.
+_NO_SPAN = trace.set_span_in_context(trace.INVALID_SPAN, Context())
 _SAMPLED = int(trace.TraceFlags.SAMPLED)
 
 # What OTel's Prometheus translation appends for a unit; annotations add nothing.
@@ -196,30 +198,51 @@ def _otel_instrument(spec: _Spec, meter: metrics.Meter) -> Any:
     )
 
 
-class _Series:
-    """One instrument on both paths; per-label-set attributes and children cached."""
+#: At most one exemplar per histogram bucket and label set in this time. A bucket
+#: shows only its newest exemplar (prometheus_client keeps one per bucket; the OTel
+#: SDK's aligned reservoir one per bucket per collection), and attaching one costs
+#: more than the observation itself, so replacing it thousands of times between
+#: two scrapes bought nothing.
+EXEMPLAR_INTERVAL_NS = 1_000_000_000
 
-    __slots__ = ("_attrs", "_children", "_keys", "_otel", "_prom")
+
+class _Child:
+    """One label set of one instrument: its OTel attributes, its prometheus_client
+    child, and when each bucket last got an exemplar."""
+
+    __slots__ = ("attrs", "exemplar_ns", "prom")
+
+    def __init__(self, attrs: Mapping[str, str], prom: Any, buckets: int) -> None:
+        self.attrs = attrs
+        self.prom = prom
+        self.exemplar_ns = [-EXEMPLAR_INTERVAL_NS] * buckets
+
+
+class _Series:
+    """One instrument on both paths; each label set resolved once."""
+
+    __slots__ = ("_bounds", "_children", "_keys", "_otel", "_prom")
 
     def __init__(self, spec: _Spec, meter: metrics.Meter | None, registry: Any) -> None:
         self._keys = spec.labels
+        self._bounds = tuple(map(float, spec.buckets))
         self._otel = _otel_instrument(spec, meter) if meter is not None else None
         self._prom = (
             _prometheus_metric(spec, registry) if registry is not None else None
         )
-        self._attrs: dict[tuple[str, ...], Mapping[str, str]] = {}
-        self._children: dict[tuple[str, ...], Any] = {}
+        self._children: dict[tuple[str, ...], _Child] = {}
 
-    def _sides(self, labels: tuple[str, ...]) -> tuple[Mapping[str, str], Any]:
-        attrs = self._attrs.get(labels)
-        if attrs is None:
+    def child(self, labels: tuple[str, ...]) -> _Child:
+        """The resolved label set ``labels`` (values in the spec's label order)."""
+        child = self._children.get(labels)
+        if child is None:
             # An empty value is an absent label, as in Prometheus (``error.type``).
             attrs = {k: v for k, v in zip(self._keys, labels, strict=True) if v}
-            self._attrs[labels] = attrs
-        child = self._children.get(labels)
-        if child is None and self._prom is not None:
-            child = self._children[labels] = self._prom.labels(*labels)
-        return attrs, child
+            prom = self._prom.labels(*labels) if self._prom is not None else None
+            child = _Child(attrs, prom, len(self._bounds) + 1)
+            # setdefault: two threads resolving it at once share one.
+            child = self._children.setdefault(labels, child)
+        return child
 
     def observe(
         self,
@@ -228,41 +251,60 @@ class _Series:
         span: Any | None,
         ctx: Context | None = None,
     ) -> None:
-        """Record ``value`` (clamped to >= 0) with the span as exemplar.
+        """Record ``value`` (clamped to >= 0) with the span as exemplar."""
+        child = self._children.get(labels)
+        self.observe_child(
+            child if child is not None else self.child(labels), value, span, ctx
+        )
 
-        ``ctx`` is a context already holding ``span`` (the task's), to reuse.
+    def observe_child(
+        self, child: _Child, value: float, span: Any | None, ctx: Context | None
+    ) -> None:
+        """Record ``value`` on a resolved label set.
+
+        A sampled ``span`` becomes the bucket's exemplar on both paths, at most once
+        per ``EXEMPLAR_INTERVAL_NS``; ``ctx`` is a context already holding it (the
+        task's), to reuse.
         """
         if value < 0:
             value = 0.0
-        attrs, child = self._sides(labels)
-        if self._otel is not None:
-            if ctx is None:
-                ctx = trace.set_span_in_context(span) if span is not None else _NO_SPAN
-            self._otel.record(value, attrs, context=ctx)
-        if child is not None:
-            child.observe(value, _exemplar(span))
+        exemplar = None
+        if span is not None:
+            span_ctx = span.get_span_context()
+            # The sampled bit first: unsampled spans are the common case under a
+            # ratio sampler, and they never make an exemplar.
+            if span_ctx.trace_flags & _SAMPLED and span_ctx.is_valid:
+                bucket = bisect_left(self._bounds, value)
+                now = monotonic_ns()
+                if now - child.exemplar_ns[bucket] >= EXEMPLAR_INTERVAL_NS:
+                    child.exemplar_ns[bucket] = now
+                    exemplar = span_ctx
+        otel = self._otel
+        if otel is not None:
+            if exemplar is None:
+                ctx = _NO_SPAN
+            elif ctx is None and span is not None:
+                ctx = trace.set_span_in_context(span, _NO_SPAN)
+            otel.record(value, child.attrs, context=ctx)
+        if child.prom is not None:
+            if exemplar is None:
+                child.prom.observe(value)
+            else:
+                child.prom.observe(
+                    value,
+                    {
+                        n.EXEMPLAR_TRACE_ID: f"{exemplar.trace_id:032x}",
+                        n.EXEMPLAR_SPAN_ID: f"{exemplar.span_id:016x}",
+                    },
+                )
 
     def add(self, labels: tuple[str, ...], amount: int) -> None:
         """Add ``amount`` (negative only on the up-down counter)."""
-        attrs, child = self._sides(labels)
+        child = self._children.get(labels) or self.child(labels)
         if self._otel is not None:
-            self._otel.add(amount, attrs)
-        if child is not None:
-            child.inc(amount)
-
-
-def _exemplar(span: Any | None) -> dict[str, str] | None:
-    if span is None:
-        return None
-    ctx = span.get_span_context()
-    # The sampled bit first: a plain int test, and unsampled spans are the common
-    # case under a ratio sampler.
-    if not ctx.trace_flags & _SAMPLED or not ctx.is_valid:
-        return None
-    return {
-        n.EXEMPLAR_TRACE_ID: f"{ctx.trace_id:032x}",
-        n.EXEMPLAR_SPAN_ID: f"{ctx.span_id:016x}",
-    }
+            self._otel.add(amount, child.attrs)
+        if child.prom is not None:
+            child.prom.inc(amount)
 
 
 class _Cap:
@@ -350,6 +392,8 @@ class MetricsSink(NullSink):
         self._run_ttfc = _Series(_RUN_TTFC, meter, reg)
         self._errors = _Series(_ERRORS, meter, reg)
         self._node = _Cap(max_label_values)
+        # (graph, node, namespace, status) as recorded -> resolved task label set.
+        self._tasks: dict[tuple[str, str, str, str | None], _Child] = {}
         # Subgraph paths: node names only, capped like node names.
         self._namespace = _Cap(max_label_values)
         self._model = _Cap(max_label_values)
@@ -382,7 +426,6 @@ class MetricsSink(NullSink):
 
     def run_ended(self, run: RunRecord) -> None:
         """Record run duration and consumer wait; the run is no longer in flight."""
-        run.slots.pop(_NODES, None)
         # Only undo what run_started did, so the gauge never drifts below zero.
         if run.slots.pop(_ACTIVE, False):
             self._active.add((run.graph,), -1)
@@ -395,30 +438,42 @@ class MetricsSink(NullSink):
 
     # --- tasks ----------------------------------------------------------------
 
-    def task_started(self, run: RunRecord, task: TaskRecord) -> None:
-        """Remember the task's node label for its model calls."""
-        run.slots.setdefault(_NODES, {})[task.task_id] = self._node(task.name)
-
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
         """Record the task's duration."""
-        duration = _seconds(task.start_ns, task.end_ns)
-        if duration is None:
+        end = task.end_ns
+        if end is None:
             return
-        node = run.slots.get(_NODES, {}).get(task.task_id) or self._node(task.name)
-        namespace = self._namespace(task.namespace) if task.namespace else ""
-        labels = (run.graph, node, namespace, task.status or n.STATUS_OK)
+        key = (run.graph, task.name, task.namespace, task.status)
+        child = self._tasks.get(key)
+        if child is None:
+            child = self._task_child(key)
         span = task.slots.get(_SPAN)
         # No span (its start failed): no context either, as it would name the parent.
         ctx = task.slots.get(_CTX) if span is not None else None
-        self._task_duration.observe(labels, duration, span, ctx)
+        self._task_duration.observe_child(
+            child, (end - task.start_ns) / 1e9, span, ctx
+        )
+
+    def _task_child(self, key: tuple[str, str, str, str | None]) -> _Child:
+        """Resolve a task's labels (capped) once per (graph, node, namespace,
+        status) seen; values past the cap are resolved each time, not kept."""
+        graph, node, namespace, status = key
+        labels = (
+            graph,
+            self._node(node),
+            self._namespace(namespace) if namespace else "",
+            status or n.STATUS_OK,
+        )
+        child = self._task_duration.child(labels)
+        if n.LABEL_OTHER not in labels[1:3]:
+            self._tasks[key] = child
+        return child
 
     # --- model calls ----------------------------------------------------------
 
     def llm_ended(self, run: RunRecord, llm: LlmRecord) -> None:
         """Record duration, streaming figures and provider-reported token usage."""
-        node = n.LABEL_UNKNOWN
-        if llm.task_id is not None:
-            node = run.slots.get(_NODES, {}).get(llm.task_id, n.LABEL_UNKNOWN)
+        node = self._node(llm.node) if llm.node else n.LABEL_UNKNOWN
         model = self._model(llm.model) if llm.model else n.LABEL_UNKNOWN
         labels = (
             llm.operation,

@@ -75,6 +75,9 @@ class TaskRecord:
     #: Nodes this task's writes trigger; None when LangGraph reported no writes.
     next: tuple[str, ...] | None = None
     started: bool = False
+    #: The node's own thread saw it return (``end_ns``, ``status`` and ``error``
+    #: say how); the stream's report of its outcome may still come.
+    returned: bool = False
     slots: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,6 +94,8 @@ class LlmRecord:
     start_ns: int
     #: Opaque explicit parent (a user span current when the model was called).
     parent: object = None
+    #: Name of the node whose task made the call (None if that task is unknown).
+    node: str | None = None
     first_chunk_ns: int | None = None
     last_chunk_ns: int | None = None
     chunks: int = 0

@@ -26,7 +26,6 @@ from langgraph.types import Command
 from lg_otel import _names as n
 from lg_otel._hook import Binder, RunHook, status_of
 from lg_otel._parse import (
-    TaskResult,
     TaskStart,
     carries_interrupt,
     parent_task_of_ns,
@@ -141,24 +140,37 @@ class _Plan:
             # The caller's own parts with nothing to read (tokens after the first,
             # custom, debug...) go straight through: they are already in the caller's
             # shape (a v2 dict, or a v1 tuple of a listed stream_mode).
-            mode, top = _mode_of(item, self.subgraphs)
-            if top is not None:
-                keep = item if (top or self.request.subgraphs) else _SKIP
-                if mode == "messages":
-                    # One per streamed chunk: after the first, nothing to read.
-                    if self.tracker.run.first_token_ns is not None:
-                        return keep
-                elif mode == "tasks":
+            mode: object = None
+            if type(item) is tuple:
+                if self.subgraphs:
+                    if len(item) == 3:
+                        ns, mode, payload = item
+                elif len(item) == 2:
+                    mode, payload = item
+                    ns = ()
+            elif type(item) is dict:
+                mode, ns, payload = item.get("type"), item.get("ns"), item.get("data")
+            if mode is not None:
+                keep = item if (not ns or self.request.subgraphs) else _SKIP
+                if mode == "tasks":
                     if self.own_tasks:
                         # Two per node task, never the caller's: no Part built.
-                        self._task_item(item)
+                        self._task(ns, payload)
                         return _SKIP
                 elif mode == "updates" or mode == "values":
                     # One per node task under invoke(): the caller's own, already
                     # in the caller's shape; only an interrupt in it matters here.
-                    if _interrupt_in(item, mode):
+                    if (
+                        type(payload) is not dict
+                        or "__interrupt__" in payload
+                        or type(item) is dict
+                    ) and _interrupt_in(item, mode):
                         self.tracker.mark_interrupted()
                     return keep
+                elif mode == "messages":
+                    # One per streamed chunk: after the first, nothing to read.
+                    if self.tracker.run.first_token_ns is not None:
+                        return keep
                 elif mode in self.passthrough:
                     return keep
         part = parse_item(item, self.request.version, self.subgraphs)
@@ -185,41 +197,48 @@ class _Plan:
             wanted = self.request.wants(part)
         return self.request.shape(part, item) if wanted else _SKIP
 
-    def _task_item(self, item: Any) -> None:
-        """A raw ``tasks`` item the caller did not ask for (fast path)."""
+    def _task(self, ns: Any, payload: Any) -> None:
+        """One ``tasks`` payload: a task announced, or its outcome (never raises)."""
         try:
-            if type(item) is dict:
-                self._task(item.get("ns", ()), item.get("data"))
-            elif self.subgraphs:
-                self._task(item[0], item[2])
+            parent = parent_task_of_ns(ns) if ns else None
+            if type(payload) is dict:
+                # The shapes LangGraph emits, read in place (no event object):
+                # an announcement, or a result with neither error nor interrupt.
+                task_id, name = payload.get("id"), payload.get("name")
+                if type(task_id) is str and type(name) is str:
+                    if "result" in payload or "error" in payload:
+                        if payload.get("error") is None and not payload.get(
+                            "interrupts"
+                        ):
+                            self.tracker.task_ok(task_id, name, parent)
+                            return
+                    elif "interrupts" not in payload:
+                        self.tracker.task_announced(
+                            task_id, name, parent, payload.get("triggers")
+                        )
+                        return
+            event = parse_task(payload)
+            if event is None:
+                self.instr.record_error(n.COMPONENT_PARSE, ValueError("bad tasks part"))
+            elif isinstance(event, TaskStart):
+                self.tracker.task_announced(
+                    event.task_id, event.name, parent, event.triggers
+                )
             else:
-                self._task((), item[1])
+                value = None
+                if event.interrupt_values:
+                    value = self.hook.render_interrupts(event.interrupt_values)
+                self.tracker.task_result(
+                    event.task_id,
+                    event.name,
+                    parent,
+                    error=event.error,
+                    interrupts=event.interrupts,
+                    interrupt_ids=event.interrupt_ids,
+                    interrupt_value=value,
+                )
         except Exception as exc:  # noqa: BLE001 - telemetry must not change the output
             self.instr.record_error(n.COMPONENT_PARSE, exc)
-
-    def _task(self, ns: Any, payload: Any) -> None:
-        event = parse_task(payload)
-        if event is None:
-            self.instr.record_error(n.COMPONENT_PARSE, ValueError("bad tasks part"))
-            return
-        parent = parent_task_of_ns(ns) if ns else None
-        if isinstance(event, TaskStart):
-            self.tracker.task_scheduled(
-                event.task_id, event.name, parent, event.triggers
-            )
-        elif isinstance(event, TaskResult):
-            value = None
-            if event.interrupt_values:
-                value = self.hook.render_interrupts(event.interrupt_values)
-            self.tracker.task_result(
-                event.task_id,
-                event.name,
-                parent,
-                error=event.error,
-                interrupts=event.interrupts,
-                interrupt_ids=event.interrupt_ids,
-                interrupt_value=value,
-            )
 
     def stamp(self) -> int | None:
         """A clock reading, or None if the clock failed (counted)."""
@@ -311,18 +330,6 @@ def _interrupt_in(item: Any, mode: str) -> bool:
         return payload_interrupts(mode, item[-1])
     except Exception:  # noqa: BLE001 - an odd item is not an interrupt
         return False
-
-
-def _mode_of(item: object, subgraphs: bool) -> tuple[object, bool | None]:
-    """(mode, at the top level?) of a raw item, cheaply; (None, None) if unsure."""
-    if type(item) is dict:
-        return item.get("type"), not item.get("ns")
-    if type(item) is tuple:
-        if subgraphs and len(item) == 3:
-            return item[1], not item[0]
-        if not subgraphs and len(item) == 2:
-            return item[0], True
-    return None, None
 
 
 def _plan(
@@ -418,23 +425,30 @@ def _sync_tap(
     inner = base_stream(graph, input, plan.config, **plan.kwargs)
     status, error = n.STATUS_OK, None
     try:
-        drain, route, stamp, waited = (
-            plan.hook.drain,
-            plan.route,
-            plan.stamp,
-            plan.waited,
-        )
-        first = plan.ttfc
-        for item in inner:
-            drain()
-            out = route(item)
-            if out is not _SKIP:
-                since = stamp()
-                if first:
-                    first = False
-                    plan.first_out(since)
-                yield out
-                waited(since)
+        hook, route = plan.hook, plan.route
+        if plan.ttfc:
+            stamp, waited = plan.stamp, plan.waited
+            first = True
+            for item in inner:
+                if hook.pending:
+                    hook.drain()
+                out = route(item)
+                if out is not _SKIP:
+                    since = stamp()
+                    if first:
+                        first = False
+                        plan.first_out(since)
+                    yield out
+                    waited(since)
+        else:
+            # Under invoke(): LangGraph's own loop consumes the items at once, so
+            # there is no first chunk to time and no consumer to wait for.
+            for item in inner:
+                if hook.pending:
+                    hook.drain()
+                out = route(item)
+                if out is not _SKIP:
+                    yield out
     except BaseException as exc:
         status, error = status_of(exc), exc
         raise
@@ -463,23 +477,29 @@ async def _async_tap(
     inner = base_astream(graph, input, plan.config, **plan.kwargs)
     status, error = n.STATUS_OK, None
     try:
-        drain, route, stamp, waited = (
-            plan.hook.drain,
-            plan.route,
-            plan.stamp,
-            plan.waited,
-        )
-        first = plan.ttfc
-        async for item in inner:
-            drain()
-            out = route(item)
-            if out is not _SKIP:
-                since = stamp()
-                if first:
-                    first = False
-                    plan.first_out(since)
-                yield out
-                waited(since)
+        hook, route = plan.hook, plan.route
+        if plan.ttfc:
+            stamp, waited = plan.stamp, plan.waited
+            first = True
+            async for item in inner:
+                if hook.pending:
+                    hook.drain()
+                out = route(item)
+                if out is not _SKIP:
+                    since = stamp()
+                    if first:
+                        first = False
+                        plan.first_out(since)
+                    yield out
+                    waited(since)
+        else:
+            # Under ainvoke(): see _sync_tap.
+            async for item in inner:
+                if hook.pending:
+                    hook.drain()
+                out = route(item)
+                if out is not _SKIP:
+                    yield out
     except BaseException as exc:
         status, error = status_of(exc), exc
         raise

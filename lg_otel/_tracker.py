@@ -36,10 +36,10 @@ class RunTracker:
     """Tracks one run; owns every record of it until the run ends."""
 
     __slots__ = (
+        "_announced",
         "_calls",
         "_clock",
         "_done",
-        "_hook_end",
         "_last_ns",
         "_llms",
         "_lock",
@@ -83,8 +83,9 @@ class RunTracker:
         self._lock = threading.Lock()
         self._done = False
         self._tasks: dict[str, TaskRecord] = {}
-        # task id -> (end time, status, error) as the node's own thread saw it
-        self._hook_end: dict[str, tuple[int, str, BaseException | None]] = {}
+        # Tasks the stream announced and the hook has not (yet) seen start:
+        # task id -> (name, parent task id, raw triggers, announced at).
+        self._announced: dict[str, tuple[str, str | None, Any, int]] = {}
         self._llms: dict[Hashable, LlmRecord] = {}
         self._tools: dict[Hashable, ToolRecord] = {}
         # Checkpointer and store calls in flight (ended by finish() if still open).
@@ -124,25 +125,28 @@ class RunTracker:
         return len(self._tasks), len(self._llms), len(self._tools)
 
     # --- tasks ---------------------------------------------------------------
+    #
+    # The hot path, once per node task: the stream announces the task (one dict
+    # write), the hook opens it in the node's thread (the record and its span),
+    # the hook sees it return (fields on the record), the stream reports the
+    # outcome (the task ends). Everything else is for tasks the hook never saw.
 
-    def _task(
-        self, task_id: str, name: str, parent_task_id: str | None, now: int
+    def _new_task(
+        self, task_id: str, name: str, parent_task_id: str | None, start_ns: int
     ) -> TaskRecord:
-        task = self._tasks.get(task_id)
-        if task is None:
-            task = TaskRecord(
-                task_id=task_id, name=name, parent_task_id=parent_task_id, start_ns=now
-            )
-            if parent_task_id is not None:
-                # Until the hook reports LangGraph's own namespace: the parent's path.
-                parent = self._tasks.get(parent_task_id)
-                if parent is not None:
-                    task.namespace = (
-                        f"{parent.namespace}|{parent.name}"
-                        if parent.namespace
-                        else parent.name
-                    )
-            self._tasks[task_id] = task
+        """A record for a task only the stream reported (never seen by the hook)."""
+        task = TaskRecord(task_id, name, parent_task_id, start_ns)
+        if parent_task_id is not None:
+            # The hook, had it seen the task, would have given LangGraph's own
+            # namespace: the parent's path is the same thing.
+            parent = self._tasks.get(parent_task_id)
+            if parent is not None:
+                task.namespace = (
+                    f"{parent.namespace}|{parent.name}"
+                    if parent.namespace
+                    else parent.name
+                )
+        self._tasks[task_id] = task
         return task
 
     def _start(self, task: TaskRecord) -> None:
@@ -156,27 +160,23 @@ class RunTracker:
         task.started = True
         self._sink.task_started(self.run, task)
 
-    def task_scheduled(
-        self,
-        task_id: str,
-        name: str,
-        parent_task_id: str | None,
-        triggers: tuple[str, ...] = (),
+    def task_announced(
+        self, task_id: str, name: str, parent_task_id: str | None, triggers: Any
     ) -> None:
-        """The stream announced a task (its real start comes from the hook)."""
-        with self._lock:
-            if self._done:
-                return
-            task = self._task(task_id, name, parent_task_id, self._now())
-            if not task.triggers:
-                task.triggers = triggers
+        """The stream announced a task (its real start comes from the hook).
+
+        Only remembered, raw, for a task the hook never sees start: one the run
+        stopped before it could run, say.
+        """
+        if self._done or task_id in self._tasks:
+            return
+        self._announced[task_id] = (name, parent_task_id, triggers, self._now())
 
     def task_began(
         self,
         task_id: str,
         name: str,
         parent_task_id: str | None,
-        *,
         step: int | None,
         triggers: tuple[str, ...],
         checkpoint_ns: str | None,
@@ -185,16 +185,38 @@ class RunTracker:
         with self._lock:
             if self._done:
                 return None
-            now = self._now()
-            task = self._task(task_id, name, parent_task_id, now)
-            if not task.started:
-                task.start_ns = now
-                task.step = step
-                task.triggers = triggers or task.triggers
-                task.checkpoint_ns = checkpoint_ns
-                if checkpoint_ns:
-                    task.namespace = namespace_of(checkpoint_ns)
-                self._start(task)
+            task = self._tasks.get(task_id)
+            if task is not None:
+                # Another attempt of a retried task: it runs again.
+                task.returned, task.end_ns = False, None
+                if not task.started:
+                    task.start_ns = self._now()
+                    task.step = step
+                    task.triggers = triggers or task.triggers
+                    task.checkpoint_ns = checkpoint_ns
+                    if checkpoint_ns:
+                        task.namespace = namespace_of(checkpoint_ns)
+                    self._start(task)
+                return task
+            task = TaskRecord(
+                task_id,
+                name,
+                parent_task_id,
+                self._now(),
+                step,
+                triggers,
+                checkpoint_ns,
+                namespace_of(checkpoint_ns) if checkpoint_ns else "",
+            )
+            self._tasks[task_id] = task
+            if self._announced:
+                self._announced.pop(task_id, None)
+            if parent_task_id is not None:
+                parent = self._tasks.get(parent_task_id)
+                if parent is not None and not parent.started:
+                    self._start(parent)
+            task.started = True
+            self._sink.task_started(self.run, task)
             return task
 
     def subgraph_entered(self, task_id: str, name: str) -> None:
@@ -232,15 +254,71 @@ class RunTracker:
                 task.interrupts = interrupts
                 task.interrupt_ids = interrupt_ids
                 task.interrupt_value = interrupt_value
+            # A retried task reports once per attempt: the last one wins.
+            task.end_ns, task.status, task.returned = now, status, True
+            task.error = error
             if task.parent_task_id is not None and not self._stream_has_subgraphs:
                 # No stream result will come for a task inside a subgraph.
                 del self._tasks[task_id]
-                task.end_ns, task.status = now, status
-                task.error = error if status == n.STATUS_ERROR else None
+                if status != n.STATUS_ERROR:
+                    task.error = None
                 self._task_ended(task)
+
+    def task_ok(self, task_id: str, name: str, parent_task_id: str | None) -> None:
+        """The stream reported that a task finished without error or interrupt."""
+        with self._lock:
+            if self._done:
                 return
-            # A retried task reports once per attempt: the last one wins.
-            self._hook_end[task_id] = (now, status, error)
+            task = self._tasks.pop(task_id, None)
+            if task is None or not task.returned:
+                self._result_slow(task_id, name, parent_task_id, task)
+                return
+            if self._announced:
+                self._announced.pop(task_id, None)
+            task.status, task.error = n.STATUS_OK, None
+            self._task_ended(task)
+
+    def _result_slow(
+        self,
+        task_id: str,
+        name: str,
+        parent_task_id: str | None,
+        task: TaskRecord | None,
+        error: BaseException | str | None = None,
+        interrupts: int = 0,
+        interrupt_ids: tuple[str, ...] = (),
+        interrupt_value: str | None = None,
+    ) -> None:
+        """End a task with the stream's outcome (lock held): any case at all."""
+        now = self._now()
+        announced = self._announced.pop(task_id, None)
+        if task is None:
+            # The hook never saw it: it started when the stream announced it.
+            task = self._new_task(
+                task_id, name, parent_task_id, announced[3] if announced else now
+            )
+            if announced is not None:
+                task.triggers = _triggers(announced[2])
+            del self._tasks[task_id]
+        self._start(task)
+        returned = task.returned
+        hook_error = task.error if returned else None
+        if interrupts:
+            task.status, task.interrupts = n.STATUS_INTERRUPTED, interrupts
+            if interrupt_ids:
+                task.interrupt_ids = interrupt_ids
+            if interrupt_value is not None:
+                task.interrupt_value = interrupt_value
+            task.error = None
+            self.run.interrupted = True
+        elif error is not None:
+            task.status = n.STATUS_ERROR
+            task.error = error if isinstance(error, BaseException) else hook_error
+        else:
+            task.status, task.error = n.STATUS_OK, None
+        if not returned:
+            task.end_ns = now
+        self._task_ended(task)
 
     def task_result(
         self,
@@ -257,28 +335,16 @@ class RunTracker:
         with self._lock:
             if self._done:
                 return
-            now = self._now()
-            task = self._task(task_id, name, parent_task_id, now)
-            self._start(task)
-            hook = self._hook_end.pop(task_id, None)
-            if interrupts:
-                task.status, task.interrupts = n.STATUS_INTERRUPTED, interrupts
-                if interrupt_ids:
-                    task.interrupt_ids = interrupt_ids
-                if interrupt_value is not None:
-                    task.interrupt_value = interrupt_value
-                self.run.interrupted = True
-            elif error is not None:
-                task.status = n.STATUS_ERROR
-                if isinstance(error, BaseException):
-                    task.error = error
-                elif hook is not None:
-                    task.error = hook[2]
-            else:
-                task.status = n.STATUS_OK
-            task.end_ns = hook[0] if hook is not None else now
-            del self._tasks[task_id]
-            self._task_ended(task)
+            self._result_slow(
+                task_id,
+                name,
+                parent_task_id,
+                self._tasks.pop(task_id, None),
+                error,
+                interrupts,
+                interrupt_ids,
+                interrupt_value,
+            )
 
     # --- model calls -----------------------------------------------------------
 
@@ -297,6 +363,7 @@ class RunTracker:
         with self._lock:
             if self._done or call_id in self._llms:
                 return
+            task = self._tasks.get(task_id) if task_id is not None else None
             llm = LlmRecord(
                 call_id=call_id,
                 task_id=task_id,
@@ -305,6 +372,7 @@ class RunTracker:
                 provider=provider,
                 start_ns=self._now(),
                 parent=parent,
+                node=task.name if task is not None else None,
                 input_messages=input_messages,
             )
             if self._per_chunk:
@@ -542,24 +610,24 @@ class RunTracker:
                 for task in self._parked.values():
                     self._sink.task_ended(self.run, task)
                 self._parked.clear()
+            # Announced but never ran: the run stopped before it could.
+            for task_id, (name, parent_id, triggers, at) in self._announced.items():
+                if task_id not in self._tasks:
+                    task = self._new_task(task_id, name, parent_id, at)
+                    task.triggers = _triggers(triggers)
+                    task.end_ns, task.status = now, n.STATUS_CANCELLED
+            self._announced.clear()
             # Children first: a subgraph's tasks end before the task that runs it.
             for task in sorted(self._tasks.values(), key=self._depth, reverse=True):
-                hook = self._hook_end.get(task.task_id)
-                if hook is not None:
-                    task.end_ns, task.status, task.error = hook
-                elif not task.started:
-                    # Announced but never ran: the run stopped before it could.
-                    task.end_ns, task.status = now, n.STATUS_CANCELLED
-                else:
+                if task.end_ns is None:
                     task.end_ns, task.status = now, leftover
                     task.error = error if leftover == n.STATUS_ERROR else None
-                if task.status == n.STATUS_INTERRUPTED:
+                elif task.status == n.STATUS_INTERRUPTED:
                     self.run.interrupted = True
                 self._start(task)
                 self._task_ended(task, final=True)
             self._tasks.clear()
             self._writes.clear()
-            self._hook_end.clear()
             self._llms.clear()
             self._tools.clear()
             if status == n.STATUS_OK and self.run.interrupted:
@@ -625,6 +693,15 @@ class RunTracker:
             record = self._tasks.get(parent)
             parent = record.parent_task_id if record is not None else None
         return depth
+
+
+def _triggers(raw: Any) -> tuple[str, ...]:
+    """A ``tasks`` announcement's triggers as strings (anything odd: none)."""
+    if type(raw) is tuple:
+        return raw
+    if isinstance(raw, list):
+        return tuple(map(str, raw))
+    return ()
 
 
 def _close_call(

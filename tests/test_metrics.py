@@ -72,6 +72,8 @@ def llm_record(task_id: str | None = "t1", **fields: Any) -> LlmRecord:
     values: dict[str, Any] = {
         "call_id": "c1",
         "task_id": task_id,
+        # The tracker names the node of the task the call runs in.
+        "node": "agent" if task_id is not None else None,
         "operation": n.OP_CHAT,
         "model": "gpt-x",
         "provider": "openai",
@@ -318,7 +320,8 @@ def test_unknown_provider_model_and_node(
 ) -> None:
     """Missing provider, model or task become ``unknown``."""
     run = run_record()
-    sink.llm_ended(run, llm_record(task_id="nope", provider=None, model=None))
+    llm = llm_record(task_id="nope", provider=None, model=None, node=None)
+    sink.llm_ended(run, llm)
     labels = {
         "gen_ai_operation_name": "chat",
         "gen_ai_provider_name": n.LABEL_UNKNOWN,
