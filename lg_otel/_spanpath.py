@@ -39,6 +39,13 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
+try:  # the key under which the API keeps a context's span (private, stable)
+    from opentelemetry.trace.propagation import _SPAN_KEY as _KEY
+
+    _SPAN_KEY: str | None = _KEY
+except ImportError:  # pragma: no cover - another API release: use the API calls
+    _SPAN_KEY = None
+
 _sdk_log = logging.getLogger("opentelemetry.sdk.trace")
 
 #: Processors that only act in ``on_end`` (their ``on_start`` does nothing).
@@ -48,6 +55,10 @@ _RANDOM = getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
 #: What BoundedAttributes keeps unchanged (so a plain dict stores it identically).
 _PLAIN = (str, bool, int, float)
 _EMPTY = otel_context.Context()
+#: Every trace-flags value a span of lg_otel's can carry, made once.
+_FLAGS = {bits: trace.TraceFlags(bits) for bits in (0, 1, _RANDOM, _RANDOM | 1)}
+#: A span's status until one is set (the SDK shares its default the same way).
+_UNSET = Status(StatusCode.UNSET)
 
 
 def _follows_parent(sampler: Sampler) -> bool:
@@ -136,7 +147,7 @@ class FinishedSpans:
         root: bool = False,
     ) -> trace.Span:
         """A span under ``parent``; the ``root`` (run) span asks the sampler."""
-        parent_ctx = trace.get_current_span(parent).get_span_context()
+        parent_ctx = span_of(parent).get_span_context()
         if parent_ctx.is_valid:
             trace_id = parent_ctx.trace_id
             random = parent_ctx.trace_flags & _RANDOM
@@ -161,7 +172,7 @@ class FinishedSpans:
             trace_id,
             self._ids.generate_span_id(),
             False,
-            trace.TraceFlags((_SAMPLED if sampled else 0) | random),
+            _FLAGS[(_SAMPLED if sampled else 0) | random],
             trace_state,
         )
         if not recording:
@@ -225,7 +236,7 @@ class RecordedSpan(trace.Span):
         self._kind = kind
         self._start = start_ns
         self._end: int | None = None
-        self._status = Status(StatusCode.UNSET)
+        self._status = _UNSET
         self._events: BoundedList[Event] | None = None
         self._links: Sequence[Link] = (
             _bounded_links(path.limits, links) if links else ()
@@ -499,6 +510,21 @@ def _global_provider() -> object:
     return trace.get_tracer_provider()
 
 
-def context_with(span: trace.Span) -> otel_context.Context:
-    """A context holding ``span`` (what children and user code nest under)."""
-    return trace.set_span_in_context(span, _EMPTY)
+def context_with(
+    span: trace.Span, base: otel_context.Context | None = None
+) -> otel_context.Context:
+    """``base`` (else an empty context) with ``span`` as its span: what children
+    and user code nest under. ``base``'s other values (baggage) carry over."""
+    if _SPAN_KEY is None:  # pragma: no cover - see the import
+        return trace.set_span_in_context(span, base or _EMPTY)
+    if not base:
+        return otel_context.Context({_SPAN_KEY: span})
+    return otel_context.Context({**base, _SPAN_KEY: span})
+
+
+def span_of(ctx: otel_context.Context | None) -> trace.Span:
+    """The span ``ctx`` holds (the invalid span if none; None: the current one)."""
+    if _SPAN_KEY is None or ctx is None:
+        return trace.get_current_span(ctx)
+    span = ctx.get(_SPAN_KEY)
+    return span if span is not None else trace.INVALID_SPAN  # type: ignore[return-value]

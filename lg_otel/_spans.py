@@ -35,6 +35,7 @@ from lg_otel._records import (
 from lg_otel._spanpath import SpanMaker, SpanPath, context_with
 
 _OFFSET = "wall_offset"
+_EMPTY = otel_context.Context()
 _TASK_CTX = "task_ctx"
 #: The run's span maker (one path for the whole run).
 _MAKER = "span_maker"
@@ -157,7 +158,9 @@ class SpanSink:
             root=True,
         )
         run.slots[_SPAN] = span
-        run.slots[_CTX] = context_with(span)
+        # The caller's context with the run span: what it held besides its span
+        # (baggage) reaches the nodes.
+        run.slots[_CTX] = context_with(span, parent)
 
     def run_first_token(self, run: RunRecord) -> None:
         """Nothing on the span: the run TTFT is a metric."""
@@ -199,28 +202,33 @@ class SpanSink:
         if task.step is not None:
             attributes[n.ATTR_STEP] = task.step
         if task.triggers:
-            attributes[n.ATTR_TRIGGERS] = tuple(task.triggers)
+            attributes[n.ATTR_TRIGGERS] = task.triggers
         if task.checkpoint_ns:
             attributes[n.ATTR_CHECKPOINT_NS] = task.checkpoint_ns
         if task.namespace:
             attributes[n.ATTR_NAMESPACE] = task.namespace
-        parent = self._parent_of(run, task.parent_task_id)
-        by_task = run.slots.setdefault(_TASK_CTX, {})
+        slots = run.slots
+        by_task = slots.get(_TASK_CTX)
+        if by_task is None:
+            by_task = slots[_TASK_CTX] = {}
+        parent = None
+        if task.parent_task_id is not None:
+            parent = by_task.get(task.parent_task_id)
+        if parent is None:
+            parent = slots.get(_CTX) or _EMPTY
         # Until (or unless) the span starts, this task's children and the spans
         # its node makes nest under the nearest span that did start.
-        by_task[task.task_id] = parent
-        task.slots[_CTX] = parent
-        span = self._maker(run).start(
+        by_task[task.task_id] = task.slots[_CTX] = parent
+        maker = slots.get(_MAKER) or self._maker(run)
+        span = maker.start(
             f"{n.SPAN_TASK} {task.name}",
             parent,
             SpanKind.INTERNAL,
             attributes,
-            self._wall(run, task.start_ns),
+            slots[_OFFSET] + task.start_ns,
         )
         task.slots[_SPAN] = span
-        ctx = context_with(span)
-        task.slots[_CTX] = ctx
-        by_task[task.task_id] = ctx
+        by_task[task.task_id] = task.slots[_CTX] = context_with(span, parent)
 
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
         """End a task span with its status."""
@@ -235,7 +243,7 @@ class SpanSink:
         event = None
         if task.status == n.STATUS_INTERRUPTED:
             event = _interrupt_event(task, task.interrupts or len(task.interrupt_ids))
-        end = self._wall(run, task.end_ns or 0)
+        end = run.slots[_OFFSET] + (task.end_ns or 0)
         self._end(span, task.status, task.error, end, event)
 
     # --- model calls ----------------------------------------------------------

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from langgraph.graph import START, StateGraph
-from opentelemetry import trace
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 
 import lg_otel
 from tests.conftest import by_name
@@ -124,3 +125,29 @@ async def test_async_caller_context_restored_after_each_chunk(tracing: Any) -> N
         async for _ in graph.astream({"log": []}, stream_mode="updates"):
             assert trace.get_current_span() is request
     assert trace.get_current_span() is not request
+
+
+def _baggage_graph() -> Any:
+    def read(state: S) -> Any:
+        return {"log": [str(baggage.get_baggage("tenant"))]}
+
+    g = StateGraph(S)
+    g.add_node("read", read)
+    g.add_edge(START, "read")
+    return g.compile(name="bag")
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_callers_baggage_reaches_the_nodes(use_async: bool, tracing: Any) -> None:
+    """Making the task span current keeps what else the caller's context held."""
+    provider, _ = tracing
+    graph = lg_otel.instrument(_baggage_graph(), tracer_provider=provider)
+    token = otel_context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        if use_async:
+            out = await graph.ainvoke({"log": []})
+        else:
+            out = graph.invoke({"log": []})
+    finally:
+        otel_context.detach(token)
+    assert out == {"log": ["acme"]}
