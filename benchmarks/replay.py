@@ -89,12 +89,17 @@ def _recording(events: list[Event]) -> Iterator[None]:
 
 
 def replayer(
-    graph: Any, run: Callable[[Any], object], stream_kwargs: dict[str, Any]
+    graph: Any,
+    run: Callable[[Any], object],
+    stream_kwargs: dict[str, Any],
+    streaming: bool = True,
 ) -> Callable[[], None]:
     """Record ``run(graph)`` once; return a call that replays it on a fresh run.
 
     ``stream_kwargs`` are the arguments the instrumented ``stream`` received (what
-    ``invoke`` passes on, say), so the fresh run is planned as the recorded one was.
+    ``invoke`` passes on, say), so the fresh run is planned as the recorded one was;
+    ``streaming`` is False when ``run`` calls ``invoke()`` (no first chunk, no
+    consumer wait).
     """
     events: list[Event] = []
     with _recording(events):
@@ -105,14 +110,17 @@ def replayer(
     def replay() -> None:
         plan = _tap._plan(instr, graph, None, dict(stream_kwargs), None)
         assert plan is not None
+        plan.ttfc = streaming
         hook = plan.hook
-        drain, route, stamp, waited = hook.drain, plan.route, plan.stamp, plan.waited
+        route, stamp, waited = plan.route, plan.stamp, plan.waited
+        timed = plan.ttfc  # the tap times what it yields only in streaming calls
         for name, args, kwargs in events:
             if name is not None:
                 getattr(hook, name)(*args, **kwargs)
                 continue
-            drain()
-            if route(*args) is not skip:
+            if hook.pending:
+                hook.drain()
+            if route(*args) is not skip and timed:
                 waited(stamp())
         plan.finish(n.STATUS_OK, None)
 
@@ -154,6 +162,7 @@ def measure(number: int, repeat: int) -> list[tuple[str, float, float]]:
                 lg_otel.instrument(wide(), **kwargs),
                 lambda g: g.invoke(task_input),
                 {"stream_mode": ["updates", "values"]},
+                streaming=False,
             ),
             number,
             repeat,
