@@ -112,7 +112,7 @@ def replayer(
         assert plan is not None
         plan.ttfc = streaming
         hook = plan.hook
-        route, stamp, waited = plan.route, plan.stamp, plan.waited
+        route, clock = plan.route, instr.clock
         timed = plan.ttfc  # the tap times what it yields only in streaming calls
         for name, args, kwargs in events:
             if name is not None:
@@ -121,7 +121,8 @@ def replayer(
             if hook.pending:
                 hook.drain()
             if route(*args) is not skip and timed:
-                waited(stamp())
+                since = clock()
+                plan.wait_ns += clock() - since
         plan.finish(n.STATUS_OK, None)
 
     return replay

@@ -237,7 +237,7 @@ class RunHook(BaseCallbackHandler):
     def _llm_start(
         self,
         operation: str,
-        run_id: UUID,
+        run_id: int,
         metadata: Mapping[str, Any] | None,
         prompt: Callable[[], Any],
     ) -> None:
@@ -267,7 +267,9 @@ class RunHook(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         """A chat model was called."""
-        self._llm_start(n.OP_CHAT, run_id, metadata, lambda: messages_json(messages[0]))
+        self._llm_start(
+            n.OP_CHAT, run_id.int, metadata, lambda: messages_json(messages[0])
+        )
 
     def on_llm_start(
         self,
@@ -281,7 +283,7 @@ class RunHook(BaseCallbackHandler):
         """A completion-style model was called."""
         self._llm_start(
             n.OP_TEXT_COMPLETION,
-            run_id,
+            run_id.int,
             metadata,
             lambda: [
                 {"role": "user", "parts": [{"type": "text", "content": p}]}
@@ -294,7 +296,7 @@ class RunHook(BaseCallbackHandler):
     ) -> None:
         """A model streamed one chunk."""
         try:
-            self.tracker.llm_chunk(run_id)
+            self.tracker.llm_chunk(run_id.int)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
 
@@ -303,7 +305,7 @@ class RunHook(BaseCallbackHandler):
         try:
             usage = _usage(response)
             self.tracker.llm_ended(
-                run_id,
+                run_id.int,
                 input_tokens=usage[0],
                 output_tokens=usage[1],
                 response_model=usage[2],
@@ -318,7 +320,7 @@ class RunHook(BaseCallbackHandler):
     ) -> None:
         """A model call failed."""
         try:
-            self.tracker.llm_ended(run_id, error=error)
+            self.tracker.llm_ended(run_id.int, error=error)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
 
@@ -340,7 +342,7 @@ class RunHook(BaseCallbackHandler):
             name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
             call_id = kwargs.get("tool_call_id")
             self.tracker.tool_started(
-                run_id,
+                run_id.int,
                 task_id,
                 name=str(name),
                 tool_call_id=call_id if isinstance(call_id, str) else None,
@@ -356,7 +358,7 @@ class RunHook(BaseCallbackHandler):
         """A tool call finished."""
         try:
             self.tracker.tool_ended(
-                run_id,
+                run_id.int,
                 result=self._capture(lambda: str(getattr(output, "content", output))),
             )
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
@@ -367,7 +369,7 @@ class RunHook(BaseCallbackHandler):
     ) -> None:
         """A tool call failed."""
         try:
-            self.tracker.tool_ended(run_id, error=error)
+            self.tracker.tool_ended(run_id.int, error=error)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
 

@@ -133,6 +133,8 @@ class _Plan:
     own_tasks: bool = False
     #: A streaming call (not under ``invoke()``): time its first item out.
     ttfc: bool = False
+    #: Time the graph waited for the caller to ask for the next item (ns).
+    wait_ns: int = 0
 
     def route(self, item: object) -> object:
         """Feed telemetry from one raw item; return the caller's item or ``_SKIP``."""
@@ -240,19 +242,9 @@ class _Plan:
         except Exception as exc:  # noqa: BLE001 - telemetry must not change the output
             self.instr.record_error(n.COMPONENT_PARSE, exc)
 
-    def stamp(self) -> int | None:
-        """A clock reading, or None if the clock failed (counted)."""
-        try:
-            return self.instr.clock()
-        except Exception as exc:  # noqa: BLE001 - telemetry must not reach the host
-            self.instr.record_error(n.COMPONENT_PARSE, exc)
-            return None
-
-    def waited(self, since: int | None) -> None:
-        """Add the time since ``since`` to the run's consumer wait."""
-        now = self.stamp()
-        if since is not None and now is not None:
-            self.tracker.add_consumer_wait(now - since)
+    def clock_failed(self, error: BaseException) -> None:
+        """The clock raised while timing what the caller gets (counted)."""
+        self.instr.record_error(n.COMPONENT_PARSE, error)
 
     def first_out(self, now: int | None) -> None:
         """The first item is being handed to the caller (read at ``now``)."""
@@ -264,6 +256,7 @@ class _Plan:
     def finish(self, status: str, error: BaseException | None) -> None:
         """End the run; never raises."""
         try:
+            self.tracker.add_consumer_wait(self.wait_ns)
             self.hook.drain()
             self.tracker.finish(status, error if status == n.STATUS_ERROR else None)
         except Exception as exc:  # noqa: BLE001 - telemetry must not reach the host
@@ -427,19 +420,28 @@ def _sync_tap(
     try:
         hook, route = plan.hook, plan.route
         if plan.ttfc:
-            stamp, waited = plan.stamp, plan.waited
-            first = True
+            # A streaming call: time the first item out, and how long the caller
+            # took to ask for each next one (summed here, handed over at the end).
+            clock, first = plan.instr.clock, True
             for item in inner:
                 if hook.pending:
                     hook.drain()
                 out = route(item)
                 if out is not _SKIP:
-                    since = stamp()
+                    try:
+                        since: int | None = clock()
+                    except Exception as exc:  # noqa: BLE001 - never reach the host
+                        plan.clock_failed(exc)
+                        since = None
                     if first:
                         first = False
                         plan.first_out(since)
                     yield out
-                    waited(since)
+                    if since is not None:
+                        try:
+                            plan.wait_ns += clock() - since
+                        except Exception as exc:  # noqa: BLE001 - see above
+                            plan.clock_failed(exc)
         else:
             # Under invoke(): LangGraph's own loop consumes the items at once, so
             # there is no first chunk to time and no consumer to wait for.
@@ -479,19 +481,28 @@ async def _async_tap(
     try:
         hook, route = plan.hook, plan.route
         if plan.ttfc:
-            stamp, waited = plan.stamp, plan.waited
-            first = True
+            # A streaming call: time the first item out, and how long the caller
+            # took to ask for each next one (summed here, handed over at the end).
+            clock, first = plan.instr.clock, True
             async for item in inner:
                 if hook.pending:
                     hook.drain()
                 out = route(item)
                 if out is not _SKIP:
-                    since = stamp()
+                    try:
+                        since: int | None = clock()
+                    except Exception as exc:  # noqa: BLE001 - never reach the host
+                        plan.clock_failed(exc)
+                        since = None
                     if first:
                         first = False
                         plan.first_out(since)
                     yield out
-                    waited(since)
+                    if since is not None:
+                        try:
+                            plan.wait_ns += clock() - since
+                        except Exception as exc:  # noqa: BLE001 - see above
+                            plan.clock_failed(exc)
         else:
             # Under ainvoke(): see _sync_tap.
             async for item in inner:
