@@ -564,6 +564,11 @@ def run_config(
         # What LangGraph's stream() resolves from: context < graph config < call.
         conf = ensure_config(graph.config, config).get("configurable") or {}
         saver = _saver_of(graph, conf)
+        if saver is not None and not conf:
+            # LangGraph refuses a checkpointed run whose `configurable` is empty
+            # (no thread_id...) by checking just that: adding a view's key would
+            # let the run start and fail later, with another exception.
+            return hooked
         store = runtime = None
         if _RUNTIME_KEY in conf:
             runtime = conf[_RUNTIME_KEY]

@@ -85,3 +85,47 @@ def test_in_memory_history_is_the_bare_graphs(
         stored.append(memory_rows(saver))
     assert seen[1] == seen[0]
     assert stored[1] == stored[0]
+
+
+def _refusal(call: Any) -> tuple[type[BaseException], str]:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - the refusal is what is compared
+        return type(exc), str(exc)
+    raise AssertionError("the run was not refused")
+
+
+@pytest.mark.parametrize("configurable", [None, {}], ids=["no-config", "empty"])
+def test_missing_thread_id_is_refused_as_bare(
+    configurable: dict[str, Any] | None, tracing: Any
+) -> None:
+    """No thread_id: the same ValueError as bare, not the saver's KeyError later."""
+    provider, _ = tracing
+    build, inputs = HISTORIES[sorted(HISTORIES)[0]]
+    config = None if configurable is None else {"configurable": configurable}
+    bare = build(InMemorySaver())
+    traced = lg_otel.instrument(build(InMemorySaver()), tracer_provider=provider)
+    expected = _refusal(lambda: bare.invoke(inputs[0], config))
+    assert expected[0] is ValueError
+    assert _refusal(lambda: traced.invoke(inputs[0], config)) == expected
+
+
+async def test_missing_thread_id_is_refused_as_bare_async(
+    tracing: Any, tmp_path: Path
+) -> None:
+    """The same under ainvoke on an async saver."""
+    provider, _ = tracing
+    build, inputs = HISTORIES[sorted(HISTORIES)[0]]
+    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "c.db")) as saver:
+        refused = []
+        for graph in (
+            build(saver),
+            lg_otel.instrument(build(saver), tracer_provider=provider),
+        ):
+            try:
+                await graph.ainvoke(inputs[0])
+            except Exception as exc:  # noqa: BLE001 - the refusal is compared
+                refused.append((type(exc), str(exc)))
+        assert len(refused) == 2
+        assert refused[0][0] is ValueError
+        assert refused[1] == refused[0]
