@@ -299,8 +299,8 @@ def main() -> None:
         f"{'Quick smoke run: no figure here means anything.' if args.quick else ''}",
         "",
         "Ratios are per repetition against the bare graph measured beside each "
-        "variant: median [min-max]. Spans go to a SimpleSpanProcessor with an "
-        "exporter that counts and drops them.",
+        "variant: median [min-max]. Spans go to a BatchSpanProcessor (its defaults) "
+        "with an exporter that counts and drops them.",
         "",
         *table(results, names),
     ]
