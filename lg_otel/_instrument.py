@@ -6,7 +6,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from langgraph.pregel import Pregel
@@ -44,6 +44,12 @@ try:
     _VERSION = version("lg_otel")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     _VERSION = "0"
+
+
+#: A compiled graph's type: ``instrument()`` gives back the type it was given (the
+#: copy is an instance of a subclass of the graph's own class), so a typed caller's
+#: ``invoke()``/``stream()`` keep their state, input and output types.
+GraphT = TypeVar("GraphT", bound=Pregel[Any, Any, Any, Any])
 
 
 class _ActiveRuns(NullSink):
@@ -242,14 +248,14 @@ def _check_graph(graph: object) -> None:
 
 
 def instrument(
-    graph: Any,
+    graph: GraphT,
     *,
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: Any = None,
     registry: Any = None,
     config: Config | None = None,
     logger_provider: Any = None,
-) -> Any:
+) -> GraphT:
     """Return a traced copy of a compiled LangGraph graph.
 
     The copy is an instance of (a subclass of) the graph's own class, so it is still
@@ -269,7 +275,7 @@ def instrument(
             event as an OTel log record there (see ``Config.otlp_logs``).
 
     Returns:
-        The instrumented graph.
+        The instrumented graph, typed as ``graph`` is.
 
     Raises:
         TypeError: ``graph`` is not a compiled graph, or an argument has the wrong type.

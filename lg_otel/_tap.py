@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import AIMessageChunk
@@ -638,7 +638,10 @@ def is_instrumented(graph: object) -> bool:
     return isinstance(graph, _InstrumentedMixin)
 
 
-def instrumented_copy(graph: AnyGraph, instr: Instrumentation) -> AnyGraph:
+_G = TypeVar("_G", bound=AnyGraph)
+
+
+def instrumented_copy(graph: _G, instr: Instrumentation) -> _G:
     """A traced copy of ``graph`` of a subclass of its class; ``graph`` is untouched."""
     base = type(graph)
     cls = type(
@@ -655,7 +658,7 @@ def instrumented_copy(graph: AnyGraph, instr: Instrumentation) -> AnyGraph:
     # attributes after construction (the v2 output mapper, the strict-msgpack
     # allow-list, ...), which a rebuild through __init__ would drop. Values are
     # shared, as LangGraph's own copy() shares them.
-    copy: AnyGraph = object.__new__(cls)
+    copy: _G = object.__new__(cls)
     copy.__dict__.update(graph.__dict__)
     return copy
 
