@@ -155,10 +155,14 @@ def parse_task(payload: object) -> TaskStart | TaskResult | None:
             return TaskResult(task_id, name, error, count)
         ids, values = interrupt_parts(interrupts)
         return TaskResult(task_id, name, error, count, ids, values)
-    triggers = payload.get("triggers") or ()
-    if not isinstance(triggers, list | tuple):
-        triggers = ()
-    return TaskStart(task_id, name, tuple(map(str, triggers)))
+    return TaskStart(task_id, name, task_triggers(payload.get("triggers")))
+
+
+def task_triggers(raw: object) -> tuple[str, ...]:
+    """A ``tasks`` announcement's triggers (a list or tuple) as strings; else none."""
+    if not isinstance(raw, list | tuple):
+        return ()
+    return tuple(map(str, raw))
 
 
 def payload_interrupts(mode: object, payload: object) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from lg_otel import _names as n
-from lg_otel._parse import namespace_of
+from lg_otel._parse import namespace_of, task_triggers
 from lg_otel._records import (
     CheckpointRecord,
     LlmRecord,
@@ -134,7 +134,8 @@ class RunTracker:
     def _new_task(
         self, task_id: str, name: str, parent_task_id: str | None, start_ns: int
     ) -> TaskRecord:
-        """A record for a task only the stream reported (never seen by the hook)."""
+        """A record for a task only the stream reported (never seen by the hook);
+        not kept in the run's tasks (the caller decides)."""
         task = TaskRecord(task_id, name, parent_task_id, start_ns)
         if parent_task_id is not None:
             # The hook, had it seen the task, would have given LangGraph's own
@@ -146,7 +147,6 @@ class RunTracker:
                     if parent.namespace
                     else parent.name
                 )
-        self._tasks[task_id] = task
         return task
 
     def _start(self, task: TaskRecord) -> None:
@@ -187,16 +187,9 @@ class RunTracker:
                 return None
             task = self._tasks.get(task_id)
             if task is not None:
-                # Another attempt of a retried task: it runs again.
+                # Another attempt of a retried task (only the hook puts tasks
+                # here, started): it runs again.
                 task.returned, task.end_ns = False, None
-                if not task.started:
-                    task.start_ns = self._now()
-                    task.step = step
-                    task.triggers = triggers or task.triggers
-                    task.checkpoint_ns = checkpoint_ns
-                    if checkpoint_ns:
-                        task.namespace = namespace_of(checkpoint_ns)
-                    self._start(task)
                 return task
             task = TaskRecord(
                 task_id,
@@ -211,12 +204,7 @@ class RunTracker:
             self._tasks[task_id] = task
             if self._announced:
                 self._announced.pop(task_id, None)
-            if parent_task_id is not None:
-                parent = self._tasks.get(parent_task_id)
-                if parent is not None and not parent.started:
-                    self._start(parent)
-            task.started = True
-            self._sink.task_started(self.run, task)
+            self._start(task)
             return task
 
     def subgraph_entered(self, task_id: str, name: str) -> None:
@@ -298,8 +286,7 @@ class RunTracker:
                 task_id, name, parent_task_id, announced[3] if announced else now
             )
             if announced is not None:
-                task.triggers = _triggers(announced[2])
-            del self._tasks[task_id]
+                task.triggers = task_triggers(announced[2])
         self._start(task)
         returned = task.returned
         hook_error = task.error if returned else None
@@ -614,7 +601,8 @@ class RunTracker:
             for task_id, (name, parent_id, triggers, at) in self._announced.items():
                 if task_id not in self._tasks:
                     task = self._new_task(task_id, name, parent_id, at)
-                    task.triggers = _triggers(triggers)
+                    self._tasks[task_id] = task
+                    task.triggers = task_triggers(triggers)
                     task.end_ns, task.status = now, n.STATUS_CANCELLED
             self._announced.clear()
             # Children first: a subgraph's tasks end before the task that runs it.
@@ -693,15 +681,6 @@ class RunTracker:
             record = self._tasks.get(parent)
             parent = record.parent_task_id if record is not None else None
         return depth
-
-
-def _triggers(raw: Any) -> tuple[str, ...]:
-    """A ``tasks`` announcement's triggers as strings (anything odd: none)."""
-    if type(raw) is tuple:
-        return raw
-    if isinstance(raw, list):
-        return tuple(map(str, raw))
-    return ()
 
 
 def _close_call(
