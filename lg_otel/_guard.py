@@ -141,23 +141,13 @@ class FanOut:
         """Fan out :meth:`Sink.run_first_chunk`."""
         self._fire(self._run_first_chunk, run)
 
-    # The two per-task events loop in place: one call less each, per node task.
-
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """Fan out :meth:`Sink.task_started`."""
-        for call, component in self._task_started:
-            try:
-                call(run, task)
-            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
-                self._errors.record(component, exc)
+        self._fire(self._task_started, run, task)
 
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
         """Fan out :meth:`Sink.task_ended`."""
-        for call, component in self._task_ended:
-            try:
-                call(run, task)
-            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
-                self._errors.record(component, exc)
+        self._fire(self._task_ended, run, task)
 
     def llm_started(self, run: RunRecord, llm: LlmRecord) -> None:
         """Fan out :meth:`Sink.llm_started`."""

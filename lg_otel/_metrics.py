@@ -300,7 +300,7 @@ class _Series:
 
     def add(self, labels: tuple[str, ...], amount: int) -> None:
         """Add ``amount`` (negative only on the up-down counter)."""
-        child = self._children.get(labels) or self.child(labels)
+        child = self.child(labels)
         if self._otel is not None:
             self._otel.add(amount, child.attrs)
         if child.prom is not None:

@@ -191,7 +191,7 @@ class SpanSink:
             ctx = run.slots.get(_TASK_CTX, {}).get(task_id)
             if ctx is not None:
                 return ctx  # type: ignore[no-any-return]
-        return run.slots.get(_CTX) or otel_context.Context()
+        return run.slots.get(_CTX) or _EMPTY
 
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """Open a task span under the run span or the task that runs its subgraph."""
@@ -207,25 +207,19 @@ class SpanSink:
             attributes[n.ATTR_CHECKPOINT_NS] = task.checkpoint_ns
         if task.namespace:
             attributes[n.ATTR_NAMESPACE] = task.namespace
-        slots = run.slots
-        by_task = slots.get(_TASK_CTX)
+        parent = self._parent_of(run, task.parent_task_id)
+        by_task = run.slots.get(_TASK_CTX)
         if by_task is None:
-            by_task = slots[_TASK_CTX] = {}
-        parent = None
-        if task.parent_task_id is not None:
-            parent = by_task.get(task.parent_task_id)
-        if parent is None:
-            parent = slots.get(_CTX) or _EMPTY
+            by_task = run.slots[_TASK_CTX] = {}
         # Until (or unless) the span starts, this task's children and the spans
         # its node makes nest under the nearest span that did start.
         by_task[task.task_id] = task.slots[_CTX] = parent
-        maker = slots.get(_MAKER) or self._maker(run)
-        span = maker.start(
+        span = self._maker(run).start(
             f"{n.SPAN_TASK} {task.name}",
             parent,
             SpanKind.INTERNAL,
             attributes,
-            slots[_OFFSET] + task.start_ns,
+            self._wall(run, task.start_ns),
         )
         task.slots[_SPAN] = span
         by_task[task.task_id] = task.slots[_CTX] = context_with(span, parent)
@@ -243,7 +237,7 @@ class SpanSink:
         event = None
         if task.status == n.STATUS_INTERRUPTED:
             event = _interrupt_event(task, task.interrupts or len(task.interrupt_ids))
-        end = run.slots[_OFFSET] + (task.end_ns or 0)
+        end = self._wall(run, task.end_ns or 0)
         self._end(span, task.status, task.error, end, event)
 
     # --- model calls ----------------------------------------------------------
