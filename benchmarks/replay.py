@@ -113,14 +113,14 @@ def replayer(
         plan.ttfc = streaming
         hook = plan.hook
         route, clock = plan.route, instr.clock
-        timed = plan.ttfc  # the tap times what it yields only in streaming calls
         for name, args, kwargs in events:
             if name is not None:
                 getattr(hook, name)(*args, **kwargs)
                 continue
             if hook.pending:
                 hook.drain()
-            if route(*args) is not skip and timed:
+            # The tap times what it yields only in streaming calls.
+            if route(*args) is not skip and streaming:
                 since = clock()
                 plan.wait_ns += clock() - since
         plan.finish(n.STATUS_OK, None)

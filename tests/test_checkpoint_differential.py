@@ -95,6 +95,14 @@ def _refusal(call: Any) -> tuple[type[BaseException], str]:
     raise AssertionError("the run was not refused")
 
 
+async def _refusal_async(call: Any) -> tuple[type[BaseException], str]:
+    try:
+        await call()
+    except Exception as exc:  # noqa: BLE001 - the refusal is what is compared
+        return type(exc), str(exc)
+    raise AssertionError("the run was not refused")
+
+
 @pytest.mark.parametrize("configurable", [None, {}], ids=["no-config", "empty"])
 def test_missing_thread_id_is_refused_as_bare(
     configurable: dict[str, Any] | None, tracing: Any
@@ -117,15 +125,8 @@ async def test_missing_thread_id_is_refused_as_bare_async(
     provider, _ = tracing
     build, inputs = HISTORIES[sorted(HISTORIES)[0]]
     async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "c.db")) as saver:
-        refused = []
-        for graph in (
-            build(saver),
-            lg_otel.instrument(build(saver), tracer_provider=provider),
-        ):
-            try:
-                await graph.ainvoke(inputs[0])
-            except Exception as exc:  # noqa: BLE001 - the refusal is compared
-                refused.append((type(exc), str(exc)))
-        assert len(refused) == 2
-        assert refused[0][0] is ValueError
-        assert refused[1] == refused[0]
+        bare = build(saver)
+        traced = lg_otel.instrument(build(saver), tracer_provider=provider)
+        expected = await _refusal_async(lambda: bare.ainvoke(inputs[0]))
+        assert expected[0] is ValueError
+        assert await _refusal_async(lambda: traced.ainvoke(inputs[0])) == expected
