@@ -418,39 +418,35 @@ def _sync_tap(
     inner = base_stream(graph, input, plan.config, **plan.kwargs)
     status, error = n.STATUS_OK, None
     try:
-        hook, route = plan.hook, plan.route
-        if plan.ttfc:
+        hook, route, clock = plan.hook, plan.route, plan.instr.clock
+        # Under invoke() LangGraph's own loop consumes the items at once: there is
+        # no first chunk to time and no consumer to wait for.
+        timed = first = plan.ttfc
+        for item in inner:
+            if hook.pending:
+                hook.drain()
+            out = route(item)
+            if out is _SKIP:
+                continue
+            if not timed:
+                yield out
+                continue
             # A streaming call: time the first item out, and how long the caller
             # took to ask for each next one (summed here, handed over at the end).
-            clock, first = plan.instr.clock, True
-            for item in inner:
-                if hook.pending:
-                    hook.drain()
-                out = route(item)
-                if out is not _SKIP:
-                    try:
-                        since: int | None = clock()
-                    except Exception as exc:  # noqa: BLE001 - never reach the host
-                        plan.clock_failed(exc)
-                        since = None
-                    if first:
-                        first = False
-                        plan.first_out(since)
-                    yield out
-                    if since is not None:
-                        try:
-                            plan.wait_ns += clock() - since
-                        except Exception as exc:  # noqa: BLE001 - see above
-                            plan.clock_failed(exc)
-        else:
-            # Under invoke(): LangGraph's own loop consumes the items at once, so
-            # there is no first chunk to time and no consumer to wait for.
-            for item in inner:
-                if hook.pending:
-                    hook.drain()
-                out = route(item)
-                if out is not _SKIP:
-                    yield out
+            try:
+                since: int | None = clock()
+            except Exception as exc:  # noqa: BLE001 - never reach the host
+                plan.clock_failed(exc)
+                since = None
+            if first:
+                first = False
+                plan.first_out(since)
+            yield out
+            if since is not None:
+                try:
+                    plan.wait_ns += clock() - since
+                except Exception as exc:  # noqa: BLE001 - see above
+                    plan.clock_failed(exc)
     except BaseException as exc:
         status, error = status_of(exc), exc
         raise
@@ -479,38 +475,35 @@ async def _async_tap(
     inner = base_astream(graph, input, plan.config, **plan.kwargs)
     status, error = n.STATUS_OK, None
     try:
-        hook, route = plan.hook, plan.route
-        if plan.ttfc:
+        hook, route, clock = plan.hook, plan.route, plan.instr.clock
+        # Under ainvoke() LangGraph's own loop consumes the items at once: there is
+        # no first chunk to time and no consumer to wait for.
+        timed = first = plan.ttfc
+        async for item in inner:
+            if hook.pending:
+                hook.drain()
+            out = route(item)
+            if out is _SKIP:
+                continue
+            if not timed:
+                yield out
+                continue
             # A streaming call: time the first item out, and how long the caller
             # took to ask for each next one (summed here, handed over at the end).
-            clock, first = plan.instr.clock, True
-            async for item in inner:
-                if hook.pending:
-                    hook.drain()
-                out = route(item)
-                if out is not _SKIP:
-                    try:
-                        since: int | None = clock()
-                    except Exception as exc:  # noqa: BLE001 - never reach the host
-                        plan.clock_failed(exc)
-                        since = None
-                    if first:
-                        first = False
-                        plan.first_out(since)
-                    yield out
-                    if since is not None:
-                        try:
-                            plan.wait_ns += clock() - since
-                        except Exception as exc:  # noqa: BLE001 - see above
-                            plan.clock_failed(exc)
-        else:
-            # Under ainvoke(): see _sync_tap.
-            async for item in inner:
-                if hook.pending:
-                    hook.drain()
-                out = route(item)
-                if out is not _SKIP:
-                    yield out
+            try:
+                since: int | None = clock()
+            except Exception as exc:  # noqa: BLE001 - never reach the host
+                plan.clock_failed(exc)
+                since = None
+            if first:
+                first = False
+                plan.first_out(since)
+            yield out
+            if since is not None:
+                try:
+                    plan.wait_ns += clock() - since
+                except Exception as exc:  # noqa: BLE001 - see above
+                    plan.clock_failed(exc)
     except BaseException as exc:
         status, error = status_of(exc), exc
         raise
