@@ -181,14 +181,15 @@ def test_llm_figures_match_controlled_delays(
     v = meters.value
     assert v("gen_ai_client_operation_time_to_first_chunk_seconds_count", **labels) == 1
     ttfc = v("gen_ai_client_operation_time_to_first_chunk_seconds_sum", **labels)
-    assert ttfc == pytest.approx(first, abs=TOL)
+    # The model's own clock is the truth (the host may sleep longer than asked).
+    assert MODEL[0].first_chunk_times[-1] >= first
+    assert ttfc == pytest.approx(MODEL[0].first_chunk_times[-1], abs=TOL)
     per_chunk = v("langgraph_llm_time_per_output_chunk_seconds_sum", **labels)
     assert per_chunk == pytest.approx(gap, abs=TOL)
     duration = v(
         "gen_ai_client_operation_duration_seconds_sum", **labels, error_type=""
     )
     assert duration >= first + 8 * gap
-    # The model's own clock is the truth for the whole call.
     assert duration == pytest.approx(MODEL[0].stream_times[-1], abs=TOL)
     chunks = 9  # five words and four spaces
     rate = v("langgraph_llm_output_tokens_per_second_sum", **labels)
