@@ -54,6 +54,9 @@ _SAMPLED = trace.TraceFlags.SAMPLED
 _RANDOM = getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
 #: What BoundedAttributes keeps unchanged (so a plain dict stores it identically).
 _PLAIN = (str, bool, int, float)
+#: How this SDK's ``Span.set_attributes`` stores a mapping (newer SDKs clean it as a
+#: whole); None where the SDK sets it key by key.
+_SET_ITEMS = getattr(BoundedAttributes, "_set_items", None)
 _EMPTY = otel_context.Context()
 #: Every trace-flags value a span of lg_otel's can carry, made once.
 _FLAGS = {bits: trace.TraceFlags(bits) for bits in (0, 1, _RANDOM, _RANDOM | 1)}
@@ -297,7 +300,18 @@ class RecordedSpan(trace.Span):
         self._bound()[key] = value
 
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
-        """Set several attributes."""
+        """Set several attributes, as the SDK would store them."""
+        if self._end is not None:
+            _sdk_log.warning("Setting attribute on ended span.")
+            return
+        if _SET_ITEMS is not None and not all(
+            type(key) is str and type(value) in _PLAIN
+            for key, value in attributes.items()
+        ):
+            # SDKs that clean the mapping as a whole keep what a key-by-key set
+            # drops (a key made a string, a nested mapping): do exactly that.
+            _SET_ITEMS(self._bound(), attributes)
+            return
         for key, value in attributes.items():
             self.set_attribute(key, value)
 
@@ -320,7 +334,8 @@ class RecordedSpan(trace.Span):
         )
         if self._events is None:
             self._events = BoundedList(limits.max_events)
-        self._events.append(Event(name, bounded, timestamp or time.time_ns()))
+        # Event takes "now" for None only: a timestamp of 0 is the caller's.
+        self._events.append(Event(name, bounded, timestamp))
 
     def add_link(
         self, context: SpanContext, attributes: types.Attributes = None
@@ -348,14 +363,17 @@ class RecordedSpan(trace.Span):
 
     def update_name(self, name: str) -> None:
         """Rename the span."""
-        if self._end is None:
-            self._name = name
+        if self._end is not None:
+            _sdk_log.warning("Tried calling %s on an ended span.", "update_name")
+            return
+        self._name = name
 
     def set_status(
         self, status: Status | StatusCode, description: str | None = None
     ) -> None:
         """Set the status with the SDK's rules (OK is final, UNSET ignored)."""
         if self._end is not None:
+            _sdk_log.warning("Tried calling %s on an ended span.", "set_status")
             return
         if self._status.status_code is StatusCode.OK:
             return
@@ -409,7 +427,8 @@ class RecordedSpan(trace.Span):
             self._parent,
             path.tracer.resource,
             self._attrs,
-            self._events or (),
+            # Even an empty list: under max_events=0 it holds the dropped count.
+            () if self._events is None else self._events,
             self._links,
             self._kind,
             path.info,

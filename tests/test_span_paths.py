@@ -324,6 +324,79 @@ def test_limits_give_equal_spans_on_both_paths() -> None:
     assert rows[0] == rows[1]
 
 
+#: User calls whose edge cases an SDK span handles in its own way; each must give the
+#: same exported task span on both paths. (limits, body)
+_EDGE_CASES: dict[str, tuple[SpanLimits | None, Any]] = {
+    # The SDK cleans a mapping as a whole: a non-string key is made a string.
+    "set_attributes non-string key": (
+        None,
+        lambda span: span.set_attributes({1: "one", "ok": 2}),
+    ),
+    "set_attributes nested mapping": (
+        None,
+        lambda span: span.set_attributes({"m": {"a": 1}, "t": ("x", 2)}),
+    ),
+    # A timestamp of 0 is the caller's, not "now".
+    "add_event timestamp 0": (None, lambda span: span.add_event("e", None, 0)),
+    "record_exception timestamp 0": (
+        None,
+        lambda span: span.record_exception(ValueError("x"), timestamp=0),
+    ),
+    # No event kept, every one counted as dropped.
+    "max_events 0": (
+        SpanLimits(max_events=0),
+        lambda span: [span.add_event(f"e{i}") for i in range(3)],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_EDGE_CASES))
+def test_user_span_edge_cases_export_the_same_on_both_paths(case: str) -> None:
+    """Each edge case of the Span API: the same task span, timestamps included."""
+    limits, body = _EDGE_CASES[case]
+    rows, stamps = [], []
+    for path in ("finished", "api"):
+        provider = TracerProvider(span_limits=limits)
+        if path == "api":
+            provider.add_span_processor(OnStartProcessor())
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        assert _chosen(provider) is (path == "finished")
+        graph = lg_otel.instrument(_user_graph(body), tracer_provider=provider)
+        graph.invoke({"x": 0})
+        spans = exporter.get_finished_spans()
+        rows.append(_fields(spans))
+        stamps.append([e.timestamp == 0 for e in _task_span(spans).events])
+    assert rows[0] == rows[1]
+    assert stamps[0] == stamps[1]
+
+
+def test_calls_on_an_ended_task_span_warn_as_the_sdk_does(
+    span_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """set_status / update_name / set_attributes after the end: warned, not applied."""
+    provider = TracerProvider()
+    if span_path == "api":
+        provider.add_span_processor(OnStartProcessor())
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    kept: list[Any] = []
+    graph = lg_otel.instrument(_user_graph(kept.append), tracer_provider=provider)
+    graph.invoke({"x": 0})
+    (span,) = kept
+    with caplog.at_level("WARNING", logger="opentelemetry.sdk.trace"):
+        span.set_status(StatusCode.ERROR)
+        span.update_name("renamed")
+        span.set_attributes({"late": 1})
+    warned = [r.getMessage() for r in caplog.records]
+    assert "Tried calling set_status on an ended span." in warned
+    assert "Tried calling update_name on an ended span." in warned
+    assert "Setting attribute on ended span." in warned
+    task = _task_span(exporter.get_finished_spans())
+    assert task.status.status_code is StatusCode.UNSET
+    assert "late" not in task.attributes
+
+
 def test_unsampled_run_exports_nothing_and_user_span_is_not_recording(
     span_path: str,
 ) -> None:
