@@ -41,6 +41,8 @@ from benchmarks.workloads import wide
 from lg_otel import _tap
 
 LAYERS = ("noop", "spans", "both")
+#: Node tasks of one ``wide`` run.
+_TASKS = 210
 
 
 def _fresh(saver: InMemorySaver) -> None:
@@ -63,9 +65,12 @@ def _cpu(fn: Any, calls: int) -> float:
 
 
 def _no_views(
-    wiring: Any, graph: Any, config: Any, merged: Any, hooked: Any, tracker: Any
+    wiring: Any, graph: Any, config: Any, merged: Any, hooked: Any, *rest: Any
 ) -> Any:
-    return hooked  # the run's config as it is: the saver is called unwrapped
+    # The run's config as it is: the saver is called unwrapped. ``*rest`` takes
+    # whatever else ``run_config`` is given: a signature that stopped matching made
+    # the tap fall back to an untraced run, and the "off" variant measured bare.
+    return hooked
 
 
 def in_graph(reps: int, runs: int) -> dict[str, Any]:
@@ -103,6 +108,9 @@ def in_graph(reps: int, runs: int) -> dict[str, Any]:
     before = exporters["spans"].count
     run(traced["spans"], False)()
     plain = exporters["spans"].count - before
+    # The run and its 210 tasks are still traced with the views off; were they
+    # not, "off" would be the bare graph and every figure the whole of lg_otel.
+    assert plain == _TASKS + 1, f"views off exported {plain} spans, not {_TASKS + 1}"
     run(traced["spans"], True)()
     calls = exporters["spans"].count - before - 2 * plain
     assert calls > 0, "the views added no span"
