@@ -92,9 +92,10 @@ class RunHook(BaseCallbackHandler):
         self._roots: dict[int, tuple[str, object | None]] = {}
         #: Tokens that could not be reset where the chain ended (see drain()).
         self.pending: list[object] = []
-        # chain run id -> name, for chains run directly by a task root: the one whose
-        # run parents a subgraph task's root is the subgraph (a Pregel run).
-        self._children: dict[int, str] = {}
+        # chain run id -> (name, the root's task id), for chains run directly by a
+        # task root: the one whose run parents a subgraph task's root is the
+        # subgraph (a Pregel run), run by that task.
+        self._children: dict[int, tuple[str, str]] = {}
 
     def drain(self) -> None:
         """Reset context tokens that the chain's end could not reset.
@@ -139,7 +140,10 @@ class RunHook(BaseCallbackHandler):
                     and isinstance(name, str)
                     and parent_run_id.int in self._roots
                 ):
-                    self._children[run_id.int] = name
+                    self._children[run_id.int] = (
+                        name,
+                        self._roots[parent_run_id.int][0],
+                    )
                 return
             checkpoint_ns = metadata.get(_NS_KEY)
             if not isinstance(checkpoint_ns, str) or not isinstance(node, str):
@@ -149,11 +153,17 @@ class RunHook(BaseCallbackHandler):
                 task_id, parent_task_id = checkpoint_ns.partition(":")[2], None
             else:
                 task_id, parent_task_id = split_checkpoint_ns(checkpoint_ns)
-                if parent_task_id is not None and parent_run_id is not None:
+                if parent_run_id is not None:
                     # A subgraph's task: the run it runs in is its graph, named as
                     # compiled (LangGraph names a graph's run after get_name()).
-                    subgraph = self._children.get(parent_run_id.int)
-                    if subgraph is not None:
+                    child = self._children.get(parent_run_id.int)
+                    if child is not None:
+                        subgraph, runner = child
+                        if parent_task_id is None:
+                            # A subgraph compiled with checkpointer=True keeps no
+                            # task ids in its namespace ("outer|inner:<id>"): its
+                            # tasks' parent is the task that runs it.
+                            parent_task_id = runner
                         self.tracker.subgraph_entered(parent_task_id, subgraph)
             if not task_id:
                 return

@@ -83,18 +83,14 @@ def split_checkpoint_ns(checkpoint_ns: str) -> tuple[str | None, str | None]:
 def namespace_of(checkpoint_ns: str) -> str:
     """``"a:<t1>|b:<t2>"`` → ``"a"``: the node names leading to the task's subgraph.
 
-    Task ids are left out; a top-level task (no ``|``) has the empty namespace.
+    Task ids are left out; a top-level task (no ``|``) has the empty namespace. A
+    subgraph compiled with ``checkpointer=True`` has a namespace without task ids
+    (``"a|b:<t2>"``): its node names count the same.
     """
     if "|" not in checkpoint_ns:  # a top-level task: the common case
         return ""
-    names = [
-        name
-        for name, sep, task_id in (
-            segment.partition(":") for segment in checkpoint_ns.split("|")[:-1]
-        )
-        if sep and task_id and name
-    ]
-    return "|".join(names)
+    names = [segment.partition(":")[0] for segment in checkpoint_ns.split("|")[:-1]]
+    return "|".join(name for name in names if name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,10 @@ class CallTracker(Protocol):
         """Each task's writes will be handed to the checkpointer: wait for them."""
         ...
 
+    def graph_owner(self, checkpoint_ns: str) -> str | None:
+        """The running task that runs the graph of ``checkpoint_ns`` (no task ids)."""
+        ...
+
     def store_started(
         self, operation: str, store: str, *, parent: object = None
     ) -> StoreRecord | None:
@@ -156,9 +160,15 @@ class CallSite:
             elif ns is not None:
                 parent_task = split_checkpoint_ns(ns)[0]
                 if parent_task is None:
-                    # A checkpointer=True subgraph keeps no task ids in its namespace;
-                    # its loop runs in the node's context, where the task's span is.
-                    parent = self._binder.current_parent(self._run)
+                    # A checkpointer=True subgraph keeps no task ids in its
+                    # namespace: the task running it is found by its node. Before
+                    # any of its tasks began, the subgraph's loop runs in the node's
+                    # context, where that task's span is current. (Later, under
+                    # asyncio, a save can run in a context copied from one of the
+                    # subgraph's own tasks: the context alone would be wrong.)
+                    parent_task = self._tracker.graph_owner(ns)
+                    if parent_task is None:
+                        parent = self._binder.current_parent(self._run)
             call = self._tracker.checkpoint_started(
                 operation,
                 saver,

@@ -674,6 +674,24 @@ class RunTracker:
             task.next = nodes
             self._sink.task_ended(self.run, task)
 
+    def graph_owner(self, checkpoint_ns: str) -> str | None:
+        """The running task that runs the graph of ``checkpoint_ns``, if one does.
+
+        For a subgraph compiled with ``checkpointer=True``, whose namespace keeps no
+        task ids (``"outer"``, ``"a|outer"``): the one unfinished task of node
+        ``outer`` in namespace ``a``. None when there is none, or several.
+        """
+        prefix, _, node = checkpoint_ns.rpartition("|")
+        with self._lock:
+            # Only such subgraphs' calls get here, and only open tasks are kept:
+            # a scan, so the per-task path keeps no index for them.
+            owners = [
+                task.task_id
+                for task in self._tasks.values()
+                if task.name == node and task.namespace == prefix and not task.returned
+            ]
+        return owners[0] if len(owners) == 1 else None
+
     def _depth(self, task: TaskRecord) -> int:
         depth, parent = 0, task.parent_task_id
         while parent is not None and depth < 64:
@@ -747,6 +765,10 @@ class OutsideRun:
 
     def task_writes(self, task_id: str, nodes: tuple[str, ...] | None) -> None:
         """Writes made outside any run (``update_state``) end no task."""
+
+    def graph_owner(self, checkpoint_ns: str) -> str | None:
+        """No task runs outside a run."""
+        return None
 
     def checkpoint_started(
         self,

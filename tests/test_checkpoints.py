@@ -259,26 +259,44 @@ def test_subgraph_calls_nest_under_the_task_that_runs_the_subgraph(
     assert seen == {1, 2}
 
 
-def test_own_history_subgraph_calls_nest_under_the_calling_task(
-    tracing: Any,
+@pytest.mark.parametrize("placement", ["called", "node"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_own_history_subgraph_nests_under_the_calling_task(
+    tracing: Any, mode: str, placement: str
 ) -> None:
-    """checkpointer=True subgraph (no task ids in its namespace): under its caller."""
+    """checkpointer=True subgraph (no task ids in its namespace): its tasks and its
+    checkpoint calls go under the task that runs it, its tasks with its namespace.
+
+    Under asyncio, a save can run in a context copied from one of the subgraph's
+    own tasks, so the context alone would put it under that (ended) task.
+    """
     provider, exporter = tracing
     leaf = StateGraph(S)
-    leaf.add_node("leaf", lambda state: {"log": ["leaf"]})
-    leaf.add_edge(START, "leaf")
+    leaf.add_node("leaf1", lambda state: {"log": ["leaf1"]})
+    leaf.add_node("leaf2", lambda state: {"log": ["leaf2"]})
+    leaf.add_edge(START, "leaf1")
+    leaf.add_edge("leaf1", "leaf2")
     sub = leaf.compile(checkpointer=True, name="sub")
 
     def mid(state: S) -> Any:
         return sub.invoke(state)
 
+    async def amid(state: S) -> Any:
+        return await sub.ainvoke(state)
+
     g = StateGraph(S)
-    g.add_node("mid", mid)
+    if placement == "node":
+        g.add_node("mid", sub)
+    else:
+        g.add_node("mid", mid if mode == "sync" else amid)
     g.add_edge(START, "mid")
     traced = lg_otel.instrument(
         g.compile(checkpointer=InMemorySaver(), name="outer"), tracer_provider=provider
     )
-    traced.invoke({"log": []}, thread_config())
+    if mode == "sync":
+        traced.invoke({"log": []}, thread_config())
+    else:
+        asyncio.run(traced.ainvoke({"log": []}, thread_config()))
     spans = exporter.get_finished_spans()
     (task,) = by_name(spans, f"{n.SPAN_TASK} mid")
     inner = [
@@ -288,7 +306,11 @@ def test_own_history_subgraph_calls_nest_under_the_calling_task(
     ]
     assert {s.name.split()[1] for s in inner} >= {"get_tuple", "put", "put_writes"}
     for span in inner:
-        assert parent_of(span, spans) is task
+        assert parent_of(span, spans) is task, span.name
+    for name in ("leaf1", "leaf2"):
+        (leaf_task,) = by_name(spans, f"{n.SPAN_TASK} {name}")
+        assert parent_of(leaf_task, spans) is task
+        assert (leaf_task.attributes or {})[n.ATTR_NAMESPACE] == "mid"
 
 
 def test_checkpointer_given_through_config_is_traced(tracing: Any) -> None:

@@ -79,6 +79,9 @@ def test_namespace_of_drops_task_ids_and_the_task_itself() -> None:
     assert namespace_of("plan:1f0e") == ""
     assert namespace_of("research:1f0e|plan:2a9b") == "research"
     assert namespace_of("a:1|b:2|c:3") == "a|b"
+    # A checkpointer=True subgraph's own namespace keeps no task ids.
+    assert namespace_of("research|plan:2a9b") == "research"
+    assert namespace_of("a:1|research|plan:2a9b") == "a|research"
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
