@@ -24,7 +24,14 @@ from opentelemetry import trace
 
 from lg_otel import _names as n
 from lg_otel._records import SPAN_SLOT as _SPAN
-from lg_otel._records import LlmRecord, NullSink, RunRecord, TaskRecord, ToolRecord
+from lg_otel._records import (
+    LlmRecord,
+    NullSink,
+    RunRecord,
+    TaskRecord,
+    ToolRecord,
+    raised_by_call,
+)
 from lg_otel._spans import error_type
 
 #: Run slot holding the log sink's per-run state (a :class:`RunLog`).
@@ -74,13 +81,17 @@ def _debug_enabled(log: Any) -> bool:
 
 
 def _failure(
-    state: RunLog | None, error: BaseException | None, fields: dict[str, Any]
+    state: RunLog | None,
+    error: BaseException | None,
+    fields: dict[str, Any],
+    run: RunRecord,
 ) -> None:
-    """Add ``error.type``, and the exception itself the first time this run sees it."""
+    """Add ``error.type``, and the exception itself the first time this run sees it
+    (never one a saver or store raised: its message can quote keys and values)."""
     fields[n.FIELD_ERROR_TYPE] = (
         error_type(error) if error is not None else n.ERROR_TYPE_OTHER
     )
-    if error is None:
+    if error is None or raised_by_call(run, error):
         return
     if state is not None:
         if id(error) in state.logged:
@@ -161,7 +172,7 @@ class LogSink(NullSink):
             failed = state.failed_task(run.error) if state is not None else None
             if failed is not None:
                 fields[n.FIELD_FAILED_NODE], fields[n.FIELD_FAILED_TASK_ID] = failed
-            _failure(state, run.error, fields)
+            _failure(state, run.error, fields, run)
             self._emit(state, run, "error", n.LOG_RUN_END, fields)
         else:
             self._emit(state, run, "info", n.LOG_RUN_END, fields)
@@ -191,7 +202,7 @@ class LogSink(NullSink):
             fields["duration_s"] = _seconds(task.start_ns, task.end_ns)
             if state is not None:
                 state.failed.append((task.error, task.name, task.task_id))
-            _failure(state, task.error, fields)
+            _failure(state, task.error, fields, run)
             self._emit(state, task, "error", n.LOG_TASK_END, fields)
         elif state is None or state.debug:
             fields = self._task_fields(run, task)
@@ -236,7 +247,7 @@ class LogSink(NullSink):
                 fields["tokens_per_s"] = tokens / stream_s
         state = run.slots.get(self._state_slot)
         if llm.status == n.STATUS_ERROR:
-            _failure(state, llm.error, fields)
+            _failure(state, llm.error, fields, run)
             self._emit(state, llm, "error", n.LOG_LLM_END, fields)
         else:
             self._emit(state, llm, "info", n.LOG_LLM_END, fields)
@@ -257,7 +268,7 @@ class LogSink(NullSink):
             **_ids(tool),
         }
         if failed:
-            _failure(state, tool.error, fields)
+            _failure(state, tool.error, fields, run)
             self._emit(state, tool, "error", n.LOG_TOOL_END, fields)
         else:
             self._emit(state, tool, "debug", n.LOG_TOOL_END, fields)

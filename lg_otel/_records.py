@@ -45,6 +45,32 @@ class RunRecord:
     consumer_wait_ns: int = 0
     #: Per-sink state (a span, say), keyed by sink; sinks own what they put here.
     slots: dict[str, Any] = field(default_factory=dict)
+    #: Exceptions the run's checkpointer and store calls raised (see
+    #: :func:`raised_by_call`); a tuple, so a run without any allocates nothing.
+    call_errors: tuple[BaseException, ...] = ()
+
+
+#: At most this many call exceptions are kept per run (a node may catch many).
+MAX_CALL_ERRORS = 32
+
+
+def raised_by_call(run: RunRecord | None, error: BaseException | None) -> bool:
+    """Whether ``error``, or an exception it was raised from, is one that a
+    checkpointer or store call of ``run`` raised.
+
+    A driver's message can quote keys and values, so such an error is reported by
+    its type only, wherever it surfaces (the run, a task, a log line).
+    """
+    if run is None or error is None or not run.call_errors:
+        return False
+    exc: BaseException | None = error
+    for _ in range(64):  # a cause chain can loop; never follow it for long
+        if exc is None:
+            return False
+        if any(exc is raised for raised in run.call_errors):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @dataclass(slots=True, eq=False)

@@ -31,6 +31,7 @@ from lg_otel._records import (
     StoreRecord,
     TaskRecord,
     ToolRecord,
+    raised_by_call,
 )
 from lg_otel._spanpath import SpanMaker, SpanPath, context_with
 
@@ -114,12 +115,20 @@ class SpanSink:
         error: BaseException | None,
         end_ns: int,
         interrupt: dict[str, Any] | None = None,
+        run: RunRecord | None = None,
     ) -> None:
         if not span.is_recording():  # unsampled: nothing to record or export
             return
         span.set_attribute(n.ATTR_STATUS, status or n.STATUS_OK)
         if status == n.STATUS_ERROR:
-            if error is not None:
+            if error is not None and raised_by_call(run, error):
+                # A saver's or store's exception (or one raised from it): its
+                # class only, as on the call's own span.
+                kind = error_type(error)
+                span.set_attribute(n.ATTR_ERROR_TYPE, kind)
+                span.add_event(n.EVENT_EXCEPTION, {n.ATTR_EXCEPTION_TYPE: kind})
+                span.set_status(Status(StatusCode.ERROR))
+            elif error is not None:
                 span.set_attribute(n.ATTR_ERROR_TYPE, error_type(error))
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)[:1024]))
@@ -182,7 +191,7 @@ class SpanSink:
             count = len(run.interrupt_ids) or (task.interrupts if task else 0)
             event = _interrupt_event(task, count)
         end = self._wall(run, run.end_ns or 0)
-        self._end(span, run.status, run.error, end, event)
+        self._end(span, run.status, run.error, end, event, run)
 
     # --- tasks ----------------------------------------------------------------
 
@@ -238,7 +247,7 @@ class SpanSink:
         if task.status == n.STATUS_INTERRUPTED:
             event = _interrupt_event(task, task.interrupts or len(task.interrupt_ids))
         end = self._wall(run, task.end_ns or 0)
-        self._end(span, task.status, task.error, end, event)
+        self._end(span, task.status, task.error, end, event, run)
 
     # --- model calls ----------------------------------------------------------
 
@@ -294,7 +303,9 @@ class SpanSink:
                 n.ATTR_OUTPUT_MESSAGES: llm.output_messages,
             },
         )
-        self._end(span, llm.status, llm.error, self._wall(run, llm.end_ns or 0))
+        self._end(
+            span, llm.status, llm.error, self._wall(run, llm.end_ns or 0), None, run
+        )
 
     # --- tool calls -----------------------------------------------------------
 
@@ -323,7 +334,9 @@ class SpanSink:
             span,
             {n.ATTR_TOOL_ARGUMENTS: tool.arguments, n.ATTR_TOOL_RESULT: tool.result},
         )
-        self._end(span, tool.status, tool.error, self._wall(run, tool.end_ns or 0))
+        self._end(
+            span, tool.status, tool.error, self._wall(run, tool.end_ns or 0), None, run
+        )
 
     # --- checkpoints and stores -------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any
 from lg_otel import _names as n
 from lg_otel._parse import namespace_of, task_triggers
 from lg_otel._records import (
+    MAX_CALL_ERRORS,
     CheckpointRecord,
     LlmRecord,
     RunRecord,
@@ -531,7 +532,10 @@ class RunTracker:
                 return
             self._calls.discard(call)
             _close_call(call, self._now(), error, results)
-            _end_call(self._sink, self.run, call)
+            run = self.run
+            if call.error is not None and len(run.call_errors) < MAX_CALL_ERRORS:
+                run.call_errors = (*run.call_errors, call.error)
+            _end_call(self._sink, run, call)
 
     # --- what the caller sees ------------------------------------------------------
 

@@ -516,6 +516,78 @@ def test_a_store_error_reaches_the_node_as_the_same_object(tracing: Any) -> None
     assert SECRET not in all_text(span)
 
 
+class StoreFailsNode(InMemoryStore):
+    """Its put raises Boom, with a message quoting the key and value."""
+
+    def batch(self, ops: Any) -> Any:
+        ops = list(ops)
+        if any(type(op).__name__ == "PutOp" for op in ops):
+            raise Boom(f"cannot write key {SECRET}")
+        return super().batch(ops)
+
+
+def _store_graph(body: Any) -> Any:
+    g = StateGraph(S)
+    g.add_node("a", body)
+    g.add_edge(START, "a")
+    return g.compile(store=StoreFailsNode())
+
+
+def _store_put(state: S) -> dict[str, Any]:
+    get_store().put(("users",), "k", {"v": 1})
+    return {"log": ["a"]}
+
+
+def _store_put_wrapped(state: S) -> dict[str, Any]:
+    try:
+        get_store().put(("users",), "k", {"v": 1})
+    except Boom as exc:
+        raise ValueError("could not remember") from exc
+    return {"log": ["a"]}
+
+
+@pytest.mark.parametrize("case", ["saver", "store", "store-wrapped"])
+def test_a_call_error_that_fails_the_run_is_reported_by_type_only(
+    tracing: Any, case: str
+) -> None:
+    """A saver's or store's exception (or one raised from it) that fails the task and
+    the run: their spans and log lines name its class, never its message or
+    traceback (a driver's message can quote keys and values)."""
+    from structlog.testing import capture_logs
+
+    provider, exporter = tracing
+    if case == "saver":
+        graph: Any = linear(FailingSaver())
+        kind, expected = "Boom", Boom
+    else:
+        body = _store_put if case == "store" else _store_put_wrapped
+        graph = _store_graph(body)
+        kind = "Boom" if case == "store" else "ValueError"
+        expected = Boom if case == "store" else ValueError
+    traced = lg_otel.instrument(
+        graph, tracer_provider=provider, config=lg_otel.Config(logs=True)
+    )
+    durability: Any = {"durability": "sync"} if case == "saver" else {}
+    with capture_logs() as logs, pytest.raises(expected):
+        traced.invoke({"log": []}, thread_config(), **durability)
+    spans = exporter.get_finished_spans()
+    failed = [s for s in spans if s.status.status_code is StatusCode.ERROR]
+    names = {s.name.split()[0] for s in failed}
+    assert n.SPAN_RUN in names
+    if case != "saver":
+        assert n.SPAN_TASK in names
+    for span in failed:
+        assert SECRET not in all_text(span), span.name
+        if not span.name.startswith((n.SPAN_CHECKPOINT, n.SPAN_STORE)):
+            assert (span.attributes or {})[n.ATTR_ERROR_TYPE] == kind
+            assert [dict(e.attributes or {}) for e in span.events] == [
+                {n.ATTR_EXCEPTION_TYPE: kind}
+            ]
+    assert SECRET not in repr(logs)
+    assert all(n.FIELD_EXC_INFO not in event for event in logs)
+    assert any(event.get(n.FIELD_ERROR_TYPE) == kind for event in logs)
+
+
 def test_a_failing_tracer_never_fails_the_saver_call() -> None:
     """A span processor that raises: the run's output and stored history are intact."""
     from opentelemetry.sdk.trace import SpanProcessor
