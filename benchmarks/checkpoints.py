@@ -2,6 +2,7 @@
 
     python -m benchmarks.checkpoints            # ~4 min: the figures below
     python -m benchmarks.checkpoints --quick    # seconds: smoke run, no claims
+    python -m benchmarks.checkpoints --reps 40 --runs 6   # finer interleaving
 
 Two measurements, both process CPU time, variants interleaved per repetition:
 
@@ -177,8 +178,12 @@ def main() -> None:
     """Run both measurements and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run, no claims")
+    parser.add_argument("--reps", type=int, default=9, help="repetitions (A B A B)")
+    parser.add_argument("--runs", type=int, default=30, help="graph runs per sample")
     args = parser.parse_args()
-    reps, runs, loops = (2, 2, 200) if args.quick else (9, 30, 20_000)
+    reps, runs, loops = (
+        (2, 2, 200) if args.quick else (args.reps, args.runs, 20_000)
+    )
     graph = in_graph(reps, runs)
     alone = isolated(reps, loops)
     print(f"wide on InMemorySaver: {graph['calls']} saver calls per run, "
