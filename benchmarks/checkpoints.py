@@ -150,6 +150,10 @@ def _isolated_layer(layer: str, reps: int, loops: int) -> dict[str, list[float]]
     tracker, _ = instr.new_run(graph, dict(merged), None, False)
     wired = run_config(instr, graph, config, merged, config, tracker)
     view = wired["configurable"]["__pregel_checkpointer"]
+    # As in a run: LangGraph hands the saver configs carrying the run's
+    # `configurable`, the view included (which the view gives back as the saver).
+    run_conf = {**wired["configurable"], **config["configurable"]}
+    config = {**config, "configurable": run_conf}
     writes = [("n", 1)]
     task = str(uuid.uuid4())
     ops = {

@@ -117,7 +117,15 @@ class CallSite:
     Never raises: a failure is counted and the call goes on untraced.
     """
 
-    __slots__ = ("_binder", "_current", "_on_error", "_run", "_tracker")
+    __slots__ = (
+        "_binder",
+        "_current",
+        "_lent",
+        "_on_error",
+        "_run",
+        "_runtimes",
+        "_tracker",
+    )
 
     def __init__(
         self,
@@ -125,13 +133,77 @@ class CallSite:
         binder: Binder,
         on_error: OnError,
         current: Callable[[], object] | None = None,
+        lent: bool = True,
     ) -> None:
-        """Report to ``tracker``; outside a run ``current`` gives each call's parent."""
+        """Report to ``tracker``; outside a run ``current`` gives each call's parent.
+
+        ``lent``: the caller's config named the checkpointer itself (the API server
+        does), so without lg_otel the run's own configs would carry it too.
+        """
         self._tracker = tracker
         self._run = tracker.run
         self._binder = binder
         self._on_error = on_error
         self._current = current
+        self._lent = lent
+        # id(runtime) -> (runtime, the same with the user's store): the runtimes
+        # of one run's graphs (a few), the first kept alive so its id stays its own.
+        self._runtimes: dict[int, tuple[Any, Any]] = {}
+
+    def bare_args(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """A checkpointer call's arguments as they would be without lg_otel.
+
+        LangGraph copies the run's ``configurable`` into the configs it hands the
+        saver, and there it finds the view lg_otel put in: without lg_otel the key
+        holds the saver the view wraps, and at the top of a run whose caller lent
+        none it is absent. Anything else passes as it is (the same objects).
+        """
+        try:
+            if args:
+                config = args[0]
+                bare = self._bare_config(config)
+                if bare is not config:
+                    args = (bare, *args[1:])
+            elif "config" in kwargs:
+                config = kwargs["config"]
+                bare = self._bare_config(config)
+                if bare is not config:
+                    kwargs = {**kwargs, "config": bare}
+        except Exception as exc:  # noqa: BLE001 - the call itself must go on
+            self._on_error(n.COMPONENT_SAVERS, exc)
+        return args, kwargs
+
+    def _bare_config(self, config: Any) -> Any:
+        if type(config) is not dict:
+            return config
+        conf = config.get("configurable")
+        if type(conf) is not dict:
+            return config
+        lent = conf.get(_CHECKPOINTER_KEY)
+        runtime: Any = conf.get(_RUNTIME_KEY)
+        viewed = isinstance(getattr(runtime, "store", None), _View)
+        if not viewed and not isinstance(lent, _View):
+            return config
+        conf = dict(conf)
+        if isinstance(lent, _View):
+            if not self._lent and not conf.get(_NS_KEY):
+                del conf[_CHECKPOINTER_KEY]
+            else:  # a subgraph's (LangGraph lends it the saver), or the caller's
+                conf[_CHECKPOINTER_KEY] = object.__getattribute__(lent, _INNER)
+        if viewed:
+            # The run's runtime holds the store's view for the nodes; the saver
+            # gets it with the user's store, made once per runtime object.
+            bare = self._runtimes.get(id(runtime))
+            if bare is None or bare[0] is not runtime:
+                store = object.__getattribute__(runtime.store, _INNER)
+                bare = self._runtimes[id(runtime)] = (
+                    runtime,
+                    runtime.override(store=store),
+                )
+            conf[_RUNTIME_KEY] = bare[1]
+        return {**config, "configurable": conf}
 
     def checkpoint(
         self, operation: str, saver: str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -283,6 +355,7 @@ def _timed_sync(name: str, operation: str, store: bool, original: Any) -> Any:
             call, token = site.store(operation, label)
         else:
             call, token = site.checkpoint(operation, label, args, kwargs)
+            args, kwargs = site.bare_args(args, kwargs)
         try:
             result = getattr(inner, name)(*args, **kwargs)
         except BaseException as exc:
@@ -305,6 +378,7 @@ def _timed_async(name: str, operation: str, store: bool, original: Any) -> Any:
             call, token = site.store(operation, label)
         else:
             call, token = site.checkpoint(operation, label, args, kwargs)
+            args, kwargs = site.bare_args(args, kwargs)
         try:
             result = await getattr(inner, name)(*args, **kwargs)
         except BaseException as exc:
@@ -406,6 +480,7 @@ def _timed_list(name: str, original: Any) -> Any:
         inner = object.__getattribute__(self, _INNER)
         site: CallSite = object.__getattribute__(self, _SITE)
         call, token = site.checkpoint("list", type(self)._lg_otel_label, args, kwargs)
+        args, kwargs = site.bare_args(args, kwargs)
         try:
             found = getattr(inner, name)(*args, **kwargs)
             it = found.__aiter__() if name == "alist" else iter(found)
@@ -590,7 +665,12 @@ def run_config(
             store = None
         if saver is None and store is None:
             return hooked
-        site = CallSite(tracker, wiring.call_binder(), wiring.record_error)
+        site = CallSite(
+            tracker,
+            wiring.call_binder(),
+            wiring.record_error,
+            lent=_CHECKPOINTER_KEY in conf,
+        )
         configurable = {**(hooked.get("configurable") or {})}
         if saver is not None:
             configurable[_CHECKPOINTER_KEY] = _view(saver, site)

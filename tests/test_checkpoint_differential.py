@@ -15,6 +15,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.memory import InMemoryStore
 
 import lg_otel
 from tests.history import HISTORIES, adrive, drive, memory_rows, sqlite_rows
@@ -130,3 +131,105 @@ async def test_missing_thread_id_is_refused_as_bare_async(
         expected = await _refusal_async(lambda: bare.ainvoke(inputs[0]))
         assert expected[0] is ValueError
         assert await _refusal_async(lambda: traced.ainvoke(inputs[0])) == expected
+
+
+# --- the configs the saver is handed ---------------------------------------------
+
+
+class _ConfigLog(InMemorySaver):
+    """Records how each call's config looks: its ``configurable`` keys, and what the
+    checkpointer and runtime keys hold (by exact type: a view is a subclass)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[Any, ...]] = []
+
+    def _note(self, method: str, config: Any) -> None:
+        conf = dict(config.get("configurable") or {})
+        lent = conf.get("__pregel_checkpointer")
+        runtime = conf.get("__pregel_runtime")
+        store = getattr(runtime, "store", None)
+        self.seen.append(
+            (
+                method,
+                sorted(conf),
+                None if lent is None else type(lent).__name__,
+                type(lent) is _ConfigLog if lent is not None else None,
+                None if store is None else type(store) is InMemoryStore,
+            )
+        )
+
+    def get_tuple(self, config: Any) -> Any:
+        self._note("get_tuple", config)
+        return super().get_tuple(config)
+
+    def put(self, config: Any, *args: Any, **kwargs: Any) -> Any:
+        self._note("put", config)
+        return super().put(config, *args, **kwargs)
+
+    def put_writes(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        self._note("put_writes", config)
+        super().put_writes(config, *args, **kwargs)
+
+    async def aget_tuple(self, config: Any) -> Any:
+        self._note("get_tuple", config)
+        return await super().aget_tuple(config)
+
+    async def aput(self, config: Any, *args: Any, **kwargs: Any) -> Any:
+        self._note("put", config)
+        return await super().aput(config, *args, **kwargs)
+
+    async def aput_writes(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        self._note("put_writes", config)
+        await super().aput_writes(config, *args, **kwargs)
+
+
+def _own_history(checkpointer: Any) -> Any:
+    """pre -> mid, where mid is a subgraph compiled with checkpointer=True."""
+    from langgraph.graph import START, StateGraph
+
+    from tests.history import S
+
+    inner = StateGraph(S)
+    inner.add_node("leaf", lambda state: {"log": ["leaf"]})
+    inner.add_edge(START, "leaf")
+    outer = StateGraph(S)
+    outer.add_node("pre", lambda state: {"log": ["pre"]})
+    outer.add_node("mid", inner.compile(checkpointer=True))
+    outer.add_edge(START, "pre")
+    outer.add_edge("pre", "mid")
+    return outer.compile(checkpointer=checkpointer, store=InMemoryStore())
+
+
+@pytest.mark.parametrize("lend", [False, True], ids=["own", "lent"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("shape", ["linear", "nested", "own-history"])
+def test_the_saver_gets_the_configs_of_the_bare_graph(
+    shape: str, mode: str, lend: bool, tracing: Any
+) -> None:
+    """Every config the saver is handed has the bare run's keys, and the saver and
+    store LangGraph lends through it are the user's own (never lg_otel's views):
+    for the graph's own saver, one lent through the config, subgraphs, and a
+    checkpointer=True subgraph."""
+    import asyncio
+
+    provider, exporter = tracing
+    build = _own_history if shape == "own-history" else HISTORIES[shape][0]
+    seen = []
+    for side in ("bare", "traced"):
+        saver = _ConfigLog()
+        graph = build(None if lend else saver)
+        if side == "traced":
+            graph = lg_otel.instrument(graph, tracer_provider=provider)
+        configurable: dict[str, Any] = {"thread_id": "t"}
+        if lend:
+            configurable["__pregel_checkpointer"] = saver
+        config: Any = {"configurable": configurable}
+        if mode == "sync":
+            graph.invoke({"log": []}, config, durability="sync")
+        else:
+            asyncio.run(graph.ainvoke({"log": []}, config, durability="sync"))
+        seen.append(saver.seen)
+    assert seen[1] == seen[0]
+    assert seen[0]
+    assert exporter.get_finished_spans(), "the traced graph emitted no spans"
