@@ -18,6 +18,7 @@ a 20-chunk chat streamed as ``["messages", "updates"]``).
 from __future__ import annotations
 
 import argparse
+import contextvars
 import sys
 import threading
 import timeit
@@ -53,8 +54,9 @@ _HOOK_CALLS = (
     "on_tool_error",
 )
 
-#: (hook method name, args, kwargs), or (None, (raw stream item,), {}) for the tap.
-Event = tuple[str | None, tuple[Any, ...], dict[str, Any]]
+#: (hook method name, args, kwargs, recording thread), or (None, (raw stream item,),
+#: {}, thread) for the tap.
+Event = tuple[str | None, tuple[Any, ...], dict[str, Any], int]
 
 
 @contextmanager
@@ -67,14 +69,14 @@ def _recording(events: list[Event]) -> Iterator[None]:
     def recorder(name: str) -> Callable[..., Any]:
         def call(self: RunHook, *args: Any, **kwargs: Any) -> Any:
             with lock:
-                events.append((name, args, kwargs))
+                events.append((name, args, kwargs, threading.get_ident()))
             return saved[name](self, *args, **kwargs)
 
         return call
 
     def recorded_route(self: _tap._Plan, item: object) -> object:
         with lock:
-            events.append((None, (item,), {}))
+            events.append((None, (item,), {}, threading.get_ident()))
         return route(self, item)
 
     try:
@@ -102,6 +104,7 @@ def replayer(
     consumer wait).
     """
     events: list[Event] = []
+    caller = threading.get_ident()
     with _recording(events):
         run(graph)
     instr = type(graph)._lg_otel
@@ -113,9 +116,20 @@ def replayer(
         plan.ttfc = streaming
         hook = plan.hook
         route, clock = plan.route, instr.clock
-        for name, args, kwargs in events:
+        # A worker thread's events run in a context of their own, as they did: the
+        # hook attaches a task's span where the task runs, and replaying two
+        # threads' attaches and detaches interleaved in the caller's context would
+        # reset them out of order and leave a task span current for the caller.
+        contexts: dict[int, contextvars.Context] = {}
+        for name, args, kwargs, thread in events:
             if name is not None:
-                getattr(hook, name)(*args, **kwargs)
+                if thread == caller:
+                    getattr(hook, name)(*args, **kwargs)
+                    continue
+                context = contexts.get(thread)
+                if context is None:
+                    context = contexts[thread] = contextvars.copy_context()
+                context.run(getattr(hook, name), *args, **kwargs)
                 continue
             if hook.pending:
                 hook.drain()

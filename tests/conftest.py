@@ -28,6 +28,24 @@ def _structlog_defaults() -> Iterator[None]:
     structlog.reset_defaults()
 
 
+@pytest.fixture(autouse=True)
+def _no_span_left_current() -> Iterator[None]:
+    """No test leaves a span current for the tests after it (rule 1 for the caller).
+
+    A leak here made later tests' runs children of a stale span, far from its cause;
+    this names the test that left it, then puts the context back.
+    """
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    before = otel_context.get_current()
+    yield
+    left = trace.get_current_span()
+    if left.get_span_context().is_valid and left is not trace.get_current_span(before):
+        otel_context.attach(before)
+        pytest.fail(f"the test left a span current: {left!r}")
+
+
 @pytest.fixture
 def no_gc_pauses() -> Iterator[None]:
     """No garbage-collector pause lands inside a timed run.
