@@ -182,12 +182,13 @@ class CallSite:
         if type(conf) is not dict:
             return config
         lent = conf.get(_CHECKPOINTER_KEY)
+        lent_view = isinstance(lent, _View)
         runtime: Any = conf.get(_RUNTIME_KEY)
         viewed = isinstance(getattr(runtime, "store", None), _View)
-        if not viewed and not isinstance(lent, _View):
+        if not viewed and not lent_view:
             return config
         conf = dict(conf)
-        if isinstance(lent, _View):
+        if lent_view:
             if not self._lent and not conf.get(_NS_KEY):
                 del conf[_CHECKPOINTER_KEY]
             else:  # a subgraph's (LangGraph lends it the saver), or the caller's

@@ -63,6 +63,14 @@ def _interrupt_event(task: TaskRecord | None, count: int) -> dict[str, Any]:
     return attributes
 
 
+def _error_by_type(span: Span, error: BaseException) -> None:
+    """``error.type`` and an ``exception`` event naming the class only: a driver's
+    message can quote keys and values."""
+    kind = error_type(error)
+    span.set_attribute(n.ATTR_ERROR_TYPE, kind)
+    span.add_event(n.EVENT_EXCEPTION, {n.ATTR_EXCEPTION_TYPE: kind})
+
+
 class SpanSink:
     """Creates and ends one span per run, task, model call and tool call."""
 
@@ -124,9 +132,7 @@ class SpanSink:
             if error is not None and raised_by_call(run, error):
                 # A saver's or store's exception (or one raised from it): its
                 # class only, as on the call's own span.
-                kind = error_type(error)
-                span.set_attribute(n.ATTR_ERROR_TYPE, kind)
-                span.add_event(n.EVENT_EXCEPTION, {n.ATTR_EXCEPTION_TYPE: kind})
+                _error_by_type(span, error)
                 span.set_status(Status(StatusCode.ERROR))
             elif error is not None:
                 span.set_attribute(n.ATTR_ERROR_TYPE, error_type(error))
@@ -365,11 +371,8 @@ class SpanSink:
 
     @staticmethod
     def _call_error(span: Span, call: CheckpointRecord | StoreRecord) -> None:
-        # The class name only: a driver's message can quote keys and values.
         if call.status == n.STATUS_ERROR and call.error is not None:
-            kind = error_type(call.error)
-            span.set_attribute(n.ATTR_ERROR_TYPE, kind)
-            span.add_event(n.EVENT_EXCEPTION, {n.ATTR_EXCEPTION_TYPE: kind})
+            _error_by_type(span, call.error)
 
     def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
         """Open a ``checkpoint {operation}`` span under the run, the task whose
