@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -124,7 +125,10 @@ def layer_kwargs(name: str, exporter: CountingExporter | None = None) -> dict[st
         "config": lg_otel.Config(metrics=name != "spans", logs=name == "logs"),
     }
     if name in ("otel", "both", "logs", "api"):
-        kwargs["meter_provider"] = MeterProvider()
+        # With a reader, as an application that exports its metrics has: without
+        # one the SDK aggregates nothing, and the OTel path looked cheaper than it is.
+        reader = InMemoryMetricReader()
+        kwargs["meter_provider"] = MeterProvider(metric_readers=[reader])
     if name in ("prometheus", "both", "logs", "api"):
         kwargs["registry"] = CollectorRegistry()
     elif name == "otel":

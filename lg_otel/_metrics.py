@@ -30,6 +30,7 @@ from opentelemetry.context import Context
 from prometheus_client.metrics import MetricWrapperBase
 
 from lg_otel import _names as n
+from lg_otel._histograms import Recorder, can_bind, recorder
 from lg_otel._records import SPAN_CONTEXT_SLOT as _CTX
 from lg_otel._records import SPAN_SLOT as _SPAN
 from lg_otel._records import (
@@ -210,23 +211,39 @@ class _Child:
     """One label set of one instrument: its OTel attributes, its prometheus_client
     child, and when each bucket last got an exemplar."""
 
-    __slots__ = ("attrs", "exemplar_ns", "prom")
+    __slots__ = ("attrs", "exemplar_ns", "prom", "record")
 
-    def __init__(self, attrs: Mapping[str, str], prom: Any, buckets: int) -> None:
+    def __init__(
+        self,
+        attrs: Mapping[str, str],
+        prom: Any,
+        buckets: int,
+        record: Recorder | None = None,
+    ) -> None:
         self.attrs = attrs
         self.prom = prom
+        #: Records one observation on the OTel histogram (None: no OTel path).
+        self.record = record
         self.exemplar_ns = [-EXEMPLAR_INTERVAL_NS] * buckets
 
 
 class _Series:
     """One instrument on both paths; each label set resolved once."""
 
-    __slots__ = ("_bounds", "_children", "_keys", "_otel", "_prom")
+    __slots__ = ("_bound", "_bounds", "_children", "_keys", "_otel", "_prom")
 
-    def __init__(self, spec: _Spec, meter: metrics.Meter | None, registry: Any) -> None:
+    def __init__(
+        self,
+        spec: _Spec,
+        meter: metrics.Meter | None,
+        registry: Any,
+        provider: object = None,
+    ) -> None:
+        """``provider``: the meter's provider (whether histograms may be bound)."""
         self._keys = spec.labels
         self._bounds = tuple(map(float, spec.buckets))
         self._otel = _otel_instrument(spec, meter) if meter is not None else None
+        self._bound = self._otel is not None and can_bind(provider, self._otel)
         self._prom = (
             _prometheus_metric(spec, registry) if registry is not None else None
         )
@@ -239,7 +256,10 @@ class _Series:
             # An empty value is an absent label, as in Prometheus (``error.type``).
             attrs = {k: v for k, v in zip(self._keys, labels, strict=True) if v}
             prom = self._prom.labels(*labels) if self._prom is not None else None
-            child = _Child(attrs, prom, len(self._bounds) + 1)
+            record = None
+            if self._otel is not None and hasattr(self._otel, "record"):
+                record = recorder(self._otel, attrs, self._bound)
+            child = _Child(attrs, prom, len(self._bounds) + 1, record)
             # setdefault: two threads resolving it at once share one.
             child = self._children.setdefault(labels, child)
         return child
@@ -279,13 +299,13 @@ class _Series:
                 if now - child.exemplar_ns[bucket] >= EXEMPLAR_INTERVAL_NS:
                     child.exemplar_ns[bucket] = now
                     exemplar = span_ctx
-        otel = self._otel
-        if otel is not None:
+        record = child.record
+        if record is not None:
             if exemplar is None:
                 ctx = _NO_SPAN
             elif ctx is None and span is not None:
                 ctx = trace.set_span_in_context(span, _NO_SPAN)
-            otel.record(value, child.attrs, context=ctx)
+            record(value, ctx if ctx is not None else _NO_SPAN)
         if child.prom is not None:
             if exemplar is None:
                 child.prom.observe(value)
@@ -367,6 +387,9 @@ class MetricsSink(NullSink):
                 (``LlmRecord.gaps``).
         """
         meter = None
+        provider = meter_provider
+        if provider is None:
+            provider = metrics.get_meter_provider()
         if use_otel:
             meter = metrics.get_meter(
                 n.SCOPE_NAME,
@@ -377,28 +400,31 @@ class MetricsSink(NullSink):
         reg = None
         if use_prometheus:
             reg = registry if registry is not None else prometheus_client.REGISTRY
+
+        def series(spec: _Spec) -> _Series:
+            return _Series(spec, meter, reg, provider)
+
         self._ttfc, self._llm_duration, self._tokens, self._rate = (
-            _Series(spec, meter, reg) for spec in (_TTFC, _LLM_DURATION, _TOKENS, _RATE)
+            series(spec) for spec in (_TTFC, _LLM_DURATION, _TOKENS, _RATE)
         )
         # Per chunk only when opted in; otherwise the name is not even registered.
-        self._tpoc = _Series(_TPOC, meter, reg) if per_chunk_metrics else None
-        self._llm_tpoc = _Series(_LLM_TPOC, meter, reg)
-        self._max_gap = _Series(_MAX_GAP, meter, reg)
+        self._tpoc = series(_TPOC) if per_chunk_metrics else None
+        self._llm_tpoc = series(_LLM_TPOC)
+        self._max_gap = series(_MAX_GAP)
         self._run_ttft, self._run_duration, self._task_duration, self._wait = (
-            _Series(spec, meter, reg)
-            for spec in (_RUN_TTFT, _RUN_DURATION, _TASK_DURATION, _WAIT)
+            series(spec) for spec in (_RUN_TTFT, _RUN_DURATION, _TASK_DURATION, _WAIT)
         )
-        self._active = _Series(_ACTIVE_RUNS, meter, reg)
-        self._run_ttfc = _Series(_RUN_TTFC, meter, reg)
-        self._errors = _Series(_ERRORS, meter, reg)
+        self._active = series(_ACTIVE_RUNS)
+        self._run_ttfc = series(_RUN_TTFC)
+        self._errors = series(_ERRORS)
         self._node = _Cap(max_label_values)
         # (graph, node, namespace, status) as recorded -> resolved task label set.
         self._tasks: dict[tuple[str, str, str, str | None], _Child] = {}
         # Subgraph paths: node names only, capped like node names.
         self._namespace = _Cap(max_label_values)
         self._model = _Cap(max_label_values)
-        self._checkpoint_duration = _Series(_CHECKPOINT_DURATION, meter, reg)
-        self._store_duration = _Series(_STORE_DURATION, meter, reg)
+        self._checkpoint_duration = series(_CHECKPOINT_DURATION)
+        self._store_duration = series(_STORE_DURATION)
         self._saver = _Cap(max_label_values)
 
     def count_internal_error(self, component: str) -> None:
@@ -450,9 +476,7 @@ class MetricsSink(NullSink):
         span = task.slots.get(_SPAN)
         # No span (its start failed): no context either, as it would name the parent.
         ctx = task.slots.get(_CTX) if span is not None else None
-        self._task_duration.observe_child(
-            child, (end - task.start_ns) / 1e9, span, ctx
-        )
+        self._task_duration.observe_child(child, (end - task.start_ns) / 1e9, span, ctx)
 
     def _task_child(self, key: tuple[str, str, str, str | None]) -> _Child:
         """Resolve a task's labels (capped) once per (graph, node, namespace,

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from opentelemetry.context import Context
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
@@ -95,12 +97,47 @@ BOTH_PATHS = {
 }
 
 
+#: The two ways lg_otel records an OTel histogram: bound to the SDK's aggregations
+#: (a plain SDK MeterProvider), or through ``Histogram.record`` (here: because the
+#: provider is a subclass of the SDK's, as a vendor's distribution may be).
+METRIC_PATHS = ("bound", "api")
+#: Test modules whose tests run on both metric paths.
+BOTH_METRIC_PATHS = {
+    "test_checkpoint_timing",
+    "test_histograms",
+    "test_metrics",
+    "test_metrics_graph",
+}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run tests that take ``span_path`` on both paths in the listed modules."""
+    """Run tests that take ``span_path`` / ``metric_path`` on both paths in the
+    listed modules."""
+    module = metafunc.module.__name__.rpartition(".")[2]
     if "span_path" in metafunc.fixturenames:
-        module = metafunc.module.__name__.rpartition(".")[2]
         paths = SPAN_PATHS if module in BOTH_PATHS else SPAN_PATHS[:1]
         metafunc.parametrize("span_path", paths, indirect=True)
+    if "metric_path" in metafunc.fixturenames:
+        paths = METRIC_PATHS if module in BOTH_METRIC_PATHS else METRIC_PATHS[:1]
+        metafunc.parametrize("metric_path", paths, indirect=True)
+
+
+class VendorMeterProvider(MeterProvider):
+    """A subclass of the SDK's provider: lg_otel must record through the API."""
+
+
+@pytest.fixture
+def metric_path(request: pytest.FixtureRequest) -> str:
+    """Which metric path the test's meter provider makes lg_otel take."""
+    return str(getattr(request, "param", METRIC_PATHS[0]))
+
+
+def meter_provider_for(
+    path: str, *readers: MetricReader, **kwargs: Any
+) -> MeterProvider:
+    """An SDK meter provider with ``readers``, set up so lg_otel takes ``path``."""
+    cls = MeterProvider if path == "bound" else VendorMeterProvider
+    return cls(metric_readers=list(readers), **kwargs)
 
 
 @pytest.fixture

@@ -16,14 +16,13 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.pregel import Pregel
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from prometheus_client import CollectorRegistry
 
 import lg_otel
 from lg_otel import _names as n
-from tests.conftest import by_name, duration_s, thread_config
+from tests.conftest import by_name, duration_s, meter_provider_for, thread_config
 
 TOLERANCE = 0.005
 PUT_DELAY = 0.03
@@ -103,7 +102,7 @@ def _histogram(reader: InMemoryMetricReader) -> HistogramDataPoint:
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 def test_put_spans_and_observations_match_the_savers_time(
-    tracing: Any, use_async: bool
+    tracing: Any, use_async: bool, metric_path: str
 ) -> None:
     """Every put span and histogram observation is within 5 ms of the saver's time."""
     provider, exporter = tracing
@@ -113,7 +112,7 @@ def test_put_spans_and_observations_match_the_savers_time(
         two_steps(saver, use_async),
         tracer_provider=provider,
         registry=registry,
-        meter_provider=MeterProvider(metric_readers=[reader]),
+        meter_provider=meter_provider_for(metric_path, reader),
     )
     config = thread_config()
     if use_async:

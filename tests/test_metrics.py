@@ -19,6 +19,7 @@ from prometheus_client.openmetrics.exposition import generate_latest
 from lg_otel import _names as n
 from lg_otel._metrics import MetricsSink
 from lg_otel._records import LlmRecord, RunRecord, TaskRecord
+from tests.conftest import meter_provider_for
 
 S = 1_000_000_000  # ns per second
 #: Prometheus labels of the model call made by :func:`full_run`.
@@ -38,10 +39,10 @@ def registry() -> CollectorRegistry:
 
 
 @pytest.fixture
-def otel() -> Iterator[tuple[MeterProvider, InMemoryMetricReader]]:
+def otel(metric_path: str) -> Iterator[tuple[MeterProvider, InMemoryMetricReader]]:
     """A MeterProvider with an in-memory reader, shut down after the test."""
     reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
+    provider = meter_provider_for(metric_path, reader)
     yield provider, reader
     provider.shutdown()
 

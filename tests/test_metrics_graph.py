@@ -12,7 +12,6 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Send
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest
@@ -21,6 +20,7 @@ from typing_extensions import TypedDict
 import lg_otel
 from lg_otel import _names as n
 from lg_otel.testing import SimulatedChatModel
+from tests.conftest import meter_provider_for
 from tests.graphs import Boom, failing, human
 
 TOL = 0.005
@@ -52,10 +52,10 @@ LLM_LABELS = {
 class Meters:
     """A fresh registry and OTel meter provider, and a way to read both."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str) -> None:
         self.registry = CollectorRegistry()
         self.reader = InMemoryMetricReader()
-        self.provider = MeterProvider(metric_readers=[self.reader])
+        self.provider = meter_provider_for(path, self.reader)
 
     def instrument(self, graph: Any, tracing: Any, **config: Any) -> Any:
         return lg_otel.instrument(
@@ -82,9 +82,9 @@ class Meters:
 
 
 @pytest.fixture
-def meters() -> Meters:
+def meters(metric_path: str) -> Meters:
     """Fresh metric backends for one test."""
-    return Meters()
+    return Meters(metric_path)
 
 
 NODE_TRUTH: list[float] = []

@@ -1,0 +1,149 @@
+"""How lg_otel records one label set of an OTel histogram: by the API, or bound.
+
+Part of the metrics sink. The SDK's ``Histogram.record(value, attributes)`` cleans
+the attribute mapping (``Measurement.__post_init__``), copies it and hashes it again
+(``_hash_attributes``: a sort and a type tag per key) on every call: about two
+thirds of its cost. lg_otel resolves each label set once, and its attributes are
+already clean (short ``str`` keys and values), so where it is *equivalent* a
+:func:`recorder` hashes them once and hands each observation straight to the
+aggregation the SDK itself would pick for that key. Equivalent means: the SDK's own
+``MeterProvider`` (not a subclass), its own histogram, measurement consumer, reader
+storages and view matches, and an aggregation the SDK has already made for this
+key under a view that keeps every attribute and a cumulative reader. For
+everything else (a delta reader, a view that filters attributes, a label set not
+yet seen, a value the SDK would refuse) the observation goes to the SDK's own code
+for that step, with the same measurement. Anywhere else the API is used, unchanged.
+
+The SDK internals used are private; each is looked up when a series is made, and
+any that is missing makes that series take the API path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from time import time_ns
+from typing import Any
+
+from opentelemetry.context import Context
+
+#: One observation of a bound label set: ``(value, context)``.
+Recorder = Callable[[float, Context], None]
+
+try:  # the SDK's metric internals (private): the bound path needs all of them
+    from opentelemetry.sdk.metrics import MeterProvider as _SdkMeterProvider
+    from opentelemetry.sdk.metrics._internal._view_instrument_match import (
+        _hash_attributes,
+        _ViewInstrumentMatch,
+    )
+    from opentelemetry.sdk.metrics._internal.instrument import (
+        _Histogram as _SdkHistogram,
+    )
+    from opentelemetry.sdk.metrics._internal.measurement import Measurement
+    from opentelemetry.sdk.metrics._internal.measurement_consumer import (
+        SynchronousMeasurementConsumer,
+    )
+    from opentelemetry.sdk.metrics._internal.metric_reader_storage import (
+        MetricReaderStorage,
+    )
+except ImportError:  # pragma: no cover - another SDK release: the API path
+    _AVAILABLE = False
+else:
+    _FIELDS = ("value", "time_unix_nano", "instrument", "context", "attributes")
+    _AVAILABLE = (
+        tuple(f.name for f in dataclasses.fields(Measurement)) == _FIELDS
+        and all(
+            hasattr(cls, name)
+            for cls, name in (
+                (_SdkHistogram, "_is_enabled"),
+                (MetricReaderStorage, "_get_or_init_view_instrument_match"),
+                (_ViewInstrumentMatch, "consume_measurement"),
+            )
+        )
+        # Where the caller decides exemplar sampling once for every reader.
+        and "should_sample_exemplar"
+        in inspect.signature(_ViewInstrumentMatch.consume_measurement).parameters
+    )
+
+    class _Cleaned(Measurement):
+        """A measurement whose attributes are already what cleaning makes of them."""
+
+        def __post_init__(self) -> None:
+            # Measurement's cleans the mapping into a new dict; lg_otel's attribute
+            # sets are str -> str, which cleaning copies unchanged.
+            pass
+
+
+_INF = math.inf
+
+
+def can_bind(provider: Any, instrument: Any) -> bool:
+    """Whether ``instrument`` (made by ``provider``) takes the bound path."""
+    if not _AVAILABLE or type(provider) is not _SdkMeterProvider:
+        return False
+    if type(instrument) is not _SdkHistogram:
+        return False
+    consumer = getattr(instrument, "_measurement_consumer", None)
+    return (
+        type(consumer) is SynchronousMeasurementConsumer
+        and isinstance(getattr(consumer, "_reader_storages", None), Mapping)
+        and hasattr(getattr(consumer, "_sdk_config", None), "exemplar_filter")
+    )
+
+
+def api_recorder(instrument: Any, attributes: Mapping[str, str]) -> Recorder:
+    """Record through the instrument's public ``record``."""
+
+    def record(value: float, context: Context) -> None:
+        instrument.record(value, attributes, context=context)
+
+    return record
+
+
+def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Recorder:
+    """A recorder of ``attributes`` on ``instrument``: bound when ``bound``.
+
+    ``attributes`` must be a ``str -> str`` mapping that nobody changes later.
+    """
+    if not bound or not all(
+        type(k) is str and k and type(v) is str for k, v in attributes.items()
+    ):
+        return api_recorder(instrument, attributes)
+    attrs = dict(attributes)
+    key = _hash_attributes(attrs)
+    consumer = instrument._measurement_consumer
+    sdk_config = consumer._sdk_config
+    enabled = instrument._is_enabled
+
+    def record(value: float, context: Context) -> None:
+        # The SDK warns about (and drops) these, and does nothing when disabled.
+        if not 0.0 <= value < _INF or not enabled():
+            instrument.record(value, attrs, context=context)
+            return
+        now = time_ns()
+        measurement = _Cleaned(value, now, instrument, context, attrs)
+        sample = sdk_config.exemplar_filter.should_sample(value, now, attrs, context)
+        # Replaced, never changed in place, when a reader is added or removed.
+        for storage in consumer._reader_storages.values():
+            if type(storage) is not MetricReaderStorage:
+                storage.consume_measurement(measurement, sample)
+                continue
+            for match in storage._get_or_init_view_instrument_match(instrument):
+                aggregation = None
+                try:
+                    if (
+                        type(match) is _ViewInstrumentMatch
+                        and not match._reset_on_collect
+                        and match._view._attribute_keys is None
+                    ):
+                        aggregation = match._attributes_aggregation.get(key)
+                except AttributeError:  # another SDK release: its own code
+                    aggregation = None
+                if aggregation is None:
+                    match.consume_measurement(measurement, sample)
+                else:
+                    aggregation.aggregate(measurement, sample)
+
+    return record
