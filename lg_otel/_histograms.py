@@ -77,6 +77,7 @@ else:
 
 
 _INF = math.inf
+_new = object.__new__
 
 
 def can_bind(provider: Any, instrument: Any) -> bool:
@@ -123,7 +124,15 @@ def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Rec
             instrument.record(value, attrs, context=context)
             return
         now = time_ns()
-        measurement = _Cleaned(value, now, instrument, context, attrs)
+        # Its fields set as its __init__ would (a frozen dataclass's own __init__
+        # costs more than the rest of this step).
+        measurement = _new(_Cleaned)
+        fields = measurement.__dict__
+        fields["value"] = value
+        fields["time_unix_nano"] = now
+        fields["instrument"] = instrument
+        fields["context"] = context
+        fields["attributes"] = attrs
         sample = sdk_config.exemplar_filter.should_sample(value, now, attrs, context)
         # Replaced, never changed in place, when a reader is added or removed.
         for storage in consumer._reader_storages.values():
