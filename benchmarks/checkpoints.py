@@ -15,9 +15,10 @@ Two measurements, both process CPU time, variants interleaved per repetition:
 * **isolated**: one view's ``get_tuple`` and ``put_writes`` called in a loop inside
   an open run, against the user's saver called directly (``timeit``-style, warm).
 
-Each for three lg_otel layers: ``noop`` (a no-op tracer, no metrics: the views,
-tracker and fan-out alone), ``spans`` (SDK spans, no metrics) and ``both`` (spans
-and both metric paths).
+Each for four lg_otel layers: ``noop`` (a no-op tracer, no metrics: the views,
+tracker and fan-out alone), ``spans`` (SDK spans, no metrics), ``both`` (spans
+and both metric paths) and ``record`` (``both``, the OTel histograms through
+``Histogram.record()`` instead of bound: what a ``MeterProvider`` subclass gets).
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 import lg_otel
 from benchmarks.measure import summary
-from benchmarks.variants import CountingExporter, layer_kwargs
+from benchmarks.variants import CountingExporter, check_histogram_path, layer_kwargs
 from benchmarks.workloads import wide
 from lg_otel import _tap
 
-LAYERS = ("noop", "spans", "both")
+LAYERS = ("noop", "spans", "both", "record")
 #: Node tasks of one ``wide`` run.
 _TASKS = 210
 
@@ -84,6 +85,8 @@ def in_graph(reps: int, runs: int) -> dict[str, Any]:
         layer: lg_otel.instrument(graph, **layer_kwargs(layer, exporters[layer]))
         for layer in LAYERS
     }
+    for layer, target in traced.items():
+        check_histogram_path(target, layer)
     inp = {"n": 0, "payload": ""}
 
     def run(target: Any, views: bool) -> Any:
@@ -142,6 +145,7 @@ def _isolated_layer(layer: str, reps: int, loops: int) -> dict[str, list[float]]
 
     saver = InMemorySaver()
     graph = lg_otel.instrument(wide(), **layer_kwargs(layer))
+    check_histogram_path(graph, layer)
     graph.checkpointer = saver
     instr = type(graph)._lg_otel
     root: Any = {"configurable": {"thread_id": "bench", "checkpoint_ns": ""}}

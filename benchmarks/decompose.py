@@ -82,6 +82,7 @@ def _layers() -> list[tuple[str, Callable[[], None]]]:
         ("+ both", traced("both")),
         ("+ logs", traced("logs")),
         (f"+ both{_API}", traced("api")),
+        ("+ both, histograms through record()", traced("record")),
     ]
 
 

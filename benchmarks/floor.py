@@ -19,28 +19,47 @@ own, done exactly as lg_otel does it:
 The sum is what a task costs before lg_otel runs a line of its own, and before
 LangGraph produces the ``tasks`` stream mode the tap reads (measured in the graph by
 ``benchmarks.decompose``).
+
+A second table (per checkpointer or store call) times the cheapest way known to
+produce what each call needs, on a plain SDK set-up:
+
+- ``finished span``: a span context with a new span id, a ``ReadableSpan`` with the
+  call's attributes, handed to a ``BatchSpanProcessor`` (whose export thread's CPU
+  counts: process time);
+- ``current while it runs``: a context holding the span, attached and detached (so a
+  database instrumentation's spans nest under it);
+- ``OTel histogram, bound``: lg_otel's bound recorder, one in-memory reader, no
+  exemplar (a bucket takes one at most once a second);
+- ``prometheus observe``: a labelled child, no exemplar.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 import timeit
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace.status import Status
 from prometheus_client import Histogram
 
 from benchmarks.variants import CountingExporter, _provider
 from lg_otel import _names as n
+from lg_otel._histograms import can_bind, recorder
 
 
 class _Inline(BaseCallbackHandler):
@@ -119,6 +138,98 @@ def _otel() -> Callable[[], None]:
     return task
 
 
+def _finished_span() -> Callable[[], None]:
+    provider = _provider(CountingExporter())
+    tracer: Any = provider.get_tracer("floor")
+    processor = provider._active_span_processor._span_processors[0]
+    parent = tracer.start_span("run").get_span_context()
+    ids = tracer.id_generator
+    attributes: dict[str, Any] = {
+        n.ATTR_CHECKPOINT_OPERATION: "put_writes",
+        n.ATTR_CHECKPOINT_SAVER: "InMemorySaver",
+        n.ATTR_TASK_ID: "6f1c9d3e-0b7a-5f4e-9c1d-2a3b4c5d6e7f",
+        n.ATTR_CHECKPOINT_WRITES: 1,
+        n.ATTR_STATUS: n.STATUS_OK,
+    }
+
+    def call() -> None:
+        ctx = SpanContext(
+            parent.trace_id, ids.generate_span_id(), False, parent.trace_flags
+        )
+        processor.on_end(
+            ReadableSpan(
+                f"{n.SPAN_CHECKPOINT} put_writes",
+                ctx,
+                parent,
+                tracer.resource,
+                dict(attributes),
+                (),
+                (),
+                SpanKind.INTERNAL,
+                tracer.instrumentation_info,
+                Status(),
+                1,
+                2,
+                tracer._instrumentation_scope,
+            )
+        )
+
+    return call
+
+
+def _current() -> Callable[[], None]:
+    span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+
+    def call() -> None:
+        token = otel_context.attach(trace.set_span_in_context(span))
+        otel_context.detach(token)
+
+    return call
+
+
+def _bound() -> Callable[[], None]:
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    histogram = provider.get_meter("floor").create_histogram("floor", "s")
+    attributes = {
+        n.LABEL_GRAPH: "g",
+        n.LABEL_CHECKPOINT_OPERATION: "put_writes",
+        n.LABEL_CHECKPOINT_SAVER: "InMemorySaver",
+        n.LABEL_STATUS: n.STATUS_OK,
+    }
+    record = recorder(histogram, attributes, can_bind(provider, histogram))
+    empty = Context()
+
+    def call() -> None:
+        record(0.00005, empty)
+
+    return call
+
+
+def _prometheus_plain() -> Callable[[], None]:
+    histogram = Histogram(
+        "floor_call_seconds", "floor", ["graph", "op", "saver", "status"], registry=None
+    )
+    child = histogram.labels("g", "put_writes", "InMemorySaver", "ok")
+
+    def call() -> None:
+        child.observe(0.00005)
+
+    return call
+
+
+def _cpu(fn: Callable[[], None], number: int) -> float:
+    """µs of process CPU per call (all threads: a batch processor's export too),
+    the best of 5 repeats."""
+    fn()
+    best = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(number):
+            fn()
+        best = min(best, time.process_time() - start)
+    return best / number * 1e6
+
+
 def _best(fn: Callable[[], None], number: int) -> float:
     """µs per call: the best of 5 repeats (the least disturbed by the machine)."""
     return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
@@ -148,6 +259,19 @@ def main() -> None:
     total = sum(v for _, v in rows)
     print(f"| **sum: spans + both metrics paths** | **{total:.1f}** |")
     print(f"| sum: spans + prometheus only | {span + dispatch + prom:.1f} |")
+    print()
+    calls = [
+        ("finished span to a BatchSpanProcessor", _cpu(_finished_span(), args.number)),
+        ("current while it runs (attach, detach)", _best(_current(), args.number)),
+        ("OTel histogram, bound, one reader", _best(_bound(), args.number)),
+        ("prometheus observe", _best(_prometheus_plain(), args.number)),
+    ]
+    print("| piece | µs CPU per checkpointer or store call (best of 5) |")
+    print("|---|---|")
+    for name, value in calls:
+        print(f"| {name} | {value:.1f} |")
+    total = sum(v for _, v in calls)
+    print(f"| **sum: spans + both metrics paths** | **{total:.1f}** |")
 
 
 if __name__ == "__main__":

@@ -151,6 +151,8 @@ _ROWS = (
     ("+ logs", "logs"),
     # Not cumulative: "+ both metrics paths" again, spans through the public API.
     ("+ both, public-API span path", "api"),
+    # Not cumulative: "+ both metrics paths" again, histograms through record().
+    ("+ both, histograms through record()", "record"),
 )
 
 

@@ -100,7 +100,12 @@ def _quiet_structlog() -> None:
 
 
 #: The cost layers, in the order each adds to the one before.
-LAYERS = ("noop", "spans", "prometheus", "otel", "both", "logs", "api")
+LAYERS = ("noop", "spans", "prometheus", "otel", "both", "logs", "api", "record")
+
+
+class RecordMeterProvider(MeterProvider):
+    """A subclass of the SDK's provider: lg_otel's histograms go through
+    ``Histogram.record()`` (what a vendor's provider subclass gets)."""
 
 
 def layer_kwargs(name: str, exporter: CountingExporter | None = None) -> dict[str, Any]:
@@ -111,7 +116,8 @@ def layer_kwargs(name: str, exporter: CountingExporter | None = None) -> dict[st
     ``otel``: spans plus that one metrics path; ``both``: both paths; ``logs``: both
     plus structlog at its default level; ``api``: ``both``, with a span processor
     that acts in ``on_start`` beside the exporter, so spans take the public-API
-    path (what users with such processors get).
+    path (what users with such processors get); ``record``: ``both``, with the
+    OTel histograms recorded through ``Histogram.record()`` instead of bound.
     """
     if name not in LAYERS:
         raise ValueError(f"layer_kwargs(name): {name!r} is not one of {LAYERS}")
@@ -124,16 +130,26 @@ def layer_kwargs(name: str, exporter: CountingExporter | None = None) -> dict[st
         "tracer_provider": _provider(exporter or CountingExporter(), name == "api"),
         "config": lg_otel.Config(metrics=name != "spans", logs=name == "logs"),
     }
-    if name in ("otel", "both", "logs", "api"):
+    if name in ("otel", "both", "logs", "api", "record"):
         # With a reader, as an application that exports its metrics has: without
         # one the SDK aggregates nothing, and the OTel path looked cheaper than it is.
-        reader = InMemoryMetricReader()
-        kwargs["meter_provider"] = MeterProvider(metric_readers=[reader])
-    if name in ("prometheus", "both", "logs", "api"):
+        cls = RecordMeterProvider if name == "record" else MeterProvider
+        kwargs["meter_provider"] = cls(metric_readers=[InMemoryMetricReader()])
+    if name in ("prometheus", "both", "logs", "api", "record"):
         kwargs["registry"] = CollectorRegistry()
     elif name == "otel":
         kwargs["registry"] = False
     return kwargs
+
+
+def check_histogram_path(graph: Any, layer: str) -> None:
+    """Fail unless ``graph``'s OTel histograms take the path ``layer`` says (bound
+    for a plain ``MeterProvider``, ``record()`` for the ``record`` layer)."""
+    metrics = type(graph)._lg_otel.metrics
+    if metrics is None or metrics._task_duration._otel is None:
+        return  # no OTel metrics in this layer
+    bound = metrics._task_duration._bound
+    assert bound == (layer != "record"), f"{layer}: histograms bound={bound}"
 
 
 def lg_otel_variants() -> list[Variant]:

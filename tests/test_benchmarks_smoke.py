@@ -56,6 +56,7 @@ def test_decompose_and_floor_print_their_tables() -> None:
     tasks = _run("-m", "benchmarks.decompose", "--reps", "1", "--calls", "1")
     assert "| lg_otel spans |" in tasks
     assert "| + logs |" in tasks
+    assert "| + both, histograms through record() |" in tasks
     chunks = _run(
         "-m", "benchmarks.decompose", "--chunks", "--reps", "1", "--calls", "1"
     )
@@ -64,6 +65,7 @@ def test_decompose_and_floor_print_their_tables() -> None:
     floor = _run("-m", "benchmarks.floor", "--number", "50")
     assert "| SDK task span" in floor
     assert "sum: spans + both metrics paths" in floor
+    assert "| OTel histogram, bound, one reader |" in floor
 
 
 def test_exporter_down_target_runs_and_stops_its_sink() -> None:

@@ -19,7 +19,7 @@ def test_quick_checkpoint_benchmark_prints_every_layer() -> None:
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    for layer in ("noop", "spans", "both"):
+    for layer in ("noop", "spans", "both", "record"):
         assert f"| {layer} |" in done.stdout, layer
     calls = int(done.stdout.split(": ", 1)[1].split(" saver calls", 1)[0])
     assert calls > 210  # a put_writes per task, a put per superstep, the load
