@@ -54,6 +54,8 @@ else:
     _FIELDS = ("value", "time_unix_nano", "instrument", "context", "attributes")
     _AVAILABLE = (
         tuple(f.name for f in dataclasses.fields(Measurement)) == _FIELDS
+        # Its fields live in the instance's __dict__ (see record()).
+        and not hasattr(Measurement, "__slots__")
         and all(
             hasattr(cls, name)
             for cls, name in (
@@ -124,8 +126,8 @@ def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Rec
             instrument.record(value, attrs, context=context)
             return
         now = time_ns()
-        # Its fields set as its __init__ would (a frozen dataclass's own __init__
-        # costs more than the rest of this step).
+        # The fields set where its __init__ would put them: a frozen dataclass's
+        # __init__ sets each through object.__setattr__ (0.7 µs against 0.3).
         measurement = _new(_Cleaned)
         fields = measurement.__dict__
         fields["value"] = value
