@@ -239,6 +239,16 @@ def _best(fn: Callable[[], None], number: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
 
 
+def _table(per: str, rows: list[tuple[str, float]]) -> None:
+    """Print ``rows`` (piece, µs per ``per``) and their sum as a Markdown table."""
+    print(f"| piece | µs CPU per {per} (best of 5) |")
+    print("|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value:.1f} |")
+    total = sum(v for _, v in rows)
+    print(f"| **sum: spans + both metrics paths** | **{total:.1f}** |")
+
+
 def main() -> None:
     """Time each piece and print the table with the sum."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -256,12 +266,7 @@ def main() -> None:
         ("prometheus observe with exemplar", prom),
         ("OTel histogram record with span context", otel),
     ]
-    print("| piece | µs CPU per task (best of 5) |")
-    print("|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value:.1f} |")
-    total = sum(v for _, v in rows)
-    print(f"| **sum: spans + both metrics paths** | **{total:.1f}** |")
+    _table("task", rows)
     print(f"| sum: spans + prometheus only | {span + dispatch + prom:.1f} |")
     print()
     calls = [
@@ -270,12 +275,7 @@ def main() -> None:
         ("OTel histogram, bound, one reader", _best(_bound(), args.number)),
         ("prometheus observe", _best(_prometheus_plain(), args.number)),
     ]
-    print("| piece | µs CPU per checkpointer or store call (best of 5) |")
-    print("|---|---|")
-    for name, value in calls:
-        print(f"| {name} | {value:.1f} |")
-    total = sum(v for _, v in calls)
-    print(f"| **sum: spans + both metrics paths** | **{total:.1f}** |")
+    _table("checkpointer or store call", calls)
 
 
 if __name__ == "__main__":

@@ -386,11 +386,11 @@ class MetricsSink(NullSink):
                 after the first, from the gaps the tracker kept
                 (``LlmRecord.gaps``).
         """
-        meter = None
-        provider = meter_provider
-        if provider is None:
-            provider = metrics.get_meter_provider()
+        meter = provider = None
         if use_otel:
+            provider = meter_provider
+            if provider is None:  # what get_meter() below resolves it to
+                provider = metrics.get_meter_provider()
             meter = metrics.get_meter(
                 n.SCOPE_NAME,
                 _VERSION,
