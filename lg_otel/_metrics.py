@@ -230,7 +230,16 @@ class _Child:
 class _Series:
     """One instrument on both paths; each label set resolved once."""
 
-    __slots__ = ("_bound", "_bounds", "_children", "_keys", "_otel", "_prom")
+    __slots__ = (
+        "_bound",
+        "_bounds",
+        "_children",
+        "_keys",
+        "_otel",
+        "_pending",
+        "_prom",
+        "_target",
+    )
 
     def __init__(
         self,
@@ -243,7 +252,17 @@ class _Series:
         self._keys = spec.labels
         self._bounds = tuple(map(float, spec.buckets))
         self._otel = _otel_instrument(spec, meter) if meter is not None else None
+        #: The instrument observations go to: the SDK's own once a proxy has one.
+        self._target = self._otel
         self._bound = self._otel is not None and can_bind(provider, self._otel)
+        # A histogram of the global meter provider made before the application set
+        # one is the API's proxy: it may be bound once the proxy has a real one.
+        self._pending = (
+            not self._bound
+            and self._otel is not None
+            and hasattr(self._otel, "record")
+            and hasattr(self._otel, "_real_instrument")
+        )
         self._prom = (
             _prometheus_metric(spec, registry) if registry is not None else None
         )
@@ -257,12 +276,30 @@ class _Series:
             attrs = {k: v for k, v in zip(self._keys, labels, strict=True) if v}
             prom = self._prom.labels(*labels) if self._prom is not None else None
             record = None
-            if self._otel is not None and hasattr(self._otel, "record"):
-                record = recorder(self._otel, attrs, self._bound)
+            if self._target is not None and hasattr(self._target, "record"):
+                record = recorder(self._target, attrs, self._bound)
             child = _Child(attrs, prom, len(self._bounds) + 1, record)
             # setdefault: two threads resolving it at once share one.
             child = self._children.setdefault(labels, child)
         return child
+
+    def rebind(self, provider: object) -> bool:
+        """Bind a proxy histogram whose real one ``provider`` made; True once done.
+
+        Label sets resolved before switch to the real histogram too (the proxy
+        would forward each observation to it through ``record()``).
+        """
+        if not self._pending:
+            return True
+        real = getattr(self._otel, "_real_instrument", None)
+        if real is None:
+            return False
+        self._pending = False
+        if can_bind(provider, real):
+            self._target, self._bound = real, True
+            for child in list(self._children.values()):
+                child.record = recorder(real, child.attrs, True)
+        return True
 
     def observe(
         self,
@@ -426,6 +463,16 @@ class MetricsSink(NullSink):
         self._checkpoint_duration = series(_CHECKPOINT_DURATION)
         self._store_duration = series(_STORE_DURATION)
         self._saver = _Cap(max_label_values)
+        #: Histograms still behind the API's proxy (see :meth:`_rebind`).
+        self._pending = tuple(
+            s for s in vars(self).values() if isinstance(s, _Series) and s._pending
+        )
+
+    def _rebind(self) -> None:
+        # The global provider was a proxy when the sink was built: once the
+        # application sets a real one, its histograms take the bound path too.
+        provider = metrics.get_meter_provider()
+        self._pending = tuple(s for s in self._pending if not s.rebind(provider))
 
     def count_internal_error(self, component: str) -> None:
         """Count one swallowed telemetry failure (an ``InternalErrors`` listener)."""
@@ -435,6 +482,8 @@ class MetricsSink(NullSink):
 
     def run_started(self, run: RunRecord) -> None:
         """Count the run in flight."""
+        if self._pending:
+            self._rebind()
         self._active.add((run.graph,), 1)
         run.slots[_ACTIVE] = True
 

@@ -388,3 +388,64 @@ def test_exemplars_carry_exported_trace_ids(meters: Meters, tracing: Any) -> Non
             seen.add(line.split("{")[0])
             assert trace_id in exported
     assert len(seen) == 3
+
+
+def _otel_count(reader: InMemoryMetricReader, name: str, **attrs: str) -> int:
+    data = reader.get_metrics_data()
+    counts = [
+        point.count
+        for resource in (data.resource_metrics if data else ())
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+        if all(point.attributes.get(k) == v for k, v in attrs.items())
+    ]
+    return sum(counts)
+
+
+@pytest.mark.parametrize("path", ["bound", "api"])
+def test_global_meter_provider_set_after_instrument(
+    monkeypatch: pytest.MonkeyPatch, tracing: Any, path: str
+) -> None:
+    """A graph instrumented before the app sets the global meter provider records
+    on it from then on, on the path that provider takes (bound for the SDK's own),
+    label sets seen before included."""
+    from opentelemetry import metrics
+    from opentelemetry.metrics import _internal as metrics_globals
+    from opentelemetry.util._once import Once
+
+    monkeypatch.setattr(metrics_globals, "_METER_PROVIDER", None)
+    monkeypatch.setattr(metrics_globals, "_METER_PROVIDER_SET_ONCE", Once())
+    monkeypatch.setattr(
+        metrics_globals, "_PROXY_METER_PROVIDER", metrics_globals._ProxyMeterProvider()
+    )
+    graph = lg_otel.instrument(
+        chat_graph(0.0, 0.0),
+        tracer_provider=tracing[0],
+        registry=CollectorRegistry(),
+    )
+    sink = type(graph)._lg_otel.metrics
+    assert sink is not None
+    graph.invoke({"messages": [HumanMessage("hi")]})  # before: nowhere to go
+    assert not sink._task_duration._bound
+    reader = InMemoryMetricReader()
+    provider = meter_provider_for(path, reader)
+    metrics.set_meter_provider(provider)
+    for _ in range(3):
+        graph.invoke({"messages": [HumanMessage("hi")]})
+    assert sink._task_duration._bound == (path == "bound")
+    assert not sink._pending
+    # The label sets resolved before the provider came were rebound as well.
+    kinds = {c.record.__qualname__ for c in sink._task_duration._children.values()}
+    bound = "recorder.<locals>.record"
+    assert kinds == ({bound} if path == "bound" else {f"api_{bound}"})
+    for node in ("prefix_node", "chatbot"):
+        count = _otel_count(
+            reader,
+            n.METRIC_TASK_DURATION,
+            **{n.LABEL_NODE: node, n.LABEL_STATUS: n.STATUS_OK},
+        )
+        assert count == 3, node
+    assert _otel_count(reader, n.METRIC_RUN_DURATION) == 3
+    provider.shutdown()
