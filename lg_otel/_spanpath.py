@@ -133,6 +133,9 @@ class FinishedSpans:
         self.on_end: tuple[Callable[[ReadableSpan], None], ...] = tuple(
             p.on_end for p in processors
         )
+        #: The provider's processor fan-out, and the processors it had at the choice.
+        self.active: Any = tracer.span_processor
+        self.processors = processors
         # lg_otel's own attributes stay in a plain dict while they are few enough
         # that the span's limits would keep them all, unchanged.
         limit = self.limits.max_span_attributes
@@ -437,8 +440,14 @@ class RecordedSpan(trace.Span):
             end,
             path.scope,
         )
-        for on_end in path.on_end:
-            on_end(readable)
+        active = path.active
+        if active._span_processors is path.processors:
+            for on_end in path.on_end:
+                on_end(readable)
+        else:
+            # A processor was added since the run began: the SDK's fan-out hands
+            # a span ending now to every processor the provider has now.
+            active.on_end(readable)
 
     def __exit__(
         self,

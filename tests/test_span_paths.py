@@ -122,6 +122,41 @@ def test_adding_a_processor_switches_path_for_the_next_run() -> None:
     assert not path.current().finished
 
 
+@pytest.mark.parametrize("path", ["finished", "api"])
+def test_a_processor_added_mid_run_gets_the_spans_that_end_after(path: str) -> None:
+    """As the SDK's fan-out does: a processor added while a run is in flight gets
+    every span that ends after it was added (here: b's and c's, and the run's)."""
+    provider, exporter = provider_for(path)
+    late = InMemorySpanExporter()
+
+    def add(state: Any) -> Any:
+        provider.add_span_processor(SimpleSpanProcessor(late))
+        return {}
+
+    g = StateGraph(LateState)
+    g.add_node("a", lambda state: {})
+    g.add_node("b", add)
+    g.add_node("c", lambda state: {})
+    g.add_edge(START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("b", "c")
+    graph = lg_otel.instrument(g.compile(name="late"), tracer_provider=provider)
+    graph.invoke({"x": 0})
+    assert sorted(s.name for s in late.get_finished_spans()) == [
+        f"{n.SPAN_TASK} b",
+        f"{n.SPAN_TASK} c",
+        f"{n.SPAN_RUN} late",
+    ]
+    assert len(exporter.get_finished_spans()) == 4
+    provider.shutdown()
+
+
+class LateState(TypedDict):
+    """One key, nobody writes it."""
+
+    x: int
+
+
 def test_global_provider_set_after_instrument_is_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
