@@ -463,6 +463,8 @@ class MetricsSink(NullSink):
         self._checkpoint_duration = series(_CHECKPOINT_DURATION)
         self._store_duration = series(_STORE_DURATION)
         self._saver = _Cap(max_label_values)
+        # (graph, operation, saver, status) as recorded -> resolved label set.
+        self._calls: dict[tuple[str, str, str, str | None], _Child] = {}
         #: Histograms still behind the API's proxy (see :meth:`_rebind`).
         self._pending = tuple(
             s for s in vars(self).values() if isinstance(s, _Series) and s._pending
@@ -588,18 +590,22 @@ class MetricsSink(NullSink):
 
     def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
         """Record the checkpointer call's duration."""
-        duration = _seconds(call.start_ns, call.end_ns)
-        if duration is None:
+        end = call.end_ns
+        if end is None:
             return
-        labels = (
-            call.graph,
-            call.operation,
-            self._saver(call.saver),
-            call.status or n.STATUS_OK,
-        )
-        span = call.slots.get(_SPAN)
-        ctx = call.slots.get(_CTX) if span is not None else None
-        self._checkpoint_duration.observe(labels, duration, span, ctx)
+        key = (call.graph, call.operation, call.saver, call.status)
+        child = self._calls.get(key)
+        if child is None:
+            saver = self._saver(call.saver)
+            labels = (call.graph, call.operation, saver, call.status or n.STATUS_OK)
+            child = self._checkpoint_duration.child(labels)
+            if saver != n.LABEL_OTHER:  # past the cap: resolved each time, not kept
+                self._calls[key] = child
+        slots = call.slots
+        span = slots.get(_SPAN)
+        ctx = slots.get(_CTX) if span is not None else None
+        duration = (end - call.start_ns) / 1e9
+        self._checkpoint_duration.observe_child(child, duration, span, ctx)
 
     def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Record the store call's duration."""

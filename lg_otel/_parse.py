@@ -7,9 +7,10 @@ shape it does not know: it answers ``None`` and the caller counts it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 Namespace = tuple[str, ...]
 
@@ -183,6 +184,8 @@ _JOIN_PREFIX = "join:"
 _PUSH_CHANNEL = "__pregel_tasks"
 #: Writes of an attempt that did not finish: its writes say nothing of what next.
 _UNFINISHED = frozenset({"__error__", "__interrupt__"})
+#: What LangGraph hands ``put_writes`` (checked by type first: an ABC check costs more).
+_PAIR_SEQUENCES = frozenset({list, tuple, deque})
 #: The task id LangGraph gives writes no task made (``update_state``, resumes).
 NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -196,12 +199,16 @@ def next_nodes(writes: object) -> tuple[str, ...] | None:
     to the end); None means they cannot say (a failed or interrupted attempt, or a
     shape this does not know).
     """
-    # LangGraph hands a deque; any sequence of pairs reads the same.
-    if not isinstance(writes, Sequence) or isinstance(writes, str | bytes):
+    # LangGraph hands a deque or a list; any sequence of pairs reads the same.
+    if type(writes) not in _PAIR_SEQUENCES and (
+        not isinstance(writes, Sequence) or isinstance(writes, str | bytes)
+    ):
         return None
     found: list[str] = []
-    for write in writes:
-        if not isinstance(write, tuple | list) or len(write) != 2:
+    for write in cast("Sequence[object]", writes):
+        if type(write) is not tuple and not isinstance(write, tuple | list):
+            return None
+        if len(write) != 2:
             return None
         channel, value = write
         if type(channel) is not str:

@@ -45,7 +45,7 @@ from lg_otel import _names as n
 from lg_otel._hook import Binder
 from lg_otel._parse import NULL_TASK_ID, next_nodes, reports_next, split_checkpoint_ns
 from lg_otel._records import CheckpointRecord, RunRecord, StoreRecord
-from lg_otel._tracker import OutsideRun
+from lg_otel._tracker import NOT_READ, OutsideRun
 
 #: LangGraph's config keys: the run's checkpointer, and the runtime holding its store.
 _CHECKPOINTER_KEY = "__pregel_checkpointer"
@@ -79,12 +79,14 @@ class CallTracker(Protocol):
         writes: int | None = None,
         parent_task_id: str | None = None,
         parent: object = None,
+        leads_to: object = NOT_READ,
     ) -> CheckpointRecord | None:
-        """A checkpointer call began."""
+        """A checkpointer call began (a ``put_writes``: where its task led)."""
         ...
 
-    def task_writes(self, task_id: str, nodes: tuple[str, ...] | None) -> None:
-        """A task's writes were handed to the checkpointer, leading to ``nodes``."""
+    @property
+    def wants_writes(self) -> bool:
+        """Whether :meth:`checkpoint_started` should be told where tasks led."""
         ...
 
     def expect_writes(self) -> None:
@@ -219,14 +221,19 @@ class CallSite:
                 if type(value) is str and value:
                     ns = value
             task_id = writes = None
+            leads_to: Any = NOT_READ
             if operation == "put_writes":
                 task = args[2] if len(args) > 2 else kwargs.get("task_id")
                 task_id = task if type(task) is str else None
                 written: Any = args[1] if len(args) > 1 else kwargs.get("writes")
                 writes = len(written) if hasattr(written, "__len__") else None
-                if task_id is not None and task_id != NULL_TASK_ID:
+                if (
+                    task_id is not None
+                    and task_id != NULL_TASK_ID
+                    and self._tracker.wants_writes
+                ):
                     # Where the task led: channel names and Send targets only.
-                    self._tracker.task_writes(task_id, next_nodes(written))
+                    leads_to = next_nodes(written)
             parent_task = parent = None
             if self._current is not None:
                 parent = self._current()
@@ -250,6 +257,7 @@ class CallSite:
                 writes=writes,
                 parent_task_id=parent_task,
                 parent=parent,
+                leads_to=leads_to,
             )
             if call is None:
                 return None, None

@@ -62,6 +62,8 @@ _EMPTY = otel_context.Context()
 _FLAGS = {bits: trace.TraceFlags(bits) for bits in (0, 1, _RANDOM, _RANDOM | 1)}
 #: A span's status until one is set (the SDK shares its default the same way).
 _UNSET = Status(StatusCode.UNSET)
+_MAX_SPAN_ID = (1 << 64) - 1
+_new_tuple = tuple.__new__
 
 
 def _follows_parent(sampler: Sampler) -> bool:
@@ -158,6 +160,25 @@ class FinishedSpans:
             trace_id = parent_ctx.trace_id
             random = parent_ctx.trace_flags & _RANDOM
             local = parent_ctx
+            if not root and parent_ctx.trace_flags & _SAMPLED:
+                # The common case (every span but the run's, sampled), in short: the
+                # parent's decision, and a context whose only unchecked id is the
+                # new span id (SpanContext's own __new__ would check both).
+                span_id = self._ids.generate_span_id()
+                ctx = _new_tuple(
+                    SpanContext,
+                    (
+                        trace_id,
+                        span_id,
+                        False,
+                        _FLAGS[_SAMPLED | random],
+                        parent_ctx.trace_state,
+                        0 < span_id <= _MAX_SPAN_ID,
+                    ),
+                )
+                return RecordedSpan(
+                    self, name, ctx, local, kind, attributes, start_ns, links
+                )
         else:
             trace_id = self._ids.generate_trace_id()
             random = _RANDOM if self._random else 0
@@ -414,6 +435,21 @@ class RecordedSpan(trace.Span):
         if attributes:
             event.update(attributes)
         self.add_event("exception", event, timestamp)
+
+    def end_with(self, key: str, value: str, end_time: int) -> None:
+        """Set one ``str`` attribute and end: what lg_otel does last to most spans."""
+        if self._end is not None:
+            return  # as lg_otel's callers skip a span that no longer records
+        attrs = self._attrs
+        if (
+            type(attrs) is dict
+            and key not in attrs
+            and len(attrs) < self._path.plain_limit
+        ):
+            attrs[key] = value
+        else:
+            self.set_attribute(key, value)
+        self.end(end_time)
 
     def end(self, end_time: int | None = None) -> None:
         """End once: hand the processors one finished span (if sampled)."""

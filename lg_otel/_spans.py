@@ -33,7 +33,7 @@ from lg_otel._records import (
     ToolRecord,
     raised_by_call,
 )
-from lg_otel._spanpath import SpanMaker, SpanPath, context_with
+from lg_otel._spanpath import RecordedSpan, SpanMaker, SpanPath, context_with
 
 _OFFSET = "wall_offset"
 _EMPTY = otel_context.Context()
@@ -374,6 +374,50 @@ class SpanSink:
         if call.status == n.STATUS_ERROR and call.error is not None:
             _error_by_type(span, call.error)
 
+    def _call_started(
+        self,
+        run: RunRecord | None,
+        call: CheckpointRecord | StoreRecord,
+        name: str,
+        attributes: dict[str, Any],
+        parent_task_id: str | None,
+    ) -> None:
+        if run is not None:  # the hot path: a run's call, one line per step
+            slots = run.slots
+            maker = slots.get(_MAKER) or self._maker(run)
+            parent = call.parent
+            if not isinstance(parent, otel_context.Context):
+                parent = self._parent_of(run, parent_task_id)
+            start = slots[_OFFSET] + call.start_ns
+        else:
+            maker = self._path.current()
+            parent = self._call_parent(None, call.parent, None)
+            start = self._call_wall(None, call, call.start_ns)
+        span = maker.start(
+            name, parent, SpanKind.INTERNAL, attributes, start, root=run is None
+        )
+        slots = call.slots
+        slots[_SPAN] = span
+        slots[_CTX] = context_with(span)
+
+    def _call_ended(
+        self, run: RunRecord | None, call: CheckpointRecord | StoreRecord
+    ) -> None:
+        span: Span | None = call.slots.get(_SPAN)
+        if span is None:  # its start failed, and was counted then
+            return
+        end = self._call_wall(run, call, call.end_ns or 0)
+        results = call.results if isinstance(call, StoreRecord) else None
+        ok = call.status == n.STATUS_OK and results is None
+        if ok and type(span) is RecordedSpan:
+            span.end_with(n.ATTR_STATUS, n.STATUS_OK, end)  # the hot path
+            return
+        if span.is_recording():
+            if results is not None:
+                span.set_attribute(n.ATTR_STORE_RESULTS, results)
+            self._call_error(span, call)
+        self._end(span, call.status, None, end)
+
     def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
         """Open a ``checkpoint {operation}`` span under the run, the task whose
         subgraph made the call, or (outside a run) the caller's span."""
@@ -387,26 +431,17 @@ class SpanSink:
             attributes[n.ATTR_TASK_ID] = call.task_id
         if call.writes is not None:
             attributes[n.ATTR_CHECKPOINT_WRITES] = call.writes
-        span = self._call_maker(run).start(
+        self._call_started(
+            run,
+            call,
             f"{n.SPAN_CHECKPOINT} {call.operation}",
-            self._call_parent(run, call.parent, call.parent_task_id),
-            SpanKind.INTERNAL,
             attributes,
-            self._call_wall(run, call, call.start_ns),
-            root=run is None,
+            call.parent_task_id,
         )
-        call.slots[_SPAN] = span
-        call.slots[_CTX] = context_with(span)
 
     def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
         """End a ``checkpoint`` span (error: status ERROR and ``error.type``)."""
-        span: Span | None = call.slots.get(_SPAN)
-        if span is None:  # its start failed, and was counted then
-            return
-        if span.is_recording():
-            self._call_error(span, call)
-        end = self._call_wall(run, call, call.end_ns or 0)
-        self._end(span, call.status, None, end)
+        self._call_ended(run, call)
 
     def store_started(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Open a ``store {operation}`` span under the span current in the node."""
@@ -414,28 +449,13 @@ class SpanSink:
             n.ATTR_STORE_OPERATION: call.operation,
             n.ATTR_STORE_CLASS: call.store,
         }
-        span = self._call_maker(run).start(
-            f"{n.SPAN_STORE} {call.operation}",
-            self._call_parent(run, call.parent, None),
-            SpanKind.INTERNAL,
-            attributes,
-            self._call_wall(run, call, call.start_ns),
-            root=run is None,
+        self._call_started(
+            run, call, f"{n.SPAN_STORE} {call.operation}", attributes, None
         )
-        call.slots[_SPAN] = span
-        call.slots[_CTX] = context_with(span)
 
     def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
         """End a ``store`` span, with the result count of a search."""
-        span: Span | None = call.slots.get(_SPAN)
-        if span is None:  # its start failed, and was counted then
-            return
-        if span.is_recording():
-            if call.results is not None:
-                span.set_attribute(n.ATTR_STORE_RESULTS, call.results)
-            self._call_error(span, call)
-        end = self._call_wall(run, call, call.end_ns or 0)
-        self._end(span, call.status, None, end)
+        self._call_ended(run, call)
 
 
 class SpanBinder(Binder):

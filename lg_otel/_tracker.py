@@ -31,6 +31,8 @@ from lg_otel._records import (
 )
 
 Clock = Callable[[], int]
+#: ``leads_to`` of a checkpointer call whose writes were not read.
+NOT_READ: Any = object()
 
 
 class RunTracker:
@@ -482,11 +484,18 @@ class RunTracker:
         writes: int | None = None,
         parent_task_id: str | None = None,
         parent: object = None,
+        leads_to: object = NOT_READ,
     ) -> CheckpointRecord | None:
-        """A checkpointer call of this run began; None once the run has ended."""
+        """A checkpointer call of this run began; None once the run has ended.
+
+        ``leads_to``: where the writes of a ``put_writes`` lead (see
+        :meth:`expect_writes`), read only when :attr:`wants_writes`.
+        """
         with self._lock:
             if self._done:
                 return None
+            if leads_to is not NOT_READ and task_id is not None:
+                self._task_writes(task_id, leads_to)  # type: ignore[arg-type]
             call = CheckpointRecord(
                 graph=self.run.graph,
                 operation=operation,
@@ -531,11 +540,18 @@ class RunTracker:
             if call not in self._calls:  # already ended (by finish())
                 return
             self._calls.discard(call)
-            _close_call(call, self._now(), error, results)
+            if error is None and results is None:  # the common case, inline
+                call.end_ns = self._now()
+                call.status = n.STATUS_OK
+            else:
+                _close_call(call, self._now(), error, results)
             run = self.run
             if call.error is not None and len(run.call_errors) < MAX_CALL_ERRORS:
                 run.call_errors = (*run.call_errors, call.error)
-            _end_call(self._sink, run, call)
+            if type(call) is CheckpointRecord:
+                self._sink.checkpoint_ended(run, call)
+            else:
+                self._sink.store_ended(run, call)  # type: ignore[arg-type]
 
     # --- what the caller sees ------------------------------------------------------
 
@@ -661,22 +677,25 @@ class RunTracker:
             if self._parked is None:
                 self._parked = {}
 
-    def task_writes(self, task_id: str, nodes: tuple[str, ...] | None) -> None:
-        """LangGraph handed the checkpointer ``task_id``'s writes, leading to ``nodes``.
+    @property
+    def wants_writes(self) -> bool:
+        """Whether tasks wait for their writes (see :meth:`expect_writes`)."""
+        return self._parked is not None
 
-        A retried task's writes come once per attempt: the last ones win.
-        """
-        with self._lock:
-            parked = self._parked
-            if self._done or parked is None:
-                return
-            task = parked.pop(task_id, None)
-            if task is None:
-                if task_id in self._tasks:
-                    self._writes[task_id] = nodes
-                return
-            task.next = nodes
-            self._sink.task_ended(self.run, task)
+    def _task_writes(self, task_id: str, nodes: tuple[str, ...] | None) -> None:
+        # LangGraph handed the checkpointer the task's writes, leading to `nodes`
+        # (under the lock, the run still open). A retried task's writes come once
+        # per attempt: the last ones win.
+        parked = self._parked
+        if parked is None:
+            return
+        task = parked.pop(task_id, None)
+        if task is None:
+            if task_id in self._tasks:
+                self._writes[task_id] = nodes
+            return
+        task.next = nodes
+        self._sink.task_ended(self.run, task)
 
     def graph_owner(self, checkpoint_ns: str) -> str | None:
         """The running task that runs the graph of ``checkpoint_ns``, if one does.
@@ -767,8 +786,8 @@ class OutsideRun:
     def expect_writes(self) -> None:
         """Nothing to wait for: no task runs outside a run."""
 
-    def task_writes(self, task_id: str, nodes: tuple[str, ...] | None) -> None:
-        """Writes made outside any run (``update_state``) end no task."""
+    #: Writes made outside any run (``update_state``) end no task.
+    wants_writes = False
 
     def graph_owner(self, checkpoint_ns: str) -> str | None:
         """No task runs outside a run."""
@@ -784,8 +803,9 @@ class OutsideRun:
         writes: int | None = None,
         parent_task_id: str | None = None,
         parent: object = None,
+        leads_to: object = None,
     ) -> CheckpointRecord | None:
-        """A checkpointer call began."""
+        """A checkpointer call began (``leads_to`` is not read: no task waits)."""
         call = CheckpointRecord(
             graph=self.graph,
             operation=operation,
