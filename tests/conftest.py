@@ -6,8 +6,8 @@ import gc
 import re
 import sys
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pytest
 from opentelemetry.context import Context
@@ -18,6 +18,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from langchain_core.runnables import RunnableConfig
+
+    from lg_otel._instrument import GraphInstrumentation
 
 
 @pytest.fixture(autouse=True)
@@ -213,7 +220,7 @@ def normalise(value: Any) -> str:
     return _TS.sub("<ts>", text)
 
 
-def thread_config(**extra: Any) -> dict[str, Any]:
+def thread_config(**extra: Unpack[RunnableConfig]) -> RunnableConfig:
     """A config with a fresh thread id."""
     return {"configurable": {"thread_id": str(uuid.uuid4())}, **extra}
 
@@ -238,3 +245,41 @@ def duration_s(span: ReadableSpan) -> float:
     assert span.end_time is not None
     assert span.start_time is not None
     return (span.end_time - span.start_time) / 1e9
+
+
+def start_ns(span: ReadableSpan) -> int:
+    """A finished span's start time (ns since the epoch)."""
+    assert span.start_time is not None
+    return span.start_time
+
+
+def end_ns(span: ReadableSpan) -> int:
+    """A finished span's end time (ns since the epoch)."""
+    assert span.end_time is not None
+    return span.end_time
+
+
+_V_co = TypeVar("_V_co", covariant=True)
+
+
+class HasAttributes(Protocol[_V_co]):
+    """A span, link, event or metric point: its ``attributes`` are typed Optional."""
+
+    @property
+    def attributes(self) -> Mapping[str, _V_co] | None: ...
+
+
+def attrs_of(item: HasAttributes[_V_co]) -> Mapping[str, _V_co]:
+    """The attributes of a finished span, a link or a point (the SDK sets them)."""
+    assert item.attributes is not None
+    return item.attributes
+
+
+def instrumentation(graph: object) -> GraphInstrumentation:
+    """lg_otel's state behind an instrumented graph (its class's ``_lg_otel``).
+
+    Not part of the graph's public type: ``instrument()`` returns the graph's type.
+    """
+    cls: Any = type(graph)
+    instr: GraphInstrumentation = cls._lg_otel
+    return instr

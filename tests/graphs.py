@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Protocol, TypedDict
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
@@ -34,6 +34,12 @@ class LoopS(TypedDict):
 
     log: Annotated[list[str], operator.add]
     n: int
+
+
+class Node(Protocol):
+    """A node function (LangGraph's node protocols name the parameter ``state``)."""
+
+    def __call__(self, state: Any) -> dict[str, Any]: ...
 
 
 class Turns:
@@ -69,9 +75,7 @@ class Turns:
             self._cond.notify_all()
 
 
-def _visit(
-    name: str, turn: tuple[Turns, int] | None = None
-) -> Callable[[Any], dict[str, Any]]:
+def _visit(name: str, turn: tuple[Turns, int] | None = None) -> Node:
     def node(state: Any) -> dict[str, Any]:
         if turn is not None:
             turns, index = turn
@@ -84,7 +88,7 @@ def _visit(
     return node
 
 
-def linear() -> Pregel:
+def linear() -> Pregel[Any, Any, Any, Any]:
     """a -> b -> c."""
     g = StateGraph(S)
     for name in "abc":
@@ -96,7 +100,7 @@ def linear() -> Pregel:
     return g.compile(name="linear")
 
 
-def fanout() -> Pregel:
+def fanout() -> Pregel[Any, Any, Any, Any]:
     """START -> a, b, c in parallel -> join (staggered so output order is stable)."""
     g = StateGraph(S)
     turns = Turns(3)
@@ -109,7 +113,7 @@ def fanout() -> Pregel:
     return g.compile(name="fanout")
 
 
-def send_map_reduce() -> Pregel:
+def send_map_reduce() -> Pregel[Any, Any, Any, Any]:
     """plan -> Send("work", i) x3 -> reduce."""
 
     def plan(state: S) -> dict[str, Any]:
@@ -137,7 +141,7 @@ def send_map_reduce() -> Pregel:
     return g.compile(name="send")
 
 
-def loop() -> Pregel:
+def loop() -> Pregel[Any, Any, Any, Any]:
     """step loops back to itself until n reaches 3."""
 
     def step(state: LoopS) -> dict[str, Any]:
@@ -153,7 +157,7 @@ def loop() -> Pregel:
     return g.compile(name="loop")
 
 
-def nested() -> Pregel:
+def nested() -> Pregel[Any, Any, Any, Any]:
     """outer: pre -> mid (subgraph: inner (subgraph: leaf) -> after) -> post."""
     leaf_g = StateGraph(S)
     leaf_g.add_node("leaf", _visit("leaf"))
@@ -198,7 +202,7 @@ def agent_model() -> SimulatedChatModel:
     return SimulatedChatModel(messages=itertools.cycle([calls, answer]))
 
 
-def agent() -> Pregel:
+def agent() -> Pregel[Any, Any, Any, Any]:
     """model -> tools (ToolNode, 2 calls) -> model -> END."""
     model = agent_model()
 
@@ -218,7 +222,9 @@ def agent() -> Pregel:
     return g.compile(name="agent")
 
 
-def chat(first_chunk_delay: float = 0.0, chunk_delay: float = 0.0) -> Pregel:
+def chat(
+    first_chunk_delay: float = 0.0, chunk_delay: float = 0.0
+) -> Pregel[Any, Any, Any, Any]:
     """Our users' write-up: prefix_node returns a fixed AIMessage -> chatbot streams."""
     model = SimulatedChatModel(
         messages=itertools.cycle(["Hello there, how can I help you today?"]),
@@ -241,7 +247,7 @@ def chat(first_chunk_delay: float = 0.0, chunk_delay: float = 0.0) -> Pregel:
     return g.compile(name="chat")
 
 
-def human() -> Pregel:
+def human() -> Pregel[Any, Any, Any, Any]:
     """prepare -> ask (interrupt) -> finish, with an in-memory checkpointer."""
 
     def ask(state: S) -> dict[str, Any]:
@@ -262,7 +268,7 @@ class Boom(RuntimeError):
     """The error the failing shape raises."""
 
 
-def failing() -> Pregel:
+def failing() -> Pregel[Any, Any, Any, Any]:
     """ok -> boom (raises Boom)."""
 
     def boom(state: S) -> dict[str, Any]:
@@ -281,7 +287,7 @@ class Shape:
     """A graph and how to drive it: inputs in order (resumes after the first)."""
 
     name: str
-    build: Callable[[], Pregel]
+    build: Callable[[], Pregel[Any, Any, Any, Any]]
     inputs: list[Any]
     #: Node spans one full drive produces, by name (count).
     tasks: dict[str, int]

@@ -12,11 +12,12 @@ import operator
 import re
 import sqlite3
 from collections.abc import Callable
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Protocol, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
 from langgraph.pregel import Pregel
-from langgraph.types import Command, interrupt
+from langgraph.types import Command, Durability, interrupt
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:\+00:00|Z)?"
@@ -84,7 +85,13 @@ class S(TypedDict):
     log: Annotated[list[str], operator.add]
 
 
-def _visit(name: str) -> Callable[[S], dict[str, Any]]:
+class Node(Protocol):
+    """A node function (LangGraph's node protocols name the parameter ``state``)."""
+
+    def __call__(self, state: S) -> dict[str, Any]: ...
+
+
+def _visit(name: str) -> Node:
     def node(state: S) -> dict[str, Any]:
         return {"log": [name]}
 
@@ -92,7 +99,7 @@ def _visit(name: str) -> Callable[[S], dict[str, Any]]:
     return node
 
 
-def linear(checkpointer: Any) -> Pregel:
+def linear(checkpointer: Any) -> Pregel[Any, Any, Any, Any]:
     """a -> b -> c."""
     g = StateGraph(S)
     for name in "abc":
@@ -103,7 +110,7 @@ def linear(checkpointer: Any) -> Pregel:
     return g.compile(checkpointer=checkpointer, name="linear")
 
 
-def nested(checkpointer: Any) -> Pregel:
+def nested(checkpointer: Any) -> Pregel[Any, Any, Any, Any]:
     """pre -> mid (subgraph: inner (subgraph: leaf) -> after)."""
     leaf = StateGraph(S)
     leaf.add_node("leaf", _visit("leaf"))
@@ -121,7 +128,7 @@ def nested(checkpointer: Any) -> Pregel:
     return g.compile(checkpointer=checkpointer, name="nested")
 
 
-def human(checkpointer: Any) -> Pregel:
+def human(checkpointer: Any) -> Pregel[Any, Any, Any, Any]:
     """prepare -> ask (interrupt) -> finish."""
 
     def ask(state: S) -> dict[str, Any]:
@@ -138,20 +145,27 @@ def human(checkpointer: Any) -> Pregel:
 
 
 #: (graph factory, inputs in order: later ones resume the same thread).
-HISTORIES: dict[str, tuple[Callable[[Any], Pregel], list[Any]]] = {
+HISTORIES: dict[
+    str, tuple[Callable[[Any], Pregel[Any, Any, Any, Any]], list[Any]]
+] = {
     "linear": (linear, [{"log": []}, {"log": ["again"]}]),
     "nested": (nested, [{"log": []}]),
     "human": (human, [{"log": []}, Command(resume="yes")]),
 }
 
 
-def drive(graph: Pregel, inputs: list[Any], thread: str, durability: str) -> list[str]:
+def drive(
+    graph: Pregel[Any, Any, Any, Any],
+    inputs: list[Any],
+    thread: str,
+    durability: Durability,
+) -> list[str]:
     """Run the inputs on one thread, update it once, then read its state back.
 
     Returns what the caller saw: outputs, ``get_state()`` (with subgraphs) and
     ``get_state_history()``, scrubbed of ids and timestamps.
     """
-    config = {"configurable": {"thread_id": thread}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread}}
     seen = [scrub(repr(graph.invoke(i, config, durability=durability))) for i in inputs]
     graph.update_state(config, {"log": ["edited"]})
     seen.append(scrub(repr(graph.get_state(config, subgraphs=True))))
@@ -160,10 +174,13 @@ def drive(graph: Pregel, inputs: list[Any], thread: str, durability: str) -> lis
 
 
 async def adrive(
-    graph: Pregel, inputs: list[Any], thread: str, durability: str
+    graph: Pregel[Any, Any, Any, Any],
+    inputs: list[Any],
+    thread: str,
+    durability: Durability,
 ) -> list[str]:
     """Async twin of :func:`drive`."""
-    config = {"configurable": {"thread_id": thread}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread}}
     seen = []
     for i in inputs:
         seen.append(scrub(repr(await graph.ainvoke(i, config, durability=durability))))

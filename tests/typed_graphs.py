@@ -58,7 +58,7 @@ def _append(tag: str) -> Any:
     return node
 
 
-def pydantic_sub() -> Pregel:
+def pydantic_sub() -> Pregel[Any, Any, Any, Any]:
     """Compiled subgraph with its own Pydantic schema: deep -> deeper."""
     g = StateGraph(PSub)
     g.add_node("deep", _append("deep"))
@@ -68,7 +68,7 @@ def pydantic_sub() -> Pregel:
     return g.compile(name="psub")
 
 
-def pydantic_nested() -> Pregel:
+def pydantic_nested() -> Pregel[Any, Any, Any, Any]:
     """a -> sub (own Pydantic schema) -> b, Pydantic state throughout."""
 
     def a(state: PState) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def pydantic_nested() -> Pregel:
     return g.compile(name="pnested")
 
 
-def pydantic_human() -> Pregel:
+def pydantic_human() -> Pregel[Any, Any, Any, Any]:
     """prepare -> ask (interrupt) -> finish, Pydantic state with a checkpointer."""
 
     def prepare(state: PState) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def pydantic_human() -> Pregel:
     return g.compile(name="phuman", checkpointer=InMemorySaver())
 
 
-def dataclass_nested() -> Pregel:
+def dataclass_nested() -> Pregel[Any, Any, Any, Any]:
     """a -> sub (dataclass subgraph) -> b, dataclass state."""
     inner = StateGraph(DState)
     inner.add_node("deep", _append("deep"))
