@@ -14,6 +14,7 @@ import uuid
 import warnings
 from typing import Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.pregel import Pregel
@@ -56,7 +57,7 @@ class _Lines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def _inner(instrumented: bool, checkpointer: Any) -> Pregel:
+def _inner(instrumented: bool, checkpointer: Any) -> Pregel[Any, Any, Any, Any]:
     def make(state: State) -> dict[str, Any]:
         return {"detail": Detail(label="x")}
 
@@ -84,7 +85,7 @@ def subgraph_case(instrumented: bool) -> str:
     outer.add_node("sub", _inner(instrumented, None))
     outer.add_edge(START, "sub")
     parent = outer.compile(name="outer", checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
     parent.invoke({}, config)
     return str(parent.invoke(Command(resume="go"), config).get("seen"))
 
@@ -93,7 +94,9 @@ def config_case(instrumented: bool) -> str:
     """A top-level graph gets its checkpointer through config, as under the server."""
     graph = _inner(instrumented, None)
     saver = InMemorySaver()
-    config = {"configurable": {"thread_id": str(uuid.uuid4()), CHECKPOINTER_KEY: saver}}
+    config: RunnableConfig = {
+        "configurable": {"thread_id": str(uuid.uuid4()), CHECKPOINTER_KEY: saver}
+    }
     graph.invoke({}, config)
     return str(graph.invoke(Command(resume="go"), config).get("seen"))
 
@@ -117,7 +120,9 @@ def main() -> None:
                 result[key] = {"seen": seen, "blocked": blocked}
     from langgraph._internal import _serde
 
-    result["strict"] = bool(_serde.STRICT_MSGPACK_ENABLED)
+    # The flag as LangGraph reads it (an implicit re-export, hence Any).
+    serde: Any = _serde
+    result["strict"] = bool(serde.STRICT_MSGPACK_ENABLED)
     print(json.dumps(result))
 
 

@@ -12,21 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.memory import InMemoryStore
+from langgraph.types import Durability
 
 import lg_otel
 from tests.history import HISTORIES, adrive, drive, memory_rows, sqlite_rows
 
-DURABILITIES = ["sync", "async", "exit"]
+DURABILITIES: list[Durability] = ["sync", "async", "exit"]
 
 
 @pytest.mark.parametrize("durability", DURABILITIES)
 @pytest.mark.parametrize("shape", sorted(HISTORIES))
 def test_sqlite_history_is_the_bare_graphs(
-    shape: str, durability: str, tracing: Any, tmp_path: Path
+    shape: str, durability: Durability, tracing: Any, tmp_path: Path
 ) -> None:
     """SqliteSaver: stored rows, outputs and read-back state equal the bare run's."""
     provider, exporter = tracing
@@ -50,7 +52,7 @@ def test_sqlite_history_is_the_bare_graphs(
 @pytest.mark.parametrize("durability", DURABILITIES)
 @pytest.mark.parametrize("shape", sorted(HISTORIES))
 async def test_async_sqlite_history_is_the_bare_graphs(
-    shape: str, durability: str, tracing: Any, tmp_path: Path
+    shape: str, durability: Durability, tracing: Any, tmp_path: Path
 ) -> None:
     """AsyncSqliteSaver: stored rows, outputs and read-back state equal the bare."""
     provider, _ = tracing
@@ -71,7 +73,7 @@ async def test_async_sqlite_history_is_the_bare_graphs(
 @pytest.mark.parametrize("durability", DURABILITIES)
 @pytest.mark.parametrize("shape", sorted(HISTORIES))
 def test_in_memory_history_is_the_bare_graphs(
-    shape: str, durability: str, tracing: Any
+    shape: str, durability: Durability, tracing: Any
 ) -> None:
     """InMemorySaver: storage, writes and blobs equal the bare run's."""
     provider, _ = tracing
@@ -111,7 +113,9 @@ def test_missing_thread_id_is_refused_as_bare(
     """No thread_id: the same ValueError as bare, not the saver's KeyError later."""
     provider, _ = tracing
     build, inputs = HISTORIES[sorted(HISTORIES)[0]]
-    config = None if configurable is None else {"configurable": configurable}
+    config: RunnableConfig | None = (
+        None if configurable is None else {"configurable": configurable}
+    )
     bare = build(InMemorySaver())
     traced = lg_otel.instrument(build(InMemorySaver()), tracer_provider=provider)
     expected = _refusal(lambda: bare.invoke(inputs[0], config))

@@ -13,8 +13,8 @@ import operator
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
-from typing import Annotated, Any, TypedDict
+from collections.abc import Generator, Iterator
+from typing import Annotated, Any, TypedDict, cast
 
 import pytest
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -27,6 +27,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
+from langgraph.types import StateSnapshot
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -38,7 +39,13 @@ from prometheus_client import CollectorRegistry
 
 import lg_otel
 from lg_otel import _names as n
-from tests.conftest import SPAN_PATHS, by_name, provider_for, thread_config
+from tests.conftest import (
+    SPAN_PATHS,
+    by_name,
+    provider_for,
+    start_ns,
+    thread_config,
+)
 
 SECRET = "s3cr3t-payload"
 
@@ -110,7 +117,7 @@ class Recording(InMemorySaver):
 
 def linear(
     checkpointer: Any = None, store: BaseStore | None = None, name: str = "cp"
-) -> Pregel:
+) -> Pregel[Any, Any, Any, Any]:
     """a -> b; ``a`` writes to and searches the store when there is one."""
 
     def a(state: S) -> dict[str, Any]:
@@ -134,7 +141,7 @@ def linear(
     return g.compile(checkpointer=checkpointer, store=store, name=name)
 
 
-def nested(checkpointer: Any) -> Pregel:
+def nested(checkpointer: Any) -> Pregel[Any, Any, Any, Any]:
     """outer: pre -> mid (subgraph: inner (subgraph: leaf)); savers inherited."""
     leaf = StateGraph(S)
     leaf.add_node("leaf", lambda state: {"log": ["leaf"]})
@@ -203,7 +210,8 @@ def test_checkpoint_spans_carry_operation_and_saver_class(tracing: Any) -> None:
     assert spans
     for span in spans:
         attrs = span.attributes or {}
-        assert span.name == f"{n.SPAN_CHECKPOINT} {attrs[n.ATTR_CHECKPOINT_OPERATION]}"
+        operation = attrs[n.ATTR_CHECKPOINT_OPERATION]
+        assert span.name == f"{n.SPAN_CHECKPOINT} {operation!s}"
         assert attrs[n.ATTR_CHECKPOINT_SAVER] == "InMemorySaver"
         assert attrs[n.ATTR_STATUS] == n.STATUS_OK
 
@@ -556,6 +564,7 @@ def test_a_call_error_that_fails_the_run_is_reported_by_type_only(
     from structlog.testing import capture_logs
 
     provider, exporter = tracing
+    expected: type[Exception]
     if case == "saver":
         graph: Any = linear(FailingSaver())
         kind, expected = "Boom", Boom
@@ -619,7 +628,7 @@ def test_store_calls_from_a_node_nest_under_its_task_span(tracing: Any) -> None:
     spans = exporter.get_finished_spans()
     (task_a,) = by_name(spans, f"{n.SPAN_TASK} a")
     stores = store_spans(spans)
-    assert [s.name.split()[1] for s in sorted(stores, key=lambda s: s.start_time)] == [
+    assert [s.name.split()[1] for s in sorted(stores, key=start_ns)] == [
         "put",
         "get",
         "search",
@@ -877,7 +886,10 @@ def test_a_history_iterator_closed_early_ends_its_span_once(tracing: Any) -> Non
     config = thread_config()
     traced.invoke({"log": []}, config)
     exporter.clear()
-    history = traced.get_state_history(config)
+    # A generator (what LangGraph returns), though typed as an Iterator.
+    history = cast(
+        Generator[StateSnapshot, None, None], traced.get_state_history(config)
+    )
     next(history)
     history.close()
     (listing,) = by_name(exporter.get_finished_spans(), f"{n.SPAN_CHECKPOINT} list")

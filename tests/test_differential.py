@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 
 import lg_otel
 from tests.conftest import normalise
@@ -31,7 +32,7 @@ MODES: list[Any] = [
 ]
 
 
-def _config(shape: Shape) -> dict[str, Any]:
+def _config(shape: Shape) -> RunnableConfig:
     return {"configurable": {"thread_id": str(uuid.uuid4())}}
 
 
@@ -110,6 +111,7 @@ def test_invoke_identical(shape: Shape, tracing: Any) -> None:
     provider, _ = tracing
     bare = shape.build()
     traced = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    version: Literal["v1", "v2"]
     for version in ("v1", "v2"):
         results = []
         for graph in (bare, traced):
@@ -130,6 +132,7 @@ async def test_ainvoke_versions_identical(shape: Shape, tracing: Any) -> None:
     provider, _ = tracing
     bare = shape.build()
     traced = lg_otel.instrument(shape.build(), tracer_provider=provider)
+    version: Literal["v1", "v2"]
     for version in ("v1", "v2"):
         results = []
         for graph in (bare, traced):
@@ -173,7 +176,7 @@ async def test_ainvoke_and_batch_identical(shape: Shape, tracing: Any) -> None:
     assert normalise(await traced.ainvoke(inp)) == normalise(await bare.ainvoke(inp))
     # One at a time: the agent's model hands out a shared cycle of answers, so
     # concurrent items would race for them in the bare graph as much as in ours.
-    one = {"max_concurrency": 1}
+    one: RunnableConfig = {"max_concurrency": 1}
     got = traced.batch([inp, inp], one)
     assert normalise(got) == normalise(bare.batch([inp, inp], one))
     got = await traced.abatch([inp, inp], one)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.pregel import Pregel
@@ -25,7 +26,7 @@ def _ask(state: S) -> Any:
     return {"log": [f"answer:{interrupt(QUESTION)}"]}
 
 
-def _in_subgraph() -> Pregel:
+def _in_subgraph() -> Pregel[Any, Any, Any, Any]:
     """review (subgraph review_graph: ask, which interrupts)."""
     sub = StateGraph(S)
     sub.add_node("ask", _ask)
@@ -36,7 +37,7 @@ def _in_subgraph() -> Pregel:
     return g.compile(name="outer", checkpointer=InMemorySaver())
 
 
-def _two_at_once() -> Pregel:
+def _two_at_once() -> Pregel[Any, Any, Any, Any]:
     """START -> ask_a, ask_b in parallel, each interrupting."""
     g = StateGraph(S)
     for name in ("ask_a", "ask_b"):
@@ -46,11 +47,11 @@ def _two_at_once() -> Pregel:
 
 
 def _run(
-    graph: Pregel,
+    graph: Pregel[Any, Any, Any, Any],
     tracing: Any,
     use_async: bool,
     inputs: Any = None,
-    config: dict[str, Any] | None = None,
+    config: RunnableConfig | None = None,
     **settings: Any,
 ) -> list[Interrupt]:
     """Stream one run; returns the Interrupt objects the caller received."""

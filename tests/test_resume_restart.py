@@ -8,8 +8,11 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from langchain_core.runnables import RunnableConfig
 
 import lg_otel
 from lg_otel import _names as n
@@ -59,7 +62,8 @@ def _run(db: Path, thread: str, step: str) -> dict[str, Any]:
         check=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
 
 
 def test_resume_in_a_new_process_links_to_the_interrupted_run(tmp_path: Path) -> None:
@@ -78,9 +82,11 @@ def test_links_are_not_persisted_by_default(tracing: Any) -> None:
     """Without persist_links nothing is added to what the graph stores."""
     provider, _ = tracing
     graph = lg_otel.instrument(human(), tracer_provider=provider)
-    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
     graph.invoke({"log": []}, config)
-    assert n.CHECKPOINT_LINK_KEY not in graph.get_state(config).metadata
+    metadata = graph.get_state(config).metadata
+    assert metadata is not None
+    assert n.CHECKPOINT_LINK_KEY not in metadata
 
 
 def test_persisted_link_in_checkpoint_metadata_only(tracing: Any) -> None:
@@ -90,14 +96,17 @@ def test_persisted_link_in_checkpoint_metadata_only(tracing: Any) -> None:
     graph = lg_otel.instrument(
         human(), tracer_provider=provider, config=lg_otel.Config(persist_links=True)
     )
-    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
-    bare_config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    bare_config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
     graph.invoke({"log": []}, config)
     bare.invoke({"log": []}, bare_config)
     state = graph.get_state(config)
     (run,) = by_name(exporter.get_finished_spans(), "invoke_workflow human")
     ctx = run.context
-    assert state.metadata[n.CHECKPOINT_LINK_KEY] == (
+    # lg_otel's key is not one CheckpointMetadata declares: read it as a Mapping.
+    metadata: Mapping[str, object] | None = state.metadata
+    assert metadata is not None
+    assert metadata[n.CHECKPOINT_LINK_KEY] == (
         f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
     )
     assert state.values == bare.get_state(bare_config).values

@@ -9,6 +9,7 @@ import uuid
 from typing import Annotated, Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
@@ -17,7 +18,7 @@ from typing_extensions import TypedDict
 import lg_otel
 from lg_otel import _names as n
 from lg_otel._parse import next_nodes
-from tests.conftest import duration_s, provider_for
+from tests.conftest import attrs_of, duration_s, provider_for
 from tests.graphs import nested
 
 DURABILITIES = ("sync", "async")
@@ -74,7 +75,7 @@ def _next_by_node(spans: Any) -> dict[str, set[tuple[str, ...] | None]]:
     return found
 
 
-def _config() -> dict[str, Any]:
+def _config() -> RunnableConfig:
     return {"configurable": {"thread_id": str(uuid.uuid4())}}
 
 
@@ -187,7 +188,7 @@ def test_waiting_for_writes_keeps_the_measured_end(span_path: str) -> None:
     graph.invoke({"log": []}, _config(), durability="async")
     spans = {s.name: s for s in exporter.get_finished_spans()}
     slow = spans[f"{n.SPAN_TASK} slow"]
-    assert slow.attributes[n.ATTR_TASK_NEXT] == ("after",)
+    assert attrs_of(slow)[n.ATTR_TASK_NEXT] == ("after",)
     after = spans[f"{n.SPAN_TASK} after"]
     assert slow.end_time is not None
     assert after.start_time is not None
