@@ -14,7 +14,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 import lg_otel
 from lg_otel import _names as n
 from lg_otel.testing import SimulatedChatModel
-from tests.conftest import by_name, duration_s
+from tests.conftest import attrs_of, by_name, duration_s, start_ns
 from tests.graphs import S
 
 TOLERANCE = 0.005
@@ -209,17 +209,17 @@ def test_sync_time_to_first_chunk(work: float, calls: int, tracing: Any) -> None
     assert len(chats) == calls
     truths = MODELS[0].first_chunk_times
     for chat, truth in zip(
-        sorted(chats, key=lambda s: s.start_time), truths, strict=True
+        sorted(chats, key=start_ns), truths, strict=True
     ):
-        assert chat.attributes[n.ATTR_REQUEST_STREAM] is True
-        ttfc = chat.attributes[n.ATTR_TIME_TO_FIRST_CHUNK]
+        assert attrs_of(chat)[n.ATTR_REQUEST_STREAM] is True
+        ttfc = attrs_of(chat)[n.ATTR_TIME_TO_FIRST_CHUNK]
         # The model's own clock is the truth (it waited at least its delay).
         assert truth >= 0.15
         assert ttfc == pytest.approx(truth, abs=TOLERANCE)
-        assert chat.attributes[n.ATTR_CHUNK_COUNT] == 9
+        assert attrs_of(chat)[n.ATTR_CHUNK_COUNT] == 9
     # 9 chunks: first after 150 ms, then 8 gaps of at least 10 ms each; the model's
     # own clock is the truth, and the time around the call bounds it from above.
-    ordered = sorted(chats, key=lambda s: s.start_time)
+    ordered = sorted(chats, key=start_ns)
     streamed = MODELS[0].stream_times
     for chat, truth, around in zip(ordered, streamed, TRUTH, strict=True):
         assert truth >= 0.23
@@ -242,9 +242,9 @@ async def test_async_time_to_first_chunk(work: float, calls: int, tracing: Any) 
     assert len(chats) == calls
     truths = MODELS[0].first_chunk_times
     for chat, truth in zip(
-        sorted(chats, key=lambda s: s.start_time), truths, strict=True
+        sorted(chats, key=start_ns), truths, strict=True
     ):
-        ttfc = chat.attributes[n.ATTR_TIME_TO_FIRST_CHUNK]
+        ttfc = attrs_of(chat)[n.ATTR_TIME_TO_FIRST_CHUNK]
         assert truth >= 0.15
         assert ttfc == pytest.approx(truth, abs=TOLERANCE)
 
@@ -257,8 +257,8 @@ def test_invoke_does_not_force_streaming(tracing: Any) -> None:
     )
     graph.invoke({"messages": [HumanMessage("hi")]})
     (chat,) = by_name(exporter.get_finished_spans(), "chat simulated-chat")
-    assert chat.attributes[n.ATTR_REQUEST_STREAM] is False
-    assert n.ATTR_TIME_TO_FIRST_CHUNK not in chat.attributes
+    assert attrs_of(chat)[n.ATTR_REQUEST_STREAM] is False
+    assert n.ATTR_TIME_TO_FIRST_CHUNK not in attrs_of(chat)
     (around,) = TRUTH
     slept = 0.05 + 8 * 0.01  # the model sleeps once, for the whole answer
     assert duration_s(chat) == pytest.approx(slept, abs=TOLERANCE)
@@ -276,5 +276,5 @@ def test_slow_consumer_wait_is_recorded(tracing: Any) -> None:
         chunks += 1
         time.sleep(0.02)
     (run,) = by_name(exporter.get_finished_spans(), "invoke_workflow chat")
-    waited = run.attributes[n.ATTR_CONSUMER_WAIT]
+    waited = attrs_of(run)[n.ATTR_CONSUMER_WAIT]
     assert waited == pytest.approx(chunks * 0.02, rel=0.10)

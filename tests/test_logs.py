@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import structlog
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 from langgraph.graph import START, MessagesState, StateGraph
 from structlog.testing import LogCapture, capture_logs
@@ -18,7 +19,7 @@ from structlog.typing import EventDict
 import lg_otel
 from lg_otel import _names as n
 from lg_otel.testing import SimulatedChatModel
-from tests.conftest import by_name
+from tests.conftest import by_name, duration_s
 from tests.graphs import SHAPES, Boom, S, agent, chat, failing, human
 
 
@@ -191,7 +192,7 @@ def test_interrupt_is_one_info_line(tracing: Any) -> None:
     """An interrupted run logs one info line, run.interrupt, and no run.end."""
     provider, _ = tracing
     graph = _instrument(human(), provider)
-    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
     with capture_logs() as logs:
         graph.invoke({"log": []}, config)
     info = [e for e in logs if e["log_level"] != "debug"]
@@ -341,6 +342,4 @@ def test_run_events_carry_graph_and_status(tracing: Any) -> None:
     (run,) = by_name(exporter.get_finished_spans(), "invoke_workflow linear")
     assert end["graph"] == "linear"
     assert end["status"] == n.STATUS_OK
-    assert end["duration_s"] == pytest.approx(
-        (run.end_time - run.start_time) / 1e9, abs=1e-3
-    )
+    assert end["duration_s"] == pytest.approx(duration_s(run), abs=1e-3)

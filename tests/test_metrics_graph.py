@@ -6,13 +6,13 @@ import asyncio
 import itertools
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Send
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest
 from typing_extensions import TypedDict
@@ -20,7 +20,7 @@ from typing_extensions import TypedDict
 import lg_otel
 from lg_otel import _names as n
 from lg_otel.testing import SimulatedChatModel
-from tests.conftest import meter_provider_for
+from tests.conftest import attrs_of, instrumentation, meter_provider_for
 from tests.graphs import Boom, failing, human
 
 TOL = 0.005
@@ -73,6 +73,7 @@ class Meters:
 
     def otel_names(self) -> set[str]:
         data = self.reader.get_metrics_data()
+        assert data is not None
         return {
             metric.name
             for resource in data.resource_metrics
@@ -127,7 +128,7 @@ def test_every_series_on_both_paths(meters: Meters, tracing: Any) -> None:
     graph = meters.instrument(chat_graph(0.0, 0.0), tracing)
     for _ in graph.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages"):
         pass
-    type(graph)._lg_otel.record_error(n.COMPONENT_PARSE, ValueError("test"))
+    instrumentation(graph).record_error(n.COMPONENT_PARSE, ValueError("test"))
     families = {m.name: m for m in meters.registry.collect()}
     for name, kind in SERIES.items():
         assert families[name].type == kind, name
@@ -374,7 +375,8 @@ def test_exemplars_carry_exported_trace_ids(meters: Meters, tracing: Any) -> Non
     for _ in graph.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages"):
         pass
     exported = {f"{s.context.trace_id:032x}" for s in exporter.get_finished_spans()}
-    text = generate_latest(meters.registry).decode()
+    # prometheus_client leaves generate_latest unannotated.
+    text = generate_latest(meters.registry).decode()  # type: ignore[no-untyped-call]
     seen = set()
     for line in text.splitlines():
         if " # {" in line and line.startswith(
@@ -393,13 +395,13 @@ def test_exemplars_carry_exported_trace_ids(meters: Meters, tracing: Any) -> Non
 def _otel_count(reader: InMemoryMetricReader, name: str, **attrs: str) -> int:
     data = reader.get_metrics_data()
     counts = [
-        point.count
+        cast(HistogramDataPoint, point).count
         for resource in (data.resource_metrics if data else ())
         for scope in resource.scope_metrics
         for metric in scope.metrics
         if metric.name == name
         for point in metric.data.data_points
-        if all(point.attributes.get(k) == v for k, v in attrs.items())
+        if all(attrs_of(point).get(k) == v for k, v in attrs.items())
     ]
     return sum(counts)
 
@@ -425,7 +427,7 @@ def test_global_meter_provider_set_after_instrument(
         tracer_provider=tracing[0],
         registry=CollectorRegistry(),
     )
-    sink = type(graph)._lg_otel.metrics
+    sink = instrumentation(graph).metrics
     assert sink is not None
     graph.invoke({"messages": [HumanMessage("hi")]})  # before: nowhere to go
     assert not sink._task_duration._bound
@@ -437,7 +439,9 @@ def test_global_meter_provider_set_after_instrument(
     assert sink._task_duration._bound == (path == "bound")
     assert not sink._pending
     # The label sets resolved before the provider came were rebound as well.
-    kinds = {c.record.__qualname__ for c in sink._task_duration._children.values()}
+    # Each child's record function (typed Optional; set once bound): Any to read it.
+    children: dict[tuple[str, ...], Any] = sink._task_duration._children
+    kinds = {c.record.__qualname__ for c in children.values()}
     bound = "recorder.<locals>.record"
     assert kinds == ({bound} if path == "bound" else {f"api_{bound}"})
     for node in ("prefix_node", "chatbot"):

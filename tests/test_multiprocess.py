@@ -37,7 +37,8 @@ def test_workers_aggregate_on_one_endpoint(tmp_path: Path) -> None:
     for worker in workers:
         assert worker.wait(timeout=120) == 0
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(tmp_path))
+    # prometheus_client leaves MultiProcessCollector.__init__ unannotated.
+    MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
     value = registry.get_sample_value
     assert (
         value(

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 import lg_otel
 from lg_otel import _names as n
 from lg_otel._parse import namespace_of
-from tests.conftest import thread_config
+from tests.conftest import attrs_of, thread_config
 from tests.graphs import S, _visit, nested
 
 TASK = "langgraph_task_duration_seconds_count"
@@ -57,10 +57,10 @@ def _drive(graph: Any, use_async: bool, *inputs: Any, **kwargs: Any) -> None:
     asyncio.run(drain())
 
 
-def _two_plans() -> Pregel:
+def _two_plans() -> Pregel[Any, Any, Any, Any]:
     """research (subgraph: plan) -> write (subgraph: plan): two nodes named plan."""
 
-    def sub(name: str) -> Pregel:
+    def sub(name: str) -> Pregel[Any, Any, Any, Any]:
         g = StateGraph(S)
         g.add_node("plan", _visit("plan"))
         g.add_edge(START, "plan")
@@ -242,7 +242,7 @@ def test_namespace_attribute_on_the_otel_path() -> None:
     data = reader.get_metrics_data()
     assert data is not None
     points = {
-        (p.attributes[n.LABEL_NODE], p.attributes.get(n.LABEL_NAMESPACE))
+        (attrs_of(p)[n.LABEL_NODE], attrs_of(p).get(n.LABEL_NAMESPACE))
         for r in data.resource_metrics
         for s in r.scope_metrics
         for m in s.metrics

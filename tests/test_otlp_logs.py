@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -35,6 +35,7 @@ from structlog.testing import capture_logs
 import lg_otel
 from lg_otel import _config
 from lg_otel import _names as n
+from tests.conftest import instrumentation
 from tests.graphs import Boom, S, agent, failing, linear
 from tests.test_configure import NO_EXTRAS, _Collector, run_code
 
@@ -43,7 +44,8 @@ from tests.test_configure import NO_EXTRAS, _Collector, run_code
 def logs() -> Iterator[tuple[LoggerProvider, InMemoryLogRecordExporter]]:
     """A LoggerProvider exporting records to memory as they are emitted."""
     provider = LoggerProvider()
-    exporter = InMemoryLogRecordExporter()
+    # The SDK leaves InMemoryLogRecordExporter.__init__ unannotated.
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     yield provider, exporter
     provider.shutdown()
@@ -126,7 +128,7 @@ def test_an_ok_run_end_is_info(tracing: Any, logs: Any) -> None:
     ]
 
 
-def _expected(event: dict[str, Any]) -> dict[str, Any]:
+def _expected(event: Mapping[str, Any]) -> dict[str, Any]:
     """A structlog event's fields as OTel attributes (ids go to the context)."""
     out: dict[str, Any] = {}
     for key, value in event.items():
@@ -259,7 +261,8 @@ def test_off_without_a_logger_provider(tracing: Any, logs: Any) -> None:
     """Nothing asked for OTel records: the sink is not even built."""
     provider, _ = tracing
     graph = lg_otel.instrument(linear(), tracer_provider=provider)
-    sinks = type(graph)._lg_otel._quiet_sink._run_ended
+    # Bound methods, typed as plain callables: Any to read their __self__.
+    sinks: tuple[tuple[Any, str], ...] = instrumentation(graph)._quiet_sink._run_ended
     assert all(type(call.__self__).__name__ != "OtelLogSink" for call, _ in sinks)
 
 
@@ -335,7 +338,7 @@ def _received(server: ThreadingHTTPServer) -> tuple[list[Any], dict[bytes, str]]
 
 def _run(server: ThreadingHTTPServer, kwargs: dict[str, Any], **env: str) -> Any:
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    done = run_code(APP, [json.dumps({"otlp_endpoint": url, **kwargs})], **env)
+    done = run_code(APP, [json.dumps({"otlp_endpoint": url, **kwargs})], (), **env)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -47,7 +47,7 @@ def _provider(failing: FailingStart) -> tuple[TracerProvider, InMemorySpanExport
 
 def _drive(graph: Any, shape: Shape) -> list[str]:
     config = thread_config()
-    out = []
+    out: list[str] = []
     for inp in shape.inputs:
         out.extend(normalise(c) for c in graph.stream(inp, config))
     return out

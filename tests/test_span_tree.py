@@ -6,9 +6,10 @@ import asyncio
 import operator
 import uuid
 from collections import Counter
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from opentelemetry.trace import SpanKind, StatusCode
@@ -16,12 +17,12 @@ from typing_extensions import TypedDict
 
 import lg_otel
 from lg_otel import _names as n
-from tests.conftest import by_name, tree
+from tests.conftest import attrs_of, by_name, tree
 from tests.graphs import SHAPES, Boom, Shape
 
 
 def _drive(graph: Any, shape: Shape, mode: str) -> None:
-    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
     for inp in shape.inputs:
         try:
             if mode == "invoke":
@@ -113,9 +114,9 @@ def test_agent_llm_and_tool_spans(tracing: Any) -> None:
         assert chat.kind == SpanKind.CLIENT
         assert chat.parent is not None
         assert by_id[chat.parent.span_id].name == "invoke_node model"
-        assert chat.attributes[n.ATTR_OPERATION_NAME] == "chat"
-        assert chat.attributes[n.ATTR_PROVIDER_NAME] == "simulated"
-        assert chat.attributes[n.ATTR_REQUEST_MODEL] == "simulated-chat"
+        assert attrs_of(chat)[n.ATTR_OPERATION_NAME] == "chat"
+        assert attrs_of(chat)[n.ATTR_PROVIDER_NAME] == "simulated"
+        assert attrs_of(chat)[n.ATTR_REQUEST_MODEL] == "simulated-chat"
     tools = {
         s.attributes[n.ATTR_TOOL_NAME]: s
         for s in spans
@@ -138,12 +139,12 @@ def test_error_marks_task_and_run(tracing: Any) -> None:
     for name in ("invoke_node boom", "invoke_workflow failing"):
         (span,) = by_name(spans, name)
         assert span.status.status_code == StatusCode.ERROR
-        assert span.attributes[n.ATTR_ERROR_TYPE] == "Boom"
-        assert span.attributes[n.ATTR_STATUS] == n.STATUS_ERROR
+        assert attrs_of(span)[n.ATTR_ERROR_TYPE] == "Boom"
+        assert attrs_of(span)[n.ATTR_STATUS] == n.STATUS_ERROR
         assert [e.name for e in span.events] == ["exception"]
     (ok,) = by_name(spans, "invoke_node ok")
     assert ok.status.status_code == StatusCode.UNSET
-    assert ok.attributes[n.ATTR_STATUS] == n.STATUS_OK
+    assert attrs_of(ok)[n.ATTR_STATUS] == n.STATUS_OK
 
 
 def test_interrupt_is_not_an_error_and_resume_links(tracing: Any) -> None:
@@ -152,22 +153,22 @@ def test_interrupt_is_not_an_error_and_resume_links(tracing: Any) -> None:
     shape = SHAPES[7]
     graph = lg_otel.instrument(shape.build(), tracer_provider=provider)
     thread = str(uuid.uuid4())
-    config = {"configurable": {"thread_id": thread}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread}}
     graph.invoke(shape.inputs[0], config)
     first = exporter.get_finished_spans()
     (run1,) = by_name(first, "invoke_workflow human")
     (ask1,) = by_name(first, "invoke_node ask")
     for span in (run1, ask1):
         assert span.status.status_code == StatusCode.UNSET
-        assert span.attributes[n.ATTR_STATUS] == n.STATUS_INTERRUPTED
+        assert attrs_of(span)[n.ATTR_STATUS] == n.STATUS_INTERRUPTED
         assert [e.name for e in span.events] == [n.EVENT_INTERRUPT]
-    assert run1.attributes[n.ATTR_CONVERSATION_ID] == thread
+    assert attrs_of(run1)[n.ATTR_CONVERSATION_ID] == thread
     exporter.clear()
     graph.invoke(shape.inputs[1], config)
     (run2,) = by_name(exporter.get_finished_spans(), "invoke_workflow human")
-    assert run2.attributes[n.ATTR_STATUS] == n.STATUS_OK
+    assert attrs_of(run2)[n.ATTR_STATUS] == n.STATUS_OK
     assert [link.context.span_id for link in run2.links] == [run1.context.span_id]
-    assert run2.attributes[n.ATTR_CONVERSATION_ID] == thread
+    assert attrs_of(run2)[n.ATTR_CONVERSATION_ID] == thread
 
 
 def test_run_span_is_child_of_callers_span(tracing: Any) -> None:
@@ -199,11 +200,11 @@ def test_task_attributes(tracing: Any) -> None:
     graph = lg_otel.instrument(SHAPES[0].build(), tracer_provider=provider)
     graph.invoke({"log": []})
     (b,) = by_name(exporter.get_finished_spans(), "invoke_node b")
-    attrs = b.attributes
+    attrs = attrs_of(b)
     assert attrs[n.ATTR_NODE] == "b"
     assert attrs[n.ATTR_STEP] == 2
     assert attrs[n.ATTR_TRIGGERS] == ("branch:to:b",)
-    assert attrs[n.ATTR_CHECKPOINT_NS] == f"b:{attrs[n.ATTR_TASK_ID]}"
+    assert attrs[n.ATTR_CHECKPOINT_NS] == f"b:{attrs[n.ATTR_TASK_ID]!s}"
     assert not [k for k in attrs if k.startswith("gen_ai.")]
 
 
@@ -227,16 +228,16 @@ def test_static_breakpoint_marks_the_run_interrupted(tracing: Any, how: str) -> 
         ),
         tracer_provider=provider,
     )
-    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
     if how == "invoke":
         graph.invoke({"log": []}, config)
     else:
-        version = "v2" if how.endswith("v2") else "v1"
+        version: Literal["v1", "v2"] = "v2" if how.endswith("v2") else "v1"
         for _ in graph.stream(
-            {"log": []}, config, stream_mode="updates", version=version
+            _Log(log=[]), config, stream_mode="updates", version=version
         ):
             pass
     spans = exporter.get_finished_spans()
     (run,) = by_name(spans, "invoke_workflow breakpoint")
-    assert run.attributes[n.ATTR_STATUS] == n.STATUS_INTERRUPTED
+    assert attrs_of(run)[n.ATTR_STATUS] == n.STATUS_INTERRUPTED
     assert by_name(spans, "invoke_node b") == []  # paused before it
