@@ -9,6 +9,7 @@ import warnings
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
 
 import lg_otel
@@ -49,7 +50,7 @@ def test_get_state_still_works(tracing: Any) -> None:
     """State APIs of the graph work on the traced copy."""
     provider, _ = tracing
     traced = lg_otel.instrument(human(), tracer_provider=provider)
-    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
     traced.invoke({"log": []}, config)
     state = traced.get_state(config)
     assert state.next == ("ask",)
@@ -102,12 +103,16 @@ def test_not_a_graph_is_a_type_error(bad: Any, message: str) -> None:
 
 def test_bad_keyword_arguments() -> None:
     """Wrong config or provider types raise TypeError naming the argument."""
+    # Wrong types on purpose (hence Any): the TypeError is what is tested.
+    bad_config: Any = {"graph_name": "x"}
     with pytest.raises(TypeError, match="config="):
-        lg_otel.instrument(linear(), config={"graph_name": "x"})
+        lg_otel.instrument(linear(), config=bad_config)
+    bad_provider: Any = "otlp"
     with pytest.raises(TypeError, match="tracer_provider="):
-        lg_otel.instrument(linear(), tracer_provider="otlp")
+        lg_otel.instrument(linear(), tracer_provider=bad_provider)
     with pytest.raises(TypeError):
-        lg_otel.instrument(linear(), lg_otel.Config())  # type: ignore[misc]
+        # Positional past the graph: mypy rejects the call, as it must.
+        lg_otel.instrument(linear(), lg_otel.Config())  # type: ignore[call-arg, arg-type]
 
 
 @pytest.mark.parametrize(

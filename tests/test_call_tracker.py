@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
@@ -194,8 +195,9 @@ def test_a_failing_tracker_never_reaches_the_saver_call() -> None:
     """The saver call returns its own result; each failure is counted."""
     counted: list[str] = []
     saver = InMemorySaver()
-    view = _view(saver, CallSite(Exploding(), Binder(), lambda c, e: counted.append(c)))
-    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    tracker: Any = Exploding()  # a duck-typed stand-in for a CallTracker
+    view = _view(saver, CallSite(tracker, Binder(), lambda c, e: counted.append(c)))
+    config: RunnableConfig = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
     assert view.get_tuple(config) is None
     assert list(view.list(config)) == []
     assert counted == [n.COMPONENT_SAVERS] * 2  # one per call

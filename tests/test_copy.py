@@ -45,7 +45,7 @@ def echo(text: str) -> str:
     return text
 
 
-def react_agent() -> Pregel:
+def react_agent() -> Pregel[Any, Any, Any, Any]:
     """A graph from langgraph.prebuilt.create_react_agent."""
     from langgraph.prebuilt import create_react_agent
 
@@ -55,14 +55,14 @@ def react_agent() -> Pregel:
         return create_react_agent(tool_model(), [echo], name="react")
 
 
-def langchain_agent() -> Pregel:
+def langchain_agent() -> Pregel[Any, Any, Any, Any]:
     """A graph from langchain.agents.create_agent."""
     from langchain.agents import create_agent
 
-    return create_agent(tool_model(), [echo], name="lc_agent")  # type: ignore[return-value]
+    return create_agent(tool_model(), [echo], name="lc_agent")
 
 
-def functional() -> Pregel:
+def functional() -> Pregel[Any, Any, Any, Any]:
     """A graph from the functional API (@entrypoint and @task)."""
 
     @task
@@ -76,7 +76,7 @@ def functional() -> Pregel:
     return workflow
 
 
-BUILDERS: list[tuple[str, Callable[[], Pregel]]] = [
+BUILDERS: list[tuple[str, Callable[[], Pregel[Any, Any, Any, Any]]]] = [
     *((s.name, s.build) for s in SHAPES + TYPED_SHAPES),
     ("create_react_agent", react_agent),
     ("create_agent", langchain_agent),
@@ -86,7 +86,7 @@ BUILDERS: list[tuple[str, Callable[[], Pregel]]] = [
 
 @pytest.mark.parametrize(("name", "build"), BUILDERS, ids=[b[0] for b in BUILDERS])
 def test_copy_has_every_attribute(
-    name: str, build: Callable[[], Pregel], tracing: Any
+    name: str, build: Callable[[], Pregel[Any, Any, Any, Any]], tracing: Any
 ) -> None:
     """Every non-None attribute of the compiled graph is on its copy, and equal."""
     graph = build()
@@ -102,7 +102,7 @@ def test_copy_has_every_attribute(
 
 @pytest.mark.parametrize(("name", "build"), BUILDERS, ids=[b[0] for b in BUILDERS])
 def test_copy_keeps_class_surface(
-    name: str, build: Callable[[], Pregel], tracing: Any
+    name: str, build: Callable[[], Pregel[Any, Any, Any, Any]], tracing: Any
 ) -> None:
     """Class, name, schemas, config specs and drawing are the original's."""
     graph = build()
@@ -125,7 +125,9 @@ def test_copy_keeps_class_surface(
 def test_copy_of_subscripted_generic_keeps_orig_class(tracing: Any) -> None:
     """A graph made through a subscripted class keeps its __orig_class__."""
     graph = SHAPES[0].build()
-    alias = type(graph)[dict, None, dict, dict]  # type: ignore[misc]
+    # Subscripting the runtime class (type[...] is not subscriptable to mypy).
+    cls: Any = type(graph)
+    alias = cls[dict, None, dict, dict]
     typed = alias(**{k: v for k, v in vars(graph).items() if not k.startswith("_")})
     assert typed.__orig_class__ is alias
     traced = lg_otel.instrument(typed, tracer_provider=tracing[0])

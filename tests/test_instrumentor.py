@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.func import entrypoint
 from langgraph.graph import START, StateGraph
 from langgraph.pregel import Pregel
@@ -52,7 +53,7 @@ def _chat_input() -> dict[str, Any]:
     return {"messages": [HumanMessage("hi")]}
 
 
-CASES: list[tuple[str, Callable[[], Pregel], Callable[[], Any]]] = [
+CASES: list[tuple[str, Callable[[], Pregel[Any, Any, Any, Any]], Callable[[], Any]]] = [
     ("StateGraph.compile", nested, lambda: {"log": []}),
     ("chat", chat, _chat_input),
     ("entrypoint", functional, lambda: 3),
@@ -64,14 +65,14 @@ CASES: list[tuple[str, Callable[[], Pregel], Callable[[], Any]]] = [
 @pytest.mark.parametrize(("name", "build", "inputs"), CASES, ids=[c[0] for c in CASES])
 def test_compiled_while_active_traces_like_instrument(
     name: str,
-    build: Callable[[], Pregel],
+    build: Callable[[], Pregel[Any, Any, Any, Any]],
     inputs: Callable[[], Any],
     tracing: Any,
     instrumentor: LangGraphInstrumentor,
 ) -> None:
     """A graph compiled while active has the trace tree of lg_otel.instrument()."""
     provider, exporter = tracing
-    config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
     lg_otel.instrument(
         build(), tracer_provider=provider, registry=CollectorRegistry()
     ).invoke(inputs(), config)
@@ -101,7 +102,7 @@ def test_uninstrument_puts_the_originals_back(
 @pytest.mark.parametrize(("name", "build", "inputs"), CASES, ids=[c[0] for c in CASES])
 def test_compiled_after_uninstrument_emits_nothing(
     name: str,
-    build: Callable[[], Pregel],
+    build: Callable[[], Pregel[Any, Any, Any, Any]],
     inputs: Callable[[], Any],
     tracing: Any,
     instrumentor: LangGraphInstrumentor,

@@ -6,8 +6,8 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Generator, Sequence
+from typing import Any, cast
 
 import pytest
 from langchain_core.messages import HumanMessage
@@ -27,7 +27,7 @@ from lg_otel import _names as n
 from lg_otel._parse import Part
 from lg_otel._spanpath import FinishedSpans, RecordedSpan
 from lg_otel._tap import _Plan
-from tests.conftest import by_name, normalise, provider_for
+from tests.conftest import attrs_of, by_name, instrumentation, normalise, provider_for
 from tests.graphs import SHAPES, Boom, chat, nested
 
 
@@ -144,7 +144,7 @@ def test_raising_backend_changes_nothing(bad: str, span_path: str) -> None:
             bare, shape.inputs[0], stream_mode=modes
         )
     if bad == "processor":
-        assert type(traced)._lg_otel.errors.counts[n.COMPONENT_SPANS] > 0
+        assert instrumentation(traced).errors.counts[n.COMPONENT_SPANS] > 0
 
 
 def test_node_exception_is_the_same_object(counted: Any) -> None:
@@ -175,15 +175,19 @@ def test_break_ends_every_span_once(counted: Any) -> None:
     """Breaking out of the loop mid-LLM-stream ends every started span once."""
     provider, exporter, counter = counted
     traced = lg_otel.instrument(chat(0.0, 0.001), tracer_provider=provider)
-    gen = traced.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages")
+    # A generator (as LangGraph's own stream() is), though typed as an Iterator.
+    gen = cast(
+        Generator[Any, None, None],
+        traced.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages"),
+    )
     for i, _ in enumerate(gen):
         if i == 3:
             break
     gen.close()
     counter.assert_all_ended_once()
     (run,) = by_name(exporter.get_finished_spans(), "invoke_workflow chat")
-    assert run.attributes[n.ATTR_STATUS] == n.STATUS_CANCELLED
-    assert type(traced)._lg_otel.active.count == 0
+    assert attrs_of(run)[n.ATTR_STATUS] == n.STATUS_CANCELLED
+    assert instrumentation(traced).active.count == 0
 
 
 def test_dropped_generator_is_finalised(counted: Any) -> None:
@@ -196,20 +200,24 @@ def test_dropped_generator_is_finalised(counted: Any) -> None:
     del gen
     gc.collect()
     counter.assert_all_ended_once()
-    assert type(traced)._lg_otel.active.count == 0
+    assert instrumentation(traced).active.count == 0
 
 
 async def test_aclose_ends_every_span_once(counted: Any) -> None:
     """aclose() mid-stream ends every started span once, status cancelled."""
     provider, exporter, counter = counted
     traced = lg_otel.instrument(chat(0.0, 0.001), tracer_provider=provider)
-    agen = traced.astream({"messages": [HumanMessage("hi")]}, stream_mode="messages")
+    # An async generator (as LangGraph's own astream() is), typed as an AsyncIterator.
+    agen = cast(
+        AsyncGenerator[Any, None],
+        traced.astream({"messages": [HumanMessage("hi")]}, stream_mode="messages"),
+    )
     await agen.__anext__()
     await agen.__anext__()
     await agen.aclose()
     counter.assert_all_ended_once()
     (run,) = by_name(exporter.get_finished_spans(), "invoke_workflow chat")
-    assert run.attributes[n.ATTR_STATUS] == n.STATUS_CANCELLED
+    assert attrs_of(run)[n.ATTR_STATUS] == n.STATUS_CANCELLED
 
 
 async def test_task_cancellation_mid_llm_stream(counted: Any) -> None:
@@ -233,8 +241,8 @@ async def test_task_cancellation_mid_llm_stream(counted: Any) -> None:
     await asyncio.sleep(0.1)  # let LangGraph's own cancelled tasks unwind
     counter.assert_all_ended_once()
     (run,) = by_name(exporter.get_finished_spans(), "invoke_workflow chat")
-    assert run.attributes[n.ATTR_STATUS] == n.STATUS_CANCELLED
-    assert type(traced)._lg_otel.active.count == 0
+    assert attrs_of(run)[n.ATTR_STATUS] == n.STATUS_CANCELLED
+    assert instrumentation(traced).active.count == 0
 
 
 def test_keyboard_interrupt_propagates(counted: Any) -> None:
@@ -255,7 +263,7 @@ def test_malformed_parts_are_counted_not_raised(tracing: Any) -> None:
     """Unknown, malformed and odd stream parts are routed or dropped, never raised."""
     provider, _ = tracing
     traced = lg_otel.instrument(SHAPES[0].build(), tracer_provider=provider)
-    instr = type(traced)._lg_otel
+    instr = instrumentation(traced)
     from lg_otel._reshape import Request
 
     tracker, hook = instr.new_run(traced, {}, None, False)
@@ -281,7 +289,7 @@ def test_raising_clock_does_not_break_the_run() -> None:
     provider = TracerProvider()
     shape = SHAPES[0]
     traced = lg_otel.instrument(shape.build(), tracer_provider=provider)
-    instr = type(traced)._lg_otel
+    instr = instrumentation(traced)
     calls = {"n": 0}
 
     def clock() -> int:
@@ -351,4 +359,4 @@ async def test_cancellation_in_a_parallel_superstep(counted: Any) -> None:
         "invoke_node b": n.STATUS_CANCELLED,
         "invoke_node c": n.STATUS_CANCELLED,
     }
-    assert type(traced)._lg_otel.active.count == 0
+    assert instrumentation(traced).active.count == 0

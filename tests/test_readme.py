@@ -16,7 +16,7 @@ SPECS = m.SPECS
 
 def _rows(header: str) -> list[list[str]]:
     section = README.split(header, 1)[1]
-    rows = []
+    rows: list[list[str]] = []
     for line in section.splitlines()[1:]:
         if not line.startswith("|"):
             if rows:

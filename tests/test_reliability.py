@@ -31,7 +31,7 @@ from typing_extensions import TypedDict
 import lg_otel
 from lg_otel import _names as n
 from lg_otel.testing import SimulatedChatModel
-from tests.conftest import provider_for
+from tests.conftest import instrumentation, provider_for
 
 
 class State(TypedDict, total=False):
@@ -161,8 +161,8 @@ def assert_counts(b: Backends, graph: Any, runs: int) -> None:
         )
         assert count == runs, node
     assert b.count("langgraph_runs_active", langgraph_graph="busy") == 0
-    assert type(graph)._lg_otel.active.count == 0
-    assert type(graph)._lg_otel.errors.total() == 0
+    assert instrumentation(graph).active.count == 0
+    assert instrumentation(graph).errors.total() == 0
 
 
 def test_200_concurrent_astream_runs(span_path: str) -> None:
@@ -222,7 +222,7 @@ def test_soak_10000_runs_leaves_no_state(span_path: str) -> None:
     b = Backends(span_path)
     b.tracer_provider = TracerProvider()  # spans go nowhere: this is about our state
     graph = b.instrument(tiny_graph())
-    instr = type(graph)._lg_otel
+    instr = instrumentation(graph)
     for i in range(10_000):
         graph.invoke({"run": str(i)}, {"configurable": {"thread_id": f"t{i}"}})
         assert instr.active.count == 0
