@@ -9,23 +9,26 @@ starts. Usage: ``<phoenix venv>/bin/python phoenix_launcher.py`` with the usual
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
-import grpc.aio
+import grpc.aio  # type: ignore[import-untyped]
 
 
-def _loopback(add_port):  # type: ignore[no-untyped-def]
-    def wrapper(self, address, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _loopback(add_port: Callable[..., int]) -> Callable[..., int]:
+    def wrapper(self: object, address: str, *args: Any, **kwargs: Any) -> int:
         return add_port(self, address.replace("[::]", "127.0.0.1"), *args, **kwargs)
 
     return wrapper
 
 
 _server = type(grpc.aio.server())
-_server.add_insecure_port = _loopback(_server.add_insecure_port)  # type: ignore[method-assign]
-_server.add_secure_port = _loopback(_server.add_secure_port)  # type: ignore[method-assign]
+_server.add_insecure_port = _loopback(_server.add_insecure_port)
+_server.add_secure_port = _loopback(_server.add_secure_port)
 
 if __name__ == "__main__":
-    from phoenix.server.main import main
+    # Phoenix is installed in its own venv only (see the module docstring).
+    from phoenix.server.main import main  # type: ignore[import-not-found]
 
     sys.argv = ["phoenix", "serve"]
     sys.exit(main())

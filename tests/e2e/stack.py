@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from typing_extensions import Self
@@ -41,7 +41,7 @@ def free_port() -> int:
         return port
 
 
-def missing(what: str, how: str) -> None:
+def missing(what: str, how: str) -> NoReturn:
     """Fail under CI=true (an e2e test may never skip there); skip elsewhere."""
     message = f"{what} is not installed; run {how}"
     if os.environ.get("CI") == "true":

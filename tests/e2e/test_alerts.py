@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from tests.e2e.stack import ROOT, Alertmanager, App, Prometheus, Webhook, wait_for
 

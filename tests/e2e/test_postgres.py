@@ -17,12 +17,14 @@ from typing import Annotated, Any, TypedDict
 
 import psycopg
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.config import get_store
 from langgraph.graph import START, StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.postgres import PostgresStore
+from langgraph.types import Durability
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from psycopg.rows import dict_row
@@ -133,7 +135,7 @@ class S(TypedDict):
     log: Annotated[list[str], operator.add]
 
 
-def linear(checkpointer: Any = None, store: Any = None) -> Pregel:
+def linear(checkpointer: Any = None, store: Any = None) -> Pregel[Any, Any, Any, Any]:
     """a -> b; ``a`` uses the store when there is one."""
 
     def a(state: S) -> dict[str, Any]:
@@ -152,7 +154,7 @@ def linear(checkpointer: Any = None, store: Any = None) -> Pregel:
     return g.compile(checkpointer=checkpointer, store=store, name="pg")
 
 
-def _thread() -> dict[str, Any]:
+def _thread() -> RunnableConfig:
     return {"configurable": {"thread_id": str(uuid.uuid4())}}
 
 
@@ -282,7 +284,11 @@ def _rows(url: str, thread: str) -> dict[str, list[Any]]:
 @pytest.mark.parametrize("durability", ["sync", "async", "exit"])
 @pytest.mark.parametrize("shape", sorted(HISTORIES))
 def test_postgres_history_is_the_bare_graphs(
-    shape: str, durability: str, tracing: Any, saver: PostgresSaver, postgres: Postgres
+    shape: str,
+    durability: Durability,
+    tracing: Any,
+    saver: PostgresSaver,
+    postgres: Postgres,
 ) -> None:
     """PostgresSaver: stored rows, outputs and read-back state equal the bare run's."""
     provider, _ = tracing

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -120,15 +121,15 @@ def _otlp_tree(spans: list[Any]) -> list[str]:
 
 def _explicit_tree(tracing: Any) -> list[str]:
     """The same graph, instrumented by hand, driven the same way in this process."""
-    from examples.zero_code_app import SimpleChatWorkflow
+    from examples.zero_code_app import SimpleChatState, SimpleChatWorkflow
 
     provider, exporter = tracing
     flow = SimpleChatWorkflow()
     graph = lg_otel.instrument(
         flow.graph, tracer_provider=provider, registry=CollectorRegistry()
     )
-    inputs = {"messages": [HumanMessage("Explain quantum computing")]}
-    config = {"configurable": {"thread_id": "zero-code"}}
+    inputs: SimpleChatState = {"messages": [HumanMessage("Explain quantum computing")]}
+    config: RunnableConfig = {"configurable": {"thread_id": "zero-code"}}
     for _ in graph.stream(inputs, config, stream_mode="messages"):
         pass
     return tree(exporter.get_finished_spans())
