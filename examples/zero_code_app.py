@@ -20,10 +20,12 @@ The chat model is langchain-core's ``GenericFakeChatModel`` (no network).
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, TypedDict
+from collections.abc import Iterator
+from typing import Annotated, Any, TypedDict, cast
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessageChunk, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import MemorySaver
 from langgraph.graph import START, StateGraph
@@ -90,9 +92,14 @@ class SimpleChatWorkflow:
 def main() -> None:
     """Stream one turn, token by token, as our users do."""
     flow = SimpleChatWorkflow()
-    inputs = {"messages": [HumanMessage("Explain quantum computing")]}
-    config = {"configurable": {"thread_id": "zero-code"}}
-    for chunk, metadata in flow.graph.stream(inputs, config, stream_mode="messages"):
+    inputs: SimpleChatState = {"messages": [HumanMessage("Explain quantum computing")]}
+    config: RunnableConfig = {"configurable": {"thread_id": "zero-code"}}
+    # "messages" mode yields (chunk, metadata) pairs; LangGraph types them loosely.
+    parts = cast(
+        Iterator[tuple[BaseMessageChunk, dict[str, Any]]],
+        flow.graph.stream(inputs, config, stream_mode="messages"),
+    )
+    for chunk, metadata in parts:
         if metadata.get("langgraph_node") == "chatbot" and chunk.content:
             # stderr: stdout carries the console exporter's spans.
             print(chunk.content, end="", flush=True, file=sys.stderr)
