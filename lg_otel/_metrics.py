@@ -473,6 +473,10 @@ class MetricsSink(NullSink):
     def _rebind(self) -> None:
         # The global provider was a proxy when the sink was built: once the
         # application sets a real one, its histograms take the bound path too.
+        # Setting it resolves every proxy instrument at once: one look per run
+        # until then.
+        if getattr(self._pending[0]._otel, "_real_instrument", None) is None:
+            return
         provider = metrics.get_meter_provider()
         self._pending = tuple(s for s in self._pending if not s.rebind(provider))
 
