@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -369,6 +370,40 @@ def test_limits_give_equal_spans_on_both_paths() -> None:
         )
         graph.invoke({"x": 0})
         rows.append(_fields(exporter.get_finished_spans()))
+    assert rows[0] == rows[1]
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [SpanLimits(max_span_attributes=3), SpanLimits(max_attribute_length=50)],
+    ids=["attribute-count", "attribute-length"],
+)
+def test_checkpoint_spans_under_limits_are_equal_on_both_paths(
+    limits: SpanLimits,
+) -> None:
+    """A checkpointer call's span ends in one step on the recorded path: under the
+    provider's limits it keeps (and drops) exactly what an SDK span does."""
+    rows = []
+    for path in ("finished", "api"):
+        provider = TracerProvider(span_limits=limits)
+        if path == "api":
+            provider.add_span_processor(OnStartProcessor())
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        g = StateGraph(St)
+        g.add_node("work", lambda state: {"x": 1})
+        g.add_edge(START, "work")
+        graph = lg_otel.instrument(
+            g.compile(checkpointer=InMemorySaver(), name="saved"),
+            tracer_provider=provider,
+        )
+        graph.invoke({"x": 0}, {"configurable": {"thread_id": "t"}})
+        spans = exporter.get_finished_spans()
+        calls = [s for s in spans if s.name.startswith(n.SPAN_CHECKPOINT)]
+        assert calls, "the run made no checkpointer call"
+        rows.append(
+            (_fields(spans), [(s.name, s.dropped_attributes) for s in calls])
+        )
     assert rows[0] == rows[1]
 
 
