@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -125,3 +127,29 @@ def test_rss_child_reports_the_peak_and_the_end() -> None:
     assert found["runs"] == 20
     assert found["peak_growth_mb"] >= found["growth_mb"]
     assert found["peak_growth_mb"] < 100  # MB: a parse gone wrong reads as KB or nan
+
+
+@pytest.mark.parametrize("what", ["calls", "tasks"])
+def test_ab_compares_two_commits_and_leaves_no_worktree(what: str) -> None:
+    """--quick measures HEAD against itself in alternating processes, prints one
+    pair and the median change, and removes the worktrees it checked out."""
+    before = subprocess.run(
+        ["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks.ab", "HEAD", "HEAD"),
+            *("--quick", "--what", what),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| 1 | " in done.stdout
+    assert "median change" in done.stdout
+    after = subprocess.run(
+        ["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    assert after == before
