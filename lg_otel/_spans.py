@@ -346,15 +346,6 @@ class SpanSink:
 
     # --- checkpoints and stores -------------------------------------------------
 
-    def _call_parent(
-        self, run: RunRecord | None, parent: object, task_id: str | None
-    ) -> otel_context.Context | None:
-        if isinstance(parent, otel_context.Context):
-            return parent  # outside a run, or a context current in the node
-        if run is None:
-            return None
-        return self._parent_of(run, task_id)
-
     def _call_wall(
         self, run: RunRecord | None, call: CheckpointRecord | StoreRecord, ns: int
     ) -> int:
@@ -365,9 +356,6 @@ class SpanSink:
         if offset is None:
             offset = call.slots[_OFFSET] = time.time_ns() - self._clock()
         return int(offset) + ns
-
-    def _call_maker(self, run: RunRecord | None) -> SpanMaker:
-        return self._maker(run) if run is not None else self._path.current()
 
     @staticmethod
     def _call_error(span: Span, call: CheckpointRecord | StoreRecord) -> None:
@@ -382,16 +370,16 @@ class SpanSink:
         attributes: dict[str, Any],
         parent_task_id: str | None,
     ) -> None:
-        if run is not None:  # the hot path: a run's call, one line per step
-            slots = run.slots
-            maker = slots.get(_MAKER) or self._maker(run)
-            parent = call.parent
-            if not isinstance(parent, otel_context.Context):
-                parent = self._parent_of(run, parent_task_id)
-            start = slots[_OFFSET] + call.start_ns
+        # An explicit parent: outside a run (the caller's context at the call), or
+        # the context current in the node; else the run or the subgraph's task.
+        parent = call.parent
+        if not isinstance(parent, otel_context.Context):
+            parent = self._parent_of(run, parent_task_id) if run is not None else None
+        if run is not None:  # the hot path
+            maker = run.slots.get(_MAKER) or self._maker(run)
+            start = run.slots[_OFFSET] + call.start_ns
         else:
             maker = self._path.current()
-            parent = self._call_parent(None, call.parent, None)
             start = self._call_wall(None, call, call.start_ns)
         span = maker.start(
             name, parent, SpanKind.INTERNAL, attributes, start, root=run is None
