@@ -540,18 +540,11 @@ class RunTracker:
             if call not in self._calls:  # already ended (by finish())
                 return
             self._calls.discard(call)
-            if error is None and results is None:  # the common case, inline
-                call.end_ns = self._now()
-                call.status = n.STATUS_OK
-            else:
-                _close_call(call, self._now(), error, results)
+            _close_call(call, self._now(), error, results)
             run = self.run
             if call.error is not None and len(run.call_errors) < MAX_CALL_ERRORS:
                 run.call_errors = (*run.call_errors, call.error)
-            if type(call) is CheckpointRecord:
-                self._sink.checkpoint_ended(run, call)
-            else:
-                self._sink.store_ended(run, call)  # type: ignore[arg-type]
+            _end_call(self._sink, run, call)
 
     # --- what the caller sees ------------------------------------------------------
 
@@ -803,7 +796,7 @@ class OutsideRun:
         writes: int | None = None,
         parent_task_id: str | None = None,
         parent: object = None,
-        leads_to: object = None,
+        leads_to: object = NOT_READ,
     ) -> CheckpointRecord | None:
         """A checkpointer call began (``leads_to`` is not read: no task waits)."""
         call = CheckpointRecord(
