@@ -13,7 +13,13 @@ import pytest
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import (
+    ReadableSpan,
+    Span,
+    SpanLimits,
+    SpanProcessor,
+    TracerProvider,
+)
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
@@ -154,13 +160,13 @@ def span_path(request: pytest.FixtureRequest) -> str:
 
 
 def provider_for(
-    path: str, *processors: SpanProcessor
+    path: str, *processors: SpanProcessor, span_limits: SpanLimits | None = None
 ) -> tuple[TracerProvider, InMemorySpanExporter]:
     """A provider exporting to memory, set up so lg_otel takes ``path``.
 
     ``processors`` come first (they see spans before the exporter).
     """
-    provider = TracerProvider()
+    provider = TracerProvider(span_limits=span_limits)
     if path == "api":
         provider.add_span_processor(OnStartProcessor())
     for processor in processors:

@@ -336,11 +336,7 @@ def test_user_events_status_and_exception_land_on_the_task_span(
 def test_user_attributes_obey_the_providers_limits(span_path: str) -> None:
     """User attributes go through the provider's SpanLimits on both paths."""
     limits = SpanLimits(max_span_attributes=12, max_span_attribute_length=4)
-    provider = TracerProvider(span_limits=limits)
-    if span_path == "api":
-        provider.add_span_processor(OnStartProcessor())
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = provider_for(span_path, span_limits=limits)
 
     def body(span: Any) -> None:
         for i in range(20):
@@ -359,11 +355,7 @@ def test_limits_give_equal_spans_on_both_paths() -> None:
     rows = []
     for path in ("finished", "api"):
         limits = SpanLimits(max_span_attributes=5, max_attribute_length=3)
-        provider = TracerProvider(span_limits=limits)
-        if path == "api":
-            provider.add_span_processor(OnStartProcessor())
-        exporter = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider, exporter = provider_for(path, span_limits=limits)
         graph = lg_otel.instrument(
             _user_graph(lambda span: span.set_attribute("user", "abcdef")),
             tracer_provider=provider,
@@ -385,11 +377,7 @@ def test_checkpoint_spans_under_limits_are_equal_on_both_paths(
     provider's limits it keeps (and drops) exactly what an SDK span does."""
     rows = []
     for path in ("finished", "api"):
-        provider = TracerProvider(span_limits=limits)
-        if path == "api":
-            provider.add_span_processor(OnStartProcessor())
-        exporter = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider, exporter = provider_for(path, span_limits=limits)
         g = StateGraph(St)
         g.add_node("work", lambda state: {"x": 1})
         g.add_edge(START, "work")
@@ -441,11 +429,7 @@ def test_user_span_edge_cases_export_the_same_on_both_paths(case: str) -> None:
     limits, body = _EDGE_CASES[case]
     rows, stamps = [], []
     for path in ("finished", "api"):
-        provider = TracerProvider(span_limits=limits)
-        if path == "api":
-            provider.add_span_processor(OnStartProcessor())
-        exporter = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider, exporter = provider_for(path, span_limits=limits)
         assert _chosen(provider) is (path == "finished")
         graph = lg_otel.instrument(_user_graph(body), tracer_provider=provider)
         graph.invoke({"x": 0})
