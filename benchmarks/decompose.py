@@ -54,36 +54,45 @@ class _Noop(BaseCallbackHandler):
     run_inline = True
 
 
-def _layers() -> list[tuple[str, Callable[[], None]]]:
-    bare = wide()
+#: Suffix of the row measuring "+ both" with spans on the public-API path.
+_API = ", public-API span path"
 
-    def tasks_mode() -> None:
-        for _ in bare.stream(INPUT, stream_mode=["updates", "values", "tasks"]):
-            pass
+#: Each per-task layer's row name, and the ``layer_kwargs`` key of the traced ones.
+LAYERS: dict[str, str | None] = {
+    "bare": None,
+    "+tasks mode": None,
+    "+noop callback": None,
+    "lg_otel no-op": "noop",
+    "lg_otel spans": "spans",
+    "+ prometheus": "prometheus",
+    "+ otel metrics": "otel",
+    "+ both": "both",
+    "+ logs": "logs",
+    f"+ both{_API}": "api",
+    "+ both, histograms through record()": "record",
+}
 
-    def noop_callback() -> None:
-        for _ in bare.stream(
-            INPUT, {"callbacks": [_Noop()]}, stream_mode=["updates", "values", "tasks"]
-        ):
-            pass
 
-    def traced(key: str) -> Callable[[], None]:
+def layer(name: str) -> Callable[[], None]:
+    """One run of the wide graph in the per-task layer ``name`` (a ``LAYERS`` key)."""
+    key = LAYERS[name]
+    if key is not None:
         graph = lg_otel.instrument(wide(), **layer_kwargs(key))
         return lambda: graph.invoke(INPUT)
+    bare = wide()
+    if name == "bare":
+        return lambda: bare.invoke(INPUT)
+    config = {"callbacks": [_Noop()]} if name == "+noop callback" else None
 
-    return [
-        ("bare", lambda: bare.invoke(INPUT)),
-        ("+tasks mode", tasks_mode),
-        ("+noop callback", noop_callback),
-        ("lg_otel no-op", traced("noop")),
-        ("lg_otel spans", traced("spans")),
-        ("+ prometheus", traced("prometheus")),
-        ("+ otel metrics", traced("otel")),
-        ("+ both", traced("both")),
-        ("+ logs", traced("logs")),
-        (f"+ both{_API}", traced("api")),
-        ("+ both, histograms through record()", traced("record")),
-    ]
+    def streamed() -> None:
+        for _ in bare.stream(INPUT, config, stream_mode=["updates", "values", "tasks"]):
+            pass
+
+    return streamed
+
+
+def _layers() -> list[tuple[str, Callable[[], None]]]:
+    return [(name, layer(name)) for name in LAYERS]
 
 
 def _chunk_layers() -> list[tuple[str, Callable[[], float]]]:
@@ -146,10 +155,6 @@ def _measure(
             finally:
                 gc.enable()
     return out
-
-
-#: Suffix of the row measuring "+ both" with spans on the public-API path.
-_API = ", public-API span path"
 
 
 def _print(cpu: dict[str, list[float]], per: int, unit: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +155,46 @@ def test_ab_compares_two_commits_and_leaves_no_worktree(what: str) -> None:
         ["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True
     ).stdout
     assert after == before
+
+
+def test_instruction_counts_cover_only_the_code_between_the_markers(
+    tmp_path: Path,
+) -> None:
+    """callgrind counts what runs between the two markers, the same every time:
+    ten times the loop is about ten times the count, and set-up is left out."""
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("valgrind is missing (scripts/install-e2e.sh installs it)")
+        pytest.skip("valgrind is not installed (apt-get install valgrind)")
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.instructions import count_between_markers
+
+    def count(loops: int, setup: int, name: str) -> int:
+        script = (
+            "import os\n"
+            f"sum(range({setup}))\n"
+            "os.getppid()\n"
+            f"for _ in range({loops}): sum(range(1000))\n"
+            "os.getppid()\n"
+        )
+        return count_between_markers(
+            [sys.executable, "-c", script], tmp_path / name, cwd=tmp_path
+        )
+
+    one = count(100, 0, "one")
+    again = count(100, 10**6, "again")  # more set-up, outside the markers
+    ten = count(1000, 0, "ten")
+    assert abs(again - one) < one * 0.01
+    assert 9 * one < ten < 11 * one
+
+
+def test_instruction_layers_run_natively_and_tabulate() -> None:
+    """A layer's child runs (its markers are harmless outside callgrind), and the
+    table shows each layer's instructions beyond bare and their share."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.instructions import _child, table
+
+    _child("lg_otel no-op", 1)
+    text = table({"bare": 1000.0, "lg_otel no-op": 1100.0, "+ both": 1300.0}, 200.0)
+    assert "| lg_otel no-op | 100 | 10.0% | 20.0 | +100 |" in text
+    assert "| + both | 300 | 30.0% | 60.0 | +200 |" in text
