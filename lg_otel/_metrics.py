@@ -27,6 +27,7 @@ from typing import Any
 import prometheus_client
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
+from opentelemetry.trace import SpanContext
 from prometheus_client.metrics import MetricWrapperBase
 
 from lg_otel import _names as n
@@ -205,26 +206,39 @@ def _otel_instrument(spec: _Spec, meter: metrics.Meter) -> Any:
 #: more than the observation itself, so replacing it thousands of times between
 #: two scrapes bought nothing.
 EXEMPLAR_INTERVAL_NS = 1_000_000_000
+_INF = float("inf")
 
 
 class _Child:
     """One label set of one instrument: its OTel attributes, its prometheus_client
     child, and when each bucket last got an exemplar."""
 
-    __slots__ = ("attrs", "exemplar_ns", "prom", "record")
+    __slots__ = ("attrs", "exemplar_ns", "prom", "prom_buckets", "prom_sum", "record")
 
     def __init__(
         self,
         attrs: Mapping[str, str],
         prom: Any,
-        buckets: int,
+        bounds: tuple[float, ...],
         record: Recorder | None = None,
     ) -> None:
         self.attrs = attrs
         self.prom = prom
         #: Records one observation on the OTel histogram (None: no OTel path).
         self.record = record
-        self.exemplar_ns = [-EXEMPLAR_INTERVAL_NS] * buckets
+        self.exemplar_ns = [-EXEMPLAR_INTERVAL_NS] * (len(bounds) + 1)
+        # What a labelled prometheus_client histogram child's observe() updates,
+        # so a plain observation skips its per-call checks (always true for a
+        # labelled child). None: another release, or not a histogram: observe().
+        self.prom_sum: Any = None
+        self.prom_buckets: Any = None
+        upper = getattr(prom, "_upper_bounds", None)
+        if upper is not None and tuple(upper) == (*bounds, _INF):
+            try:
+                self.prom_sum = prom._sum.inc
+                self.prom_buckets = tuple(b.inc for b in prom._buckets)
+            except AttributeError:  # another release: the public observe()
+                self.prom_sum = self.prom_buckets = None
 
 
 class _Series:
@@ -278,7 +292,7 @@ class _Series:
             record = None
             if self._target is not None and hasattr(self._target, "record"):
                 record = recorder(self._target, attrs, self._bound)
-            child = _Child(attrs, prom, len(self._bounds) + 1, record)
+            child = _Child(attrs, prom, self._bounds, record)
             # setdefault: two threads resolving it at once share one.
             child = self._children.setdefault(labels, child)
         return child
@@ -326,11 +340,17 @@ class _Series:
         if value < 0:
             value = 0.0
         exemplar = None
+        bucket = -1
         if span is not None:
             span_ctx = span.get_span_context()
             # The sampled bit first: unsampled spans are the common case under a
-            # ratio sampler, and they never make an exemplar.
-            if span_ctx.trace_flags & _SAMPLED and span_ctx.is_valid:
+            # ratio sampler, and they never make an exemplar. (A SpanContext is a
+            # tuple whose properties index it: [3] is trace_flags, [5] is_valid.)
+            if (
+                span_ctx[3] & _SAMPLED and span_ctx[5]
+                if type(span_ctx) is SpanContext
+                else span_ctx.trace_flags & _SAMPLED and span_ctx.is_valid
+            ):
                 bucket = bisect_left(self._bounds, value)
                 now = monotonic_ns()
                 if now - child.exemplar_ns[bucket] >= EXEMPLAR_INTERVAL_NS:
@@ -343,17 +363,25 @@ class _Series:
             elif ctx is None and span is not None:
                 ctx = trace.set_span_in_context(span, _NO_SPAN)
             record(value, ctx if ctx is not None else _NO_SPAN)
-        if child.prom is not None:
-            if exemplar is None:
-                child.prom.observe(value)
+        prom = child.prom
+        if prom is None:
+            return
+        if exemplar is None:
+            buckets = child.prom_buckets
+            # NaN and infinity take observe(): bisect and its loop differ there.
+            if buckets is not None and value < _INF:
+                child.prom_sum(value)
+                buckets[bucket if bucket >= 0 else bisect_left(self._bounds, value)](1)
             else:
-                child.prom.observe(
-                    value,
-                    {
-                        n.EXEMPLAR_TRACE_ID: f"{exemplar.trace_id:032x}",
-                        n.EXEMPLAR_SPAN_ID: f"{exemplar.span_id:016x}",
-                    },
-                )
+                prom.observe(value)
+        else:
+            prom.observe(
+                value,
+                {
+                    n.EXEMPLAR_TRACE_ID: f"{exemplar.trace_id:032x}",
+                    n.EXEMPLAR_SPAN_ID: f"{exemplar.span_id:016x}",
+                },
+            )
 
     def add(self, labels: tuple[str, ...], amount: int) -> None:
         """Add ``amount`` (negative only on the up-down counter)."""

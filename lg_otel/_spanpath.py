@@ -156,11 +156,16 @@ class FinishedSpans:
     ) -> trace.Span:
         """A span under ``parent``; the ``root`` (run) span asks the sampler."""
         parent_ctx = span_of(parent).get_span_context()
-        if parent_ctx.is_valid:
-            trace_id = parent_ctx.trace_id
-            random = parent_ctx.trace_flags & _RANDOM
+        if type(parent_ctx) is SpanContext:
+            # A tuple whose properties each index it: unpacked, no call per field.
+            trace_id, _, _, flags, parent_state, valid = parent_ctx
+        else:
+            trace_id, flags = parent_ctx.trace_id, parent_ctx.trace_flags
+            parent_state, valid = parent_ctx.trace_state, parent_ctx.is_valid
+        if valid:
+            random = flags & _RANDOM
             local = parent_ctx
-            if not root and parent_ctx.trace_flags & _SAMPLED:
+            if not root and flags & _SAMPLED:
                 # The common case (every span but the run's, sampled), in short: the
                 # parent's decision, and a context whose only unchecked id is the
                 # new span id (SpanContext's own __new__ would check both).
@@ -172,7 +177,7 @@ class FinishedSpans:
                         span_id,
                         False,
                         _FLAGS[_SAMPLED | random],
-                        parent_ctx.trace_state,
+                        parent_state,
                         0 < span_id <= _MAX_SPAN_ID,
                     ),
                 )
@@ -193,8 +198,8 @@ class FinishedSpans:
             attributes = dict(result.attributes)
         else:
             # The child decision of a parent-following sampler: the parent's.
-            sampled = recording = bool(parent_ctx.trace_flags & _SAMPLED)
-            trace_state = parent_ctx.trace_state
+            sampled = recording = bool(flags & _SAMPLED)
+            trace_state = parent_state
         ctx = SpanContext(
             trace_id,
             self._ids.generate_span_id(),
@@ -457,7 +462,7 @@ class RecordedSpan(trace.Span):
             _sdk_log.warning("Calling end() on an ended span.")
             return
         self._end = end = end_time if end_time is not None else time.time_ns()
-        if not self._ctx.trace_flags & _SAMPLED:
+        if not self._ctx[3] & _SAMPLED:  # trace_flags (lg_otel made this context)
             return  # recorded, not sampled: the SDK's processors drop it
         path = self._path
         readable = ReadableSpan(

@@ -10,6 +10,7 @@ import pytest
 from langgraph.graph import START, StateGraph
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
 import lg_otel
 from tests.conftest import by_name
@@ -151,3 +152,38 @@ async def test_callers_baggage_reaches_the_nodes(use_async: bool, tracing: Any) 
     finally:
         otel_context.detach(token)
     assert out == {"log": ["acme"]}
+
+
+class _OtherRuntime(ContextVarsRuntimeContext):
+    """Another runtime context (OTEL_PYTHON_CONTEXT can name one): a subclass, so
+    lg_otel cannot assume what its attach() does."""
+
+
+@pytest.mark.parametrize("runtime", ["contextvars", "other"])
+def test_task_span_is_current_under_either_runtime_context(
+    runtime: str, tracing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under OTel's default runtime the task's context is set on its context
+    variable directly; under any other runtime, through ``context.attach``.
+    Either way user spans nest under the task span, and the caller's context is
+    what it was."""
+    if runtime == "other":
+        monkeypatch.setattr(otel_context, "_RUNTIME_CONTEXT", _OtherRuntime())
+    attached: list[object] = []
+    real_attach = otel_context.attach
+
+    def spy(ctx: otel_context.Context) -> object:
+        attached.append(ctx)
+        return real_attach(ctx)
+
+    monkeypatch.setattr(otel_context, "attach", spy)
+    provider, exporter = tracing
+    graph = lg_otel.instrument(
+        _graph(provider, use_async=False, via_thread=False), tracer_provider=provider
+    )
+    before = otel_context.get_current()
+    graph.invoke({"log": []})
+    assert otel_context.get_current() == before
+    _assert_nested(exporter.get_finished_spans())
+    # The four user spans attach through the API on both; the tasks only on "other".
+    assert len(attached) == (4 if runtime == "contextvars" else 8)

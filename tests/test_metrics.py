@@ -581,3 +581,50 @@ def test_default_registry_is_global(global_registry: CollectorRegistry) -> None:
     full_run(MetricsSink(use_otel=False))
     full_run(MetricsSink(use_otel=False))
     assert global_registry.get_sample_value(name, labels) == before + 2
+
+
+def test_plain_prometheus_observation_matches_observe(
+    sink: MetricsSink, registry: CollectorRegistry, tracer_provider: TracerProvider
+) -> None:
+    """A plain observation updates the child's sum and bucket directly; the
+    exposition is what prometheus_client's own observe() gives, at every bucket
+    edge, between edges, past the last, and for infinity and NaN (which take
+    observe() itself). With a sampled span the exemplar's bucket is reused."""
+    reference_registry = CollectorRegistry()
+    reference = Histogram(
+        "langgraph_task_duration_seconds",
+        "reference",
+        [
+            "langgraph_graph",
+            "langgraph_node",
+            "langgraph_namespace",
+            "langgraph_status",
+        ],
+        buckets=n.DURATION_BUCKETS,
+        registry=reference_registry,
+    ).labels("g", "agent", "", "ok")
+    series = sink._task_duration
+    child = series.child(("g", "agent", "", "ok"))
+    assert child.prom_buckets is not None  # the direct path is the one under test
+    edges = list(n.DURATION_BUCKETS)
+    values = [0.0, -1.0, *edges, *(e * 1.5 for e in edges), 1e9]
+    values += [float("inf"), float("nan")]
+    span = tracer_provider.get_tracer("test").start_span("task")
+    for value in values:
+        for with_span in (None, span, span):  # the second: no exemplar this second
+            series.observe_child(child, value, with_span, None)
+            reference.observe(max(value, 0.0) if value == value else value)
+
+    def samples(reg: CollectorRegistry) -> dict[tuple[str, str], float]:
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for metric in reg.collect()
+            if metric.name == "langgraph_task_duration_seconds"
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    ours, theirs = samples(registry), samples(reference_registry)
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert ours[key] == value or (value != value and ours[key] != ours[key]), key
