@@ -75,11 +75,60 @@ def _no_views(
     return hooked
 
 
+_INPUT = {"n": 0, "payload": ""}
+
+
+def graph_run(target: Any, saver: InMemorySaver, views: bool) -> Any:
+    """One ``wide`` run of ``target`` on a fresh ``saver``: with the saver's views,
+    or the same traced graph with the tap's view step switched off (what is left
+    is the task telemetry, which then cancels out)."""
+
+    def once() -> None:
+        target.invoke(_INPUT, {"configurable": {"thread_id": str(uuid.uuid4())}})
+        _fresh(saver)
+
+    def timed_once() -> None:
+        if views:
+            return once()
+        tap = vars(_tap)
+        wiring, tap["run_config"] = tap["run_config"], _no_views
+        try:
+            once()
+        finally:
+            tap["run_config"] = wiring
+
+    return timed_once
+
+
+def on_saver(layer: str, exporter: CountingExporter | None = None) -> Any:
+    """``(saver, traced graph)``: ``wide`` on an ``InMemorySaver``, in ``layer``."""
+    saver = InMemorySaver()
+    graph = wide()
+    graph.checkpointer = saver  # the same compiled graph, with a saver
+    return saver, lg_otel.instrument(graph, **layer_kwargs(layer, exporter))
+
+
+def saver_calls_per_run() -> int:
+    """Saver calls of one run: the spans the views add (checked: they add some,
+    and with the views off the run and its tasks are still traced)."""
+    exporter = CountingExporter()
+    saver, target = on_saver("spans", exporter)
+    graph_run(target, saver, False)()
+    plain = exporter.count
+    # Were the run and its 210 tasks untraced with the views off, "off" would be
+    # the bare graph and every figure the whole of lg_otel.
+    assert plain == _TASKS + 1, f"views off exported {plain} spans, not {_TASKS + 1}"
+    graph_run(target, saver, True)()
+    calls = exporter.count - 2 * plain
+    assert calls > 0, "the views added no span"
+    return calls
+
+
 def in_graph(reps: int, runs: int) -> dict[str, Any]:
     """µs of CPU per saver call, per layer (median, [min-max] over repetitions)."""
     saver = InMemorySaver()
     graph = wide()
-    graph.checkpointer = saver  # the same compiled graph, with a saver
+    graph.checkpointer = saver
     exporters = {layer: CountingExporter() for layer in LAYERS}
     traced = {
         layer: lg_otel.instrument(graph, **layer_kwargs(layer, exporters[layer]))
@@ -87,45 +136,16 @@ def in_graph(reps: int, runs: int) -> dict[str, Any]:
     }
     for layer, target in traced.items():
         check_histogram_path(target, layer)
-    inp = {"n": 0, "payload": ""}
-
-    def run(target: Any, views: bool) -> Any:
-        def once() -> None:
-            target.invoke(inp, {"configurable": {"thread_id": str(uuid.uuid4())}})
-            _fresh(saver)
-
-        def timed_once() -> None:
-            if views:
-                return once()
-            # The same traced graph with the tap's view step switched off: what
-            # is left is the task telemetry, which then cancels out.
-            tap = vars(_tap)
-            wiring, tap["run_config"] = tap["run_config"], _no_views
-            try:
-                once()
-            finally:
-                tap["run_config"] = wiring
-
-        return timed_once
-
-    # Saver calls per run: the spans the views add (checked: they do add them).
-    before = exporters["spans"].count
-    run(traced["spans"], False)()
-    plain = exporters["spans"].count - before
-    # The run and its 210 tasks are still traced with the views off; were they
-    # not, "off" would be the bare graph and every figure the whole of lg_otel.
-    assert plain == _TASKS + 1, f"views off exported {plain} spans, not {_TASKS + 1}"
-    run(traced["spans"], True)()
-    calls = exporters["spans"].count - before - 2 * plain
-    assert calls > 0, "the views added no span"
+    calls = saver_calls_per_run()
     samples: dict[str, list[float]] = {"bare": []}
     for layer in LAYERS:
         samples[layer], samples[f"{layer}-off"] = [], []
     for _ in range(reps):
-        samples["bare"].append(_cpu(run(graph, True), runs))
+        samples["bare"].append(_cpu(graph_run(graph, saver, True), runs))
         for layer in LAYERS:
-            samples[layer].append(_cpu(run(traced[layer], True), runs))
-            samples[f"{layer}-off"].append(_cpu(run(traced[layer], False), runs))
+            target = traced[layer]
+            samples[layer].append(_cpu(graph_run(target, saver, True), runs))
+            samples[f"{layer}-off"].append(_cpu(graph_run(target, saver, False), runs))
     per_call = {
         layer: [
             (on - off) * 1e6 / calls

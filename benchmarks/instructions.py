@@ -1,6 +1,7 @@
 """Per-task cost in the graph as instructions executed: deterministic, layer by layer.
 
     python -m benchmarks.instructions [--runs K] [--layers NAME ...] [--quick]
+    python -m benchmarks.instructions --what calls [--runs K]
 
 CPU time on a shared machine moves by 30-50 % between runs, more than most code
 changes do. Instructions do not: each layer of ``decompose.py`` runs in its own
@@ -9,12 +10,20 @@ every instruction the process executes, in every thread. The counts are taken
 between two marker calls around ``K`` warm runs of the wide graph (GC paused, as in
 ``decompose.py``), so imports, set-up and warm-up are not in them.
 
-Columns: instructions per node task, and the share of the bare graph's task they
-add. ``≈ µs`` turns that share into time at the bare task's measured CPU cost
-(measured natively, in this run); it assumes lg_otel's code runs at the same
-instructions per cycle as LangGraph's, which a cache-heavy layer may not. Two runs
-give counts within 0.1 % of each other: this is the tool for comparing code, and
-``decompose.py`` the one for time.
+``--what calls`` counts each checkpointer call instead: ``wide`` on an
+``InMemorySaver``, each lg_otel layer (``noop``, ``spans``, ``both``) run with the
+saver's views on and off (``checkpoints.py``'s in-graph method), the difference
+divided by the saver calls of a run.
+
+Columns: instructions per node task (or saver call), and the share of the bare
+graph's task they add. ``≈ µs`` turns that share into time at the bare task's
+measured CPU cost (measured natively, in this run). It assumes lg_otel's code runs
+at the same instructions per cycle as LangGraph's, and it does not: ``decompose.py``
+measured it about 1.3 times dearer. Counts are not exact either, as threads
+interleave and the batch span processor's timer fires differently from run to run:
+repeated runs of a layer differed by up to 3,000 instructions per task (about 1.5 %
+of lg_otel's share), against 30-50 % for CPU time. This is the tool for comparing
+code, and ``decompose.py`` the one for time.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import checkpoints
 from benchmarks.decompose import LAYERS, TASKS, layer
 from benchmarks.variants import _quiet_structlog
 from lg_otel import _metrics
@@ -44,14 +54,23 @@ _MARKER = "os_getppid*"
 _TOTALS = re.compile(r"^totals:\s+(\d+)", re.MULTILINE)
 
 
-def _child(name: str, runs: int) -> None:
-    """Run layer ``name`` ``runs`` times between two markers (inside callgrind)."""
+#: The layers of ``--what calls`` (``checkpoints.py``'s), each with views on and off.
+CALL_LAYERS = ("noop", "spans", "both")
+
+
+def _child(name: str, runs: int, views: str | None) -> None:
+    """Run layer ``name`` ``runs`` times between two markers (inside callgrind);
+    with ``views`` ("on"/"off"), a ``CALL_LAYERS`` layer on a saver."""
     _quiet_structlog()  # as decompose.py: logs rendered, to memory
     # Under callgrind a run takes seconds, so every observation would make an
     # exemplar (at most one per bucket and second); natively the wide graph's
     # label sets get one in every ~15 runs. One per label set is the closer count.
     _metrics.EXEMPLAR_INTERVAL_NS = 3600 * 10**9
-    run = layer(name)
+    if views is None:
+        run = layer(name)
+    else:
+        saver, target = checkpoints.on_saver(name)
+        run = checkpoints.graph_run(target, saver, views == "on")
     run()
     run()
     gc.collect()
@@ -88,11 +107,14 @@ def count_between_markers(argv: list[str], prefix: Path, cwd: Path = ROOT) -> in
     return int(found.group(1))
 
 
-def _count(name: str, runs: int, out: Path) -> int:
+def _count(name: str, runs: int, out: Path, views: str | None = None) -> int:
     """Instructions the ``runs`` runs of layer ``name`` executed, all threads."""
     argv = [sys.executable, "-m", "benchmarks.instructions", "--child", name]
-    prefix = out / f"cg.{list(LAYERS).index(name)}"
-    return count_between_markers([*argv, "--runs", str(runs)], prefix)
+    argv += ["--runs", str(runs)]
+    if views is not None:
+        argv += ["--views", views]
+    prefix = out / f"cg.{name}.{views}".replace(" ", "_")
+    return count_between_markers(argv, prefix)
 
 
 def _bare_cpu_per_task(reps: int = 5) -> float:
@@ -120,6 +142,37 @@ def measure(names: list[str], runs: int) -> dict[str, float]:
             name: count / (runs * TASKS)
             for name, count in zip(names, counts, strict=True)
         }
+
+
+def measure_calls(runs: int) -> dict[str, float]:
+    """Instructions per saver call of each ``CALL_LAYERS`` layer, in the graph."""
+    jobs = [(name, views) for name in CALL_LAYERS for views in ("on", "off")]
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
+        counts = list(
+            pool.map(lambda job: _count(job[0], runs, Path(tmp), job[1]), jobs)
+        )
+    found = dict(zip(jobs, counts, strict=True))
+    calls = checkpoints.saver_calls_per_run() * runs
+    return {
+        name: (found[name, "on"] - found[name, "off"]) / calls for name in CALL_LAYERS
+    }
+
+
+def calls_table(
+    per_call: dict[str, float], bare_per_task: float, bare_us: float
+) -> str:
+    """The Markdown table of ``--what calls``: instructions per saver call."""
+    lines = [
+        f"bare task: {bare_per_task:,.0f} instructions ({bare_us:.0f} µs CPU)",
+        "",
+        "| layer | instructions per saver call | ≈ µs at the bare task's rate |",
+        "|---|---|---|",
+    ]
+    for name, count in per_call.items():
+        lines.append(
+            f"| {name} | {count:,.0f} | {count / bare_per_task * bare_us:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def table(per_task: dict[str, float], bare_us: float) -> str:
@@ -153,13 +206,21 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="bare and two layers, one run each"
     )
-    parser.add_argument("--child", choices=list(LAYERS), help=argparse.SUPPRESS)
+    parser.add_argument("--what", choices=("tasks", "calls"), default="tasks")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--views", choices=("on", "off"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.runs)
+        _child(args.child, args.runs, args.views)
         return
     if shutil.which("valgrind") is None:
         sys.exit("benchmarks.instructions needs valgrind (apt-get install valgrind)")
+    if args.what == "calls":
+        runs = 1 if args.quick else args.runs
+        per_call = measure_calls(runs)
+        bare = measure(["bare"], runs)["bare"]
+        print(calls_table(per_call, bare, _bare_cpu_per_task()))
+        return
     names = list(args.layers or LAYERS)
     if args.quick:
         names, args.runs = ["bare", "lg_otel no-op", "+ both"], 1

@@ -189,12 +189,21 @@ def test_instruction_counts_cover_only_the_code_between_the_markers(
 
 
 def test_instruction_layers_run_natively_and_tabulate() -> None:
-    """A layer's child runs (its markers are harmless outside callgrind), and the
-    table shows each layer's instructions beyond bare and their share."""
+    """A layer's child runs (its markers are harmless outside callgrind), on a
+    saver too, and the tables show each layer's instructions beyond bare and their
+    share, and per saver call."""
     sys.path.insert(0, str(ROOT))
-    from benchmarks.instructions import _child, table
+    from benchmarks import checkpoints
+    from benchmarks.checkpoints import _TASKS
+    from benchmarks.instructions import _child, calls_table, table
 
-    _child("lg_otel no-op", 1)
+    _child("lg_otel no-op", 1, None)
     text = table({"bare": 1000.0, "lg_otel no-op": 1100.0, "+ both": 1300.0}, 200.0)
     assert "| lg_otel no-op | 100 | 10.0% | 20.0 | +100 |" in text
     assert "| + both | 300 | 30.0% | 60.0 | +200 |" in text
+    # --what calls: a layer on a saver, with its views on and off.
+    _child("both", 1, "on")
+    _child("both", 1, "off")
+    assert checkpoints.saver_calls_per_run() > _TASKS  # a put_writes per task at least
+    text = calls_table({"noop": 500.0, "both": 2000.0}, 1000.0, 200.0)
+    assert "| both | 2,000 | 400.0 |" in text
