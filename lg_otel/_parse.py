@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 Namespace = tuple[str, ...]
 
@@ -205,7 +205,8 @@ def next_nodes(writes: object) -> tuple[str, ...] | None:
     ):
         return None
     found: list[str] = []
-    for write in cast("Sequence[object]", writes):
+    pairs: Sequence[object] = writes  # type: ignore[assignment]  # checked above
+    for write in pairs:
         if type(write) is not tuple and not isinstance(write, tuple | list):
             return None
         if len(write) != 2:
