@@ -141,7 +141,8 @@ class FanOut:
         """Fan out :meth:`Sink.run_first_chunk`."""
         self._fire(self._run_first_chunk, run)
 
-    # The two events of every node task: the fan-out inline, one call fewer each.
+    # The events of every node task and every saver or store call: the fan-out
+    # inline, one call fewer each.
 
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """Fan out :meth:`Sink.task_started`."""
@@ -181,16 +182,32 @@ class FanOut:
 
     def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
         """Fan out :meth:`Sink.checkpoint_started`."""
-        self._fire(self._checkpoint_started, run, call)
+        for fn, component in self._checkpoint_started:
+            try:
+                fn(run, call)
+            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
+                self._errors.record(component, exc)
 
     def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
         """Fan out :meth:`Sink.checkpoint_ended`."""
-        self._fire(self._checkpoint_ended, run, call)
+        for fn, component in self._checkpoint_ended:
+            try:
+                fn(run, call)
+            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
+                self._errors.record(component, exc)
 
     def store_started(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Fan out :meth:`Sink.store_started`."""
-        self._fire(self._store_started, run, call)
+        for fn, component in self._store_started:
+            try:
+                fn(run, call)
+            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
+                self._errors.record(component, exc)
 
     def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Fan out :meth:`Sink.store_ended`."""
-        self._fire(self._store_ended, run, call)
+        for fn, component in self._store_ended:
+            try:
+                fn(run, call)
+            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
+                self._errors.record(component, exc)

@@ -617,6 +617,43 @@ def test_a_failing_tracer_never_fails_the_saver_call() -> None:
     assert traced.get_state(config).values == {"log": ["a", "b"]}
 
 
+def test_a_span_failing_to_end_leaves_the_metrics_whole() -> None:
+    """A processor that raises as each span ends: the span sink's failures are
+    counted, and the metrics sink after it still observes every task and every
+    saver call."""
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class RaisingOnEnd(SpanProcessor):
+        def on_end(self, span: Any) -> None:
+            raise RuntimeError("processor down")
+
+    provider = TracerProvider()
+    provider.add_span_processor(RaisingOnEnd())
+    registry = CollectorRegistry()
+    saver = Recording()
+    traced = lg_otel.instrument(
+        linear(saver), tracer_provider=provider, registry=registry
+    )
+    assert traced.invoke({"log": []}, thread_config()) == {"log": ["a", "b"]}
+
+    def count(metric_name: str) -> float:
+        return sum(
+            sample.value
+            for metric in registry.collect()
+            if metric.name == metric_name
+            for sample in metric.samples
+            if sample.name.endswith("_count")
+        )
+
+    errors = registry.get_sample_value(
+        "lg_otel_internal_errors_total", {"component": n.COMPONENT_SPANS}
+    )
+    # Each task, each call and the run: every span's end failed, and was counted.
+    assert errors == 2 + len(saver.calls) + 1
+    assert count("langgraph_task_duration_seconds") == 2
+    assert count("langgraph_checkpoint_duration_seconds") == len(saver.calls) > 0
+
+
 # --- stores -------------------------------------------------------------------------
 
 
