@@ -22,9 +22,10 @@ at the same instructions per cycle as LangGraph's, and it does not: ``decompose.
 measured it about 1.3 times dearer. Counts are not exact either, as threads
 interleave and the batch span processor's timer fires differently from run to run:
 most repeated runs of a layer land within 3,000 instructions per task of each other
-(about 1.5 % of lg_otel's share), though one in eight came out 9,000 low; CPU time
-moves by 30-50 %. Repeat a comparison before believing a small difference. This is
-the tool for comparing code, and ``decompose.py`` the one for time.
+(about 1.5 % of lg_otel's share), though one run came out 9,000 below the others;
+CPU time moves by 30-50 %. Repeat a comparison before believing a small
+difference. This is the tool for comparing code, and ``decompose.py`` the one for
+time.
 """
 
 from __future__ import annotations
