@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import time
 import uuid
 from collections import Counter
 from typing import Annotated, Any, Literal
@@ -12,12 +13,13 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
 from opentelemetry.trace import SpanKind, StatusCode
 from typing_extensions import TypedDict
 
 import lg_otel
 from lg_otel import _names as n
-from tests.conftest import attrs_of, by_name, tree
+from tests.conftest import attrs_of, by_name, end_ns, start_ns, tree
 from tests.graphs import SHAPES, Boom, Shape
 
 
@@ -241,3 +243,41 @@ def test_static_breakpoint_marks_the_run_interrupted(tracing: Any, how: str) -> 
     (run,) = by_name(spans, "invoke_workflow breakpoint")
     assert attrs_of(run)[n.ATTR_STATUS] == n.STATUS_INTERRUPTED
     assert by_name(spans, "invoke_node b") == []  # paused before it
+
+
+class _Count(TypedDict):
+    n: int
+
+
+def test_a_retried_task_is_one_span_over_every_attempt(tracing: Any) -> None:
+    """A node under a ``RetryPolicy`` that fails once, then succeeds: one task
+    span, status ok, lasting from the first attempt to the end of the last (the
+    stream's result for the task, not the first attempt's error, ends it)."""
+    provider, exporter = tracing
+    attempts: list[int] = []
+
+    def flaky(state: _Count) -> dict[str, int]:
+        attempts.append(time.monotonic_ns())
+        time.sleep(0.01)
+        if len(attempts) == 1:
+            raise ConnectionError("once")  # retried by LangGraph's default policy
+        return {"n": 1}
+
+    g = StateGraph(_Count)
+    g.add_node(
+        "flaky",
+        flaky,
+        retry_policy=RetryPolicy(max_attempts=3, initial_interval=0.02, jitter=False),
+    )
+    g.add_edge(START, "flaky")
+    graph = lg_otel.instrument(g.compile(name="retry"), tracer_provider=provider)
+    assert graph.invoke({"n": 0}) == {"n": 1}
+    assert len(attempts) == 2
+    spans = exporter.get_finished_spans()
+    (task,) = by_name(spans, f"{n.SPAN_TASK} flaky")
+    assert attrs_of(task)[n.ATTR_STATUS] == n.STATUS_OK
+    assert task.status.status_code is StatusCode.UNSET
+    # Both attempts and the back-off between them, each attempt sleeping 10 ms.
+    assert end_ns(task) - start_ns(task) >= attempts[1] - attempts[0] + 9_000_000
+    (run,) = by_name(spans, f"{n.SPAN_RUN} retry")
+    assert attrs_of(run)[n.ATTR_STATUS] == n.STATUS_OK
