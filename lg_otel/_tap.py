@@ -247,9 +247,19 @@ class _Plan:
         self.instr.record_error(n.COMPONENT_PARSE, error)
 
     def first_out(self, now: int | None) -> None:
-        """The first item is being handed to the caller (read at ``now``)."""
+        """The first item is being handed to the caller (read at ``now``).
+
+        Only the reading is kept here: the sinks hear of it after the handover.
+        """
         try:
             self.tracker.chunk_delivered(now)
+        except Exception as exc:  # noqa: BLE001 - telemetry must not reach the host
+            self.instr.record_error(n.COMPONENT_PARSE, exc)
+
+    def announce_firsts(self) -> None:
+        """The caller has the first token or chunk: tell the sinks (never raises)."""
+        try:
+            self.tracker.announce_firsts()
         except Exception as exc:  # noqa: BLE001 - telemetry must not reach the host
             self.instr.record_error(n.COMPONENT_PARSE, exc)
 
@@ -419,6 +429,7 @@ def _sync_tap(
     status, error = n.STATUS_OK, None
     try:
         hook, route, clock = plan.hook, plan.route, plan.instr.clock
+        tracker = plan.tracker
         # Under invoke() LangGraph's own loop consumes the items at once: there is
         # no first chunk to time and no consumer to wait for.
         timed = first = plan.ttfc
@@ -442,6 +453,8 @@ def _sync_tap(
                 first = False
                 plan.first_out(since)
             yield out
+            if tracker.firsts_due:
+                plan.announce_firsts()
             if since is not None:
                 try:
                     plan.wait_ns += clock() - since
@@ -476,6 +489,7 @@ async def _async_tap(
     status, error = n.STATUS_OK, None
     try:
         hook, route, clock = plan.hook, plan.route, plan.instr.clock
+        tracker = plan.tracker
         # Under ainvoke() LangGraph's own loop consumes the items at once: there is
         # no first chunk to time and no consumer to wait for.
         timed = first = plan.ttfc
@@ -499,6 +513,8 @@ async def _async_tap(
                 first = False
                 plan.first_out(since)
             yield out
+            if tracker.firsts_due:
+                plan.announce_firsts()
             if since is not None:
                 try:
                     plan.wait_ns += clock() - since

@@ -34,6 +34,9 @@ Clock = Callable[[], int]
 #: ``leads_to`` of a checkpointer call whose writes were not read.
 NOT_READ: Any = object()
 
+#: Bits of ``RunTracker.firsts_due``.
+_FIRST_TOKEN, _FIRST_CHUNK = 1, 2
+
 
 class RunTracker:
     """Tracks one run; owns every record of it until the run ends."""
@@ -54,6 +57,7 @@ class RunTracker:
         "_tasks",
         "_tools",
         "_writes",
+        "firsts_due",
         "run",
     )
 
@@ -85,6 +89,9 @@ class RunTracker:
         self._last_ns = 0
         self._lock = threading.Lock()
         self._done = False
+        #: The run's first token (1) and first chunk (2) when read but not yet
+        #: handed to the sinks (see announce_firsts); 0 otherwise.
+        self.firsts_due = 0
         self._tasks: dict[str, TaskRecord] = {}
         # Tasks the stream announced and the hook has not (yet) seen start:
         # task id -> (name, parent task id, raw triggers, announced at).
@@ -549,25 +556,50 @@ class RunTracker:
     # --- what the caller sees ------------------------------------------------------
 
     def token_delivered(self) -> None:
-        """An LLM token part is being handed to the caller."""
+        """An LLM token part is being handed to the caller.
+
+        Only the first of a run counts. Its time is read here; the sinks hear of it
+        from :meth:`announce_firsts`, once the caller has the part.
+        """
         if self.run.first_token_ns is not None:
             return  # every token after the first: nothing to do, no lock
         with self._lock:
             if self._done or self.run.first_token_ns is not None:
                 return
             self.run.first_token_ns = self._now()
-            self._sink.run_first_token(self.run)
+            self.firsts_due |= _FIRST_TOKEN
 
     def chunk_delivered(self, now_ns: int | None = None) -> None:
         """The first stream item of a streaming call is being handed to the caller.
 
         ``now_ns`` is the tap's own reading of the clock at that moment (None: read
-        it here). Only the first call of a run counts.
+        it here). Only the first call of a run counts; the sinks hear of it from
+        :meth:`announce_firsts`.
         """
         with self._lock:
             if self._done or self.run.first_chunk_ns is not None:
                 return
             self.run.first_chunk_ns = now_ns if now_ns is not None else self._now()
+            self.firsts_due |= _FIRST_CHUNK
+
+    def announce_firsts(self) -> None:
+        """Hand the run's first token and first chunk to the sinks.
+
+        The tap calls this after the caller got the item: whatever the sinks do
+        (a metric's first label child, say) then never sits between the clock
+        reading and the handover, where it would make the caller see the token
+        later than the reading says. :meth:`finish` announces what is left.
+        """
+        with self._lock:
+            if not self._done:
+                self._announce_firsts()
+
+    def _announce_firsts(self) -> None:
+        # Under the lock.
+        due, self.firsts_due = self.firsts_due, 0
+        if due & _FIRST_TOKEN:
+            self._sink.run_first_token(self.run)
+        if due & _FIRST_CHUNK:
             self._sink.run_first_chunk(self.run)
 
     def add_consumer_wait(self, wait_ns: int) -> None:
@@ -590,6 +622,7 @@ class RunTracker:
         with self._lock:
             if self._done:
                 return
+            self._announce_firsts()
             self._done = True
             now = self._now()
             leftover = n.STATUS_OK if status == n.STATUS_INTERRUPTED else status

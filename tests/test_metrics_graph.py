@@ -453,3 +453,57 @@ def test_global_meter_provider_set_after_instrument(
         assert count == 3, node
     assert _otel_count(reader, n.METRIC_RUN_DURATION) == 3
     provider.shutdown()
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("stop_early", [False, True], ids=["whole", "break"])
+def test_first_token_and_chunk_reach_the_sinks_after_the_caller(
+    stop_early: bool, use_async: bool, meters: Meters, tracing: Any
+) -> None:
+    """The first item's own bookkeeping never sits between its reading and the caller.
+
+    The run's time to first chunk and first token are read as the item is handed
+    over; the metrics hear of them only when the caller comes back for more (or the
+    stream ends). Each is observed exactly once, also when the caller stops early.
+    """
+    graph = meters.instrument(chat_graph(0.0, 0.0), tracing)
+    ttfc = "langgraph_run_time_to_first_chunk_seconds"
+    ttft = "langgraph_run_time_to_first_token_seconds"
+
+    def count(family: str) -> float:
+        got = meters.registry.get_sample_value(
+            f"{family}_count", {"langgraph_graph": "chat"}
+        )
+        return got or 0.0
+
+    seen: list[tuple[str, float, float]] = []
+    inputs = {"messages": [HumanMessage("hi")]}
+    modes = ["updates", "messages"]
+
+    def see(mode: str) -> bool:
+        seen.append((mode, count(ttfc), count(ttft)))
+        return stop_early and mode == "messages"
+
+    async def consume() -> None:
+        stream = graph.astream(inputs, stream_mode=modes)
+        async for mode, _ in stream:
+            if see(mode):
+                break
+        await stream.aclose()
+
+    if use_async:
+        asyncio.run(consume())
+    else:
+        stream = graph.stream(inputs, stream_mode=modes)
+        for mode, _ in stream:
+            if see(mode):
+                break
+        stream.close()
+    # The first item is an update (prefix_node's): no token yet.
+    assert seen[0] == ("updates", 0.0, 0.0)
+    first_token = next(i for i, (mode, _, _) in enumerate(seen) if mode == "messages")
+    # When the caller holds the first token, the first chunk (an earlier item) has
+    # been observed, the token not yet.
+    assert seen[first_token] == ("messages", 1.0, 0.0)
+    assert all(row[2] == 1.0 for row in seen[first_token + 1 :])
+    assert (count(ttfc), count(ttft)) == (1.0, 1.0)
