@@ -141,8 +141,8 @@ class FanOut:
         """Fan out :meth:`Sink.run_first_chunk`."""
         self._fire(self._run_first_chunk, run)
 
-    # The events of every node task and every saver or store call: the fan-out
-    # inline, one call fewer each.
+    # The events of every node task and every saver call: the fan-out inline, one
+    # call fewer each (store calls are rarer and go through _fire).
 
     def task_started(self, run: RunRecord, task: TaskRecord) -> None:
         """Fan out :meth:`Sink.task_started`."""
@@ -198,16 +198,8 @@ class FanOut:
 
     def store_started(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Fan out :meth:`Sink.store_started`."""
-        for fn, component in self._store_started:
-            try:
-                fn(run, call)
-            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
-                self._errors.record(component, exc)
+        self._fire(self._store_started, run, call)
 
     def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Fan out :meth:`Sink.store_ended`."""
-        for fn, component in self._store_ended:
-            try:
-                fn(run, call)
-            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
-                self._errors.record(component, exc)
+        self._fire(self._store_ended, run, call)
