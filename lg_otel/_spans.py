@@ -402,11 +402,9 @@ class SpanSink:
             return
         end = self._call_wall(run, call, call.end_ns or 0)
         results = call.results if isinstance(call, StoreRecord) else None
-        ok = call.status == n.STATUS_OK and results is None
-        if ok and type(span) is RecordedSpan:
-            span.end_with(n.ATTR_STATUS, n.STATUS_OK, end)  # the hot path
-            return
-        if span.is_recording():
+        # An ok call without results (nearly all of them) goes straight to _end's
+        # one-step path.
+        if (results is not None or call.status != n.STATUS_OK) and span.is_recording():
             if results is not None:
                 span.set_attribute(n.ATTR_STORE_RESULTS, results)
             self._call_error(span, call)
