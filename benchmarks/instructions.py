@@ -39,14 +39,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import checkpoints
-from benchmarks.decompose import LAYERS, TASKS, layer
+from benchmarks.decompose import LAYERS, TASKS, _cpu_of, _measure, layer
 from benchmarks.variants import _quiet_structlog
 from lg_otel import _metrics
 
@@ -121,18 +120,7 @@ def _count(name: str, runs: int, out: Path, views: str | None = None) -> int:
 
 def _bare_cpu_per_task(reps: int = 5) -> float:
     """The bare wide graph's CPU per task (µs), measured natively, GC paused."""
-    bare = layer("bare")
-    bare()
-    spent = []
-    for _ in range(reps):
-        gc.collect()
-        gc.disable()
-        try:
-            started = time.process_time()
-            bare()
-            spent.append(time.process_time() - started)
-        finally:
-            gc.enable()
+    spent = _measure([("bare", _cpu_of(layer("bare")))], reps, 1)["bare"]
     return statistics.median(spent) * 1e6 / TASKS
 
 
