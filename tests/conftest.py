@@ -93,6 +93,14 @@ class OnStartProcessor(SpanProcessor):
         self.started += 1
 
 
+class RaisingOnEnd(SpanProcessor):
+    """A processor that raises as every span ends (an exporter's bug, say)."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Fail, as a broken processor would."""
+        raise RuntimeError("processor down")
+
+
 #: The two ways lg_otel produces spans: recorded and emitted finished (a plain SDK
 #: set-up), or through the tracer's API (here: because of an on_start processor).
 SPAN_PATHS = ("finished", "api")

@@ -41,6 +41,7 @@ import lg_otel
 from lg_otel import _names as n
 from tests.conftest import (
     SPAN_PATHS,
+    RaisingOnEnd,
     by_name,
     provider_for,
     start_ns,
@@ -621,12 +622,6 @@ def test_a_span_failing_to_end_leaves_the_metrics_whole() -> None:
     """A processor that raises as each span ends: the span sink's failures are
     counted, and the metrics sink after it still observes every task and every
     saver call."""
-    from opentelemetry.sdk.trace import SpanProcessor
-
-    class RaisingOnEnd(SpanProcessor):
-        def on_end(self, span: Any) -> None:
-            raise RuntimeError("processor down")
-
     provider = TracerProvider()
     provider.add_span_processor(RaisingOnEnd())
     registry = CollectorRegistry()
