@@ -46,6 +46,7 @@ class RunTracker:
         "_calls",
         "_clock",
         "_done",
+        "_failed",
         "_last_ns",
         "_llms",
         "_lock",
@@ -93,6 +94,9 @@ class RunTracker:
         #: handed to the sinks (see announce_firsts); 0 otherwise.
         self.firsts_due = 0
         self._tasks: dict[str, TaskRecord] = {}
+        # Failed attempts of subgraph tasks (no stream result comes for them),
+        # kept open in case the task is retried: task id -> record.
+        self._failed: dict[str, TaskRecord] = {}
         # Tasks the stream announced and the hook has not (yet) seen start:
         # task id -> (name, parent task id, raw triggers, announced at).
         self._announced: dict[str, tuple[str, str | None, Any, int]] = {}
@@ -200,6 +204,8 @@ class RunTracker:
                 # Another attempt of a retried task (only the hook puts tasks
                 # here, started): it runs again.
                 task.returned, task.end_ns = False, None
+                if self._failed:
+                    self._failed.pop(task_id, None)
                 return task
             task = TaskRecord(
                 task_id,
@@ -256,10 +262,17 @@ class RunTracker:
             task.end_ns, task.status, task.returned = now, status, True
             task.error = error
             if task.parent_task_id is not None and not self._stream_has_subgraphs:
-                # No stream result will come for a task inside a subgraph.
+                # No stream result will come for a task inside a subgraph. A
+                # failed attempt may be retried (task_began resumes the record):
+                # it ends, with this end time and error, when the task running
+                # its subgraph ends (or the run does).
+                if status == n.STATUS_ERROR:
+                    self._failed[task_id] = task
+                    return
                 del self._tasks[task_id]
-                if status != n.STATUS_ERROR:
-                    task.error = None
+                task.error = None
+                if self._failed:
+                    self._end_failed_below(task_id)
                 self._task_ended(task)
 
     def task_ok(self, task_id: str, name: str, parent_task_id: str | None) -> None:
@@ -274,6 +287,8 @@ class RunTracker:
             if self._announced:
                 self._announced.pop(task_id, None)
             task.status, task.error = n.STATUS_OK, None
+            if self._failed:
+                self._end_failed_below(task_id)
             self._task_ended(task)
 
     def _result_slow(
@@ -315,6 +330,8 @@ class RunTracker:
             task.status, task.error = n.STATUS_OK, None
         if not returned:
             task.end_ns = now
+        if self._failed:
+            self._end_failed_below(task_id)
         self._task_ended(task)
 
     def task_result(
@@ -661,6 +678,7 @@ class RunTracker:
                 self._start(task)
                 self._task_ended(task, final=True)
             self._tasks.clear()
+            self._failed.clear()
             self._writes.clear()
             self._llms.clear()
             self._tools.clear()
@@ -740,6 +758,24 @@ class RunTracker:
                 if task.name == node and task.namespace == prefix and not task.returned
             ]
         return owners[0] if len(owners) == 1 else None
+
+    def _end_failed_below(self, task_id: str) -> None:
+        # The task running their subgraph is ending, so no retry of these failed
+        # attempts can come: they end first, children before parents (under the
+        # lock).
+        below: list[tuple[int, TaskRecord]] = []
+        for task in self._failed.values():
+            depth, parent = 1, task.parent_task_id
+            while parent is not None and parent != task_id and depth < 64:
+                record = self._tasks.get(parent)
+                parent = record.parent_task_id if record is not None else None
+                depth += 1
+            if parent == task_id:
+                below.append((depth, task))
+        for _, task in sorted(below, key=lambda pair: pair[0], reverse=True):
+            del self._failed[task.task_id]
+            self._tasks.pop(task.task_id, None)
+            self._task_ended(task)
 
     def _depth(self, task: TaskRecord) -> int:
         depth, parent = 0, task.parent_task_id

@@ -249,10 +249,51 @@ class _Count(TypedDict):
     n: int
 
 
-def test_a_retried_task_is_one_span_over_every_attempt(tracing: Any) -> None:
+def test_a_caught_subgraph_failure_keeps_its_own_end(tracing: Any) -> None:
+    """A subgraph task fails and the node running the subgraph catches it and goes
+    on: the failed task's span (one) ends when it failed, with its error, not when
+    its parent or the run ends."""
+    provider, exporter = tracing
+
+    def bad(state: _Count) -> dict[str, int]:
+        raise Boom("inner")
+
+    inner = StateGraph(_Count)
+    inner.add_node("bad", bad)
+    inner.add_edge(START, "bad")
+    sub = inner.compile(name="inner")
+
+    def outer(state: _Count) -> dict[str, int]:
+        with pytest.raises(Boom):
+            sub.invoke(state)
+        time.sleep(0.05)
+        return {"n": 1}
+
+    g = StateGraph(_Count)
+    g.add_node("outer", outer)
+    g.add_edge(START, "outer")
+    graph = lg_otel.instrument(g.compile(name="caught"), tracer_provider=provider)
+    assert graph.invoke({"n": 0}) == {"n": 1}
+    spans = exporter.get_finished_spans()
+    (failed,) = by_name(spans, f"{n.SPAN_TASK} bad")
+    (parent,) = by_name(spans, f"{n.SPAN_TASK} outer")
+    assert failed.parent is not None
+    assert failed.parent.span_id == parent.context.span_id
+    assert attrs_of(failed)[n.ATTR_STATUS] == n.STATUS_ERROR
+    assert attrs_of(failed)[n.ATTR_ERROR_TYPE] == "Boom"
+    assert end_ns(parent) - end_ns(failed) >= 45_000_000
+    assert attrs_of(parent)[n.ATTR_STATUS] == n.STATUS_OK
+
+
+@pytest.mark.parametrize("where", ["top", "subgraph"])
+def test_a_retried_task_is_one_span_over_every_attempt(
+    where: str, tracing: Any
+) -> None:
     """A node under a ``RetryPolicy`` that fails once, then succeeds: one task
-    span, status ok, lasting from the first attempt to the end of the last (the
-    stream's result for the task, not the first attempt's error, ends it)."""
+    span, status ok, lasting from the first attempt to the end of the last. At the
+    top the stream's result for the task ends it; inside a subgraph (no stream
+    result comes) a failed attempt's span waits for another attempt or the run's
+    end instead of ending at once."""
     provider, exporter = tracing
     attempts: list[int] = []
 
@@ -270,13 +311,21 @@ def test_a_retried_task_is_one_span_over_every_attempt(tracing: Any) -> None:
         retry_policy=RetryPolicy(max_attempts=3, initial_interval=0.02, jitter=False),
     )
     g.add_edge(START, "flaky")
-    graph = lg_otel.instrument(g.compile(name="retry"), tracer_provider=provider)
+    if where == "top":
+        compiled = g.compile(name="retry")
+    else:
+        outer = StateGraph(_Count)
+        outer.add_node("inner", g.compile(name="inner"))
+        outer.add_edge(START, "inner")
+        compiled = outer.compile(name="retry")
+    graph = lg_otel.instrument(compiled, tracer_provider=provider)
     assert graph.invoke({"n": 0}) == {"n": 1}
     assert len(attempts) == 2
     spans = exporter.get_finished_spans()
     (task,) = by_name(spans, f"{n.SPAN_TASK} flaky")
     assert attrs_of(task)[n.ATTR_STATUS] == n.STATUS_OK
     assert task.status.status_code is StatusCode.UNSET
+    assert not task.events  # no exception recorded from the first attempt
     # Both attempts and the back-off between them, each attempt sleeping 10 ms.
     assert end_ns(task) - start_ns(task) >= attempts[1] - attempts[0] + 9_000_000
     (run,) = by_name(spans, f"{n.SPAN_RUN} retry")
