@@ -14,7 +14,7 @@ has finished, so a straggling worker can never reopen or double-end anything.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from lg_otel import _names as n
@@ -763,27 +763,23 @@ class RunTracker:
         # The task running their subgraph is ending, so no retry of these failed
         # attempts can come: they end first, children before parents (under the
         # lock).
-        below: list[tuple[int, TaskRecord]] = []
-        for task in self._failed.values():
-            depth, parent = 1, task.parent_task_id
-            while parent is not None and parent != task_id and depth < 64:
-                record = self._tasks.get(parent)
-                parent = record.parent_task_id if record is not None else None
-                depth += 1
-            if parent == task_id:
-                below.append((depth, task))
-        for _, task in sorted(below, key=lambda pair: pair[0], reverse=True):
+        below = [t for t in self._failed.values() if task_id in self._parent_ids(t)]
+        for task in sorted(below, key=self._depth, reverse=True):
             del self._failed[task.task_id]
             self._tasks.pop(task.task_id, None)
             self._task_ended(task)
 
-    def _depth(self, task: TaskRecord) -> int:
-        depth, parent = 0, task.parent_task_id
-        while parent is not None and depth < 64:
-            depth += 1
+    def _parent_ids(self, task: TaskRecord) -> Iterator[str]:
+        # The task's parent task ids, nearest first, as far as open records go.
+        parent, hops = task.parent_task_id, 0
+        while parent is not None and hops < 64:
+            yield parent
+            hops += 1
             record = self._tasks.get(parent)
             parent = record.parent_task_id if record is not None else None
-        return depth
+
+    def _depth(self, task: TaskRecord) -> int:
+        return sum(1 for _ in self._parent_ids(task))
 
 
 def _close_call(
