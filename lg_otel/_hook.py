@@ -5,7 +5,8 @@ it can (1) make the node's task span current while the node runs, so spans that 
 code or other instrumentations create inside a node nest under it, and (2) time task
 starts/ends, model calls and tool calls exactly, without forcing models to stream.
 It never re-derives the graph: task identity comes from LangGraph's own config
-metadata (``langgraph_checkpoint_ns``), and outcomes from the ``tasks`` stream.
+metadata (``langgraph_checkpoint_ns``), and outcomes from the ``tasks`` stream
+where the run asks for it (streaming calls), from the hook alone otherwise.
 
 Nothing global is patched: the handler lives in one run's ``config["callbacks"]``.
 """
@@ -26,6 +27,10 @@ from lg_otel._tracker import RunTracker
 
 #: Key of the node's checkpoint namespace in LangGraph's run metadata.
 _NS_KEY = "langgraph_checkpoint_ns"
+#: LangChain's tag on the first step of a sequence: a ``@task`` call's root run.
+_SEQ_FIRST = "seq:step:1"
+#: The triggers of a task pushed by a call (``langgraph.constants.PUSH``).
+_PUSH_TRIGGERS = ("__pregel_push",)
 
 
 def status_of(error: BaseException) -> str:
@@ -134,17 +139,21 @@ class RunHook(BaseCallbackHandler):
             # after the node; nested runnables inherit the metadata but not the tag.
             name = kwargs.get("name")
             step = metadata.get("langgraph_step")
+            pushed = False
             if name != node or f"graph:step:{step}" not in tags:
-                if (
-                    parent_run_id is not None
-                    and isinstance(name, str)
-                    and parent_run_id.int in self._roots
-                ):
-                    self._children[run_id.int] = (
-                        name,
-                        self._roots[parent_run_id.int][0],
-                    )
-                return
+                if name == node and _SEQ_FIRST in tags:
+                    pushed = self._called_task(metadata, parent_run_id)
+                if not pushed:
+                    if (
+                        parent_run_id is not None
+                        and isinstance(name, str)
+                        and parent_run_id.int in self._roots
+                    ):
+                        self._children[run_id.int] = (
+                            name,
+                            self._roots[parent_run_id.int][0],
+                        )
+                    return
             checkpoint_ns = metadata.get(_NS_KEY)
             if not isinstance(checkpoint_ns, str) or not isinstance(node, str):
                 return
@@ -153,7 +162,7 @@ class RunHook(BaseCallbackHandler):
                 task_id, parent_task_id = checkpoint_ns.partition(":")[2], None
             else:
                 task_id, parent_task_id = split_checkpoint_ns(checkpoint_ns)
-                if parent_run_id is not None:
+                if parent_run_id is not None and not pushed:
                     # A subgraph's task: the run it runs in is its graph, named as
                     # compiled (LangGraph names a graph's run after get_name()).
                     child = self._children.get(parent_run_id.int)
@@ -177,6 +186,7 @@ class RunHook(BaseCallbackHandler):
                 step if isinstance(step, int) else None,
                 triggers,
                 checkpoint_ns,
+                pushed,
             )
             if task is None:
                 return
@@ -184,6 +194,31 @@ class RunHook(BaseCallbackHandler):
             self._roots[run_id.int] = (task_id, token)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
+
+    def _called_task(
+        self, metadata: Mapping[str, Any], parent_run_id: UUID | None
+    ) -> bool:
+        """Whether this run is the root of a functional-API ``@task`` call.
+
+        LangGraph runs a ``@task`` as a pushed task of the caller's loop: its root
+        run is named after it and tagged as the first step of a sequence (not with
+        a graph step), and its namespace adds its own task id to the caller's. A
+        subgraph run by a node named like the node has the same name and tag, but
+        the namespace of the task that runs it.
+        """
+        if metadata.get("langgraph_triggers") != _PUSH_TRIGGERS:
+            return False
+        checkpoint_ns = metadata.get(_NS_KEY)
+        if not isinstance(checkpoint_ns, str) or "|" not in checkpoint_ns:
+            return False
+        task_id, caller = split_checkpoint_ns(checkpoint_ns)
+        if not task_id or caller is None or task_id == caller:
+            return False
+        if parent_run_id is not None:
+            root = self._roots.get(parent_run_id.int)
+            if root is not None and root[0] == task_id:
+                return False
+        return True
 
     def render_interrupts(self, values: tuple[Any, ...]) -> str | None:
         """Interrupt values as the content policy renders them (None unless opted

@@ -104,6 +104,9 @@ class TaskRecord:
     #: The node's own thread saw it return (``end_ns``, ``status`` and ``error``
     #: say how); the stream's report of its outcome may still come.
     returned: bool = False
+    #: The stream will report this task's outcome (the task ends then); False: it
+    #: ends when its node returns, as the hook sees it.
+    streamed: bool = True
     slots: dict[str, Any] = field(default_factory=dict)
 
 

@@ -55,6 +55,7 @@ class RunTracker:
         "_per_chunk",
         "_sink",
         "_stream_has_subgraphs",
+        "_stream_tasks",
         "_tasks",
         "_tools",
         "_writes",
@@ -72,6 +73,7 @@ class RunTracker:
         parent: object = None,
         links: tuple[object, ...] = (),
         stream_has_subgraphs: bool = True,
+        stream_tasks: bool = True,
         on_clock_error: Callable[[BaseException], None] | None = None,
         per_chunk: bool = False,
     ) -> None:
@@ -79,11 +81,14 @@ class RunTracker:
 
         ``stream_has_subgraphs`` says whether the stream reports tasks inside
         subgraphs; when it does not, those tasks end when their node returns.
+        ``stream_tasks`` says whether the stream reports tasks at all (the ``tasks``
+        mode); when it does not, every task ends when its node returns.
         ``per_chunk`` keeps every gap between a model call's chunks (for per-chunk
         metrics); otherwise only the largest.
         """
         self._per_chunk = per_chunk
         self._stream_has_subgraphs = stream_has_subgraphs
+        self._stream_tasks = stream_tasks
         self._sink = sink
         self._clock = clock
         self._on_error = on_clock_error
@@ -194,8 +199,13 @@ class RunTracker:
         step: int | None,
         triggers: tuple[str, ...],
         checkpoint_ns: str | None,
+        pushed: bool = False,
     ) -> TaskRecord | None:
-        """The node started running, seen from its own thread; returns the record."""
+        """The node started running, seen from its own thread; returns the record.
+
+        ``pushed``: a functional-API ``@task`` call, run in the same graph loop as
+        the task that called it (``parent_task_id``).
+        """
         with self._lock:
             if self._done:
                 return None
@@ -217,6 +227,20 @@ class RunTracker:
                 checkpoint_ns,
                 namespace_of(checkpoint_ns) if checkpoint_ns else "",
             )
+            if parent_task_id is not None:
+                if pushed:
+                    # Same loop as its caller: same namespace, and a stream result
+                    # exactly when the caller gets one.
+                    caller = self._tasks.get(parent_task_id)
+                    if caller is not None:
+                        task.namespace = caller.namespace
+                        task.streamed = caller.streamed
+                    else:
+                        task.streamed = False
+                else:
+                    task.streamed = self._stream_has_subgraphs and self._stream_tasks
+            elif not self._stream_tasks:
+                task.streamed = False
             self._tasks[task_id] = task
             if self._announced:
                 self._announced.pop(task_id, None)
@@ -261,11 +285,12 @@ class RunTracker:
             # A retried task reports once per attempt: the last one wins.
             task.end_ns, task.status, task.returned = now, status, True
             task.error = error
-            if task.parent_task_id is not None and not self._stream_has_subgraphs:
-                # No stream result will come for a task inside a subgraph. A
-                # failed attempt may be retried (task_began resumes the record):
-                # it ends, with this end time and error, when the task running
-                # its subgraph ends (or the run does).
+            if not task.streamed:
+                # No stream result will come for this task (one inside a subgraph,
+                # or any when the stream reports no tasks). A failed attempt may
+                # be retried (task_began resumes the record): it ends, with this
+                # end time and error, when the task running its subgraph ends (or
+                # the run does).
                 if status == n.STATUS_ERROR:
                     self._failed[task_id] = task
                     return
@@ -698,6 +723,7 @@ class RunTracker:
         """
         if task.status == n.STATUS_INTERRUPTED:
             run = self.run
+            run.interrupted = True
             if run.interrupt_task is None:
                 # Children end before their parents: the first is the innermost.
                 run.interrupt_task = task

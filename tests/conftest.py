@@ -109,6 +109,7 @@ BOTH_PATHS = {
     "test_accuracy",
     "test_context",
     "test_differential",
+    "test_functional_tasks",
     "test_never_break_host",
     "test_privacy",
     "test_reliability",
