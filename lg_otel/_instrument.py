@@ -187,8 +187,12 @@ class GraphInstrumentation(Instrumentation):
         parent: object,
         stream_has_subgraphs: bool,
         stored_link: object = None,
+        stream_tasks: bool = True,
     ) -> tuple[RunTracker, RunHook]:
         """Start tracking one run of ``graph``.
+
+        ``stream_tasks``: the run's stream includes the ``tasks`` mode (see
+        ``RunTracker``).
 
         ``stored_link`` is the traceparent found in the thread's checkpoint metadata
         (``persist_links``); the in-memory link of this process wins over it.
@@ -207,6 +211,7 @@ class GraphInstrumentation(Instrumentation):
             parent=parent,
             links=links,
             stream_has_subgraphs=stream_has_subgraphs,
+            stream_tasks=stream_tasks,
             on_clock_error=lambda exc: self.errors.record(n.COMPONENT_PARSE, exc),
             # Gaps are kept only for a sink that records them.
             per_chunk=self.metrics is not None and bool(self.config.per_chunk_metrics),

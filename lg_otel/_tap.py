@@ -33,7 +33,7 @@ from lg_otel._parse import (
     parse_task,
     payload_interrupts,
 )
-from lg_otel._reshape import Request
+from lg_otel._reshape import TAP_MODES, Request
 from lg_otel._savers import run_config, state_target
 from lg_otel._tracker import RunTracker
 
@@ -46,6 +46,11 @@ _SKIP = object()
 #: The graph whose ``invoke()``/``ainvoke()`` is running in this context: its own
 #: ``stream()`` call then is not a streaming call (no time to first chunk).
 _INVOKING: ContextVar[object] = ContextVar("lg_otel_invoking", default=None)
+#: Under invoke(), ask for the ``tasks`` mode anyway (the path every streaming call
+#: takes). Off in production; the test suite runs its invoke() tests both ways.
+STREAM_TASKS_UNDER_INVOKE = False
+#: LangGraph's configurable key for a run-time node cache (``CONFIG_KEY_CACHE``).
+_CACHE_KEY = "__pregel_cache"
 
 
 class Instrumentation:
@@ -62,6 +67,7 @@ class Instrumentation:
         parent: object,
         stream_has_subgraphs: bool,
         stored_link: object = None,
+        stream_tasks: bool = True,
     ) -> tuple[RunTracker, RunHook]:
         """Start tracking one run."""
         raise NotImplementedError  # pragma: no cover - implemented by the subclass
@@ -366,8 +372,20 @@ def _plan(
         # changes when (and so in which state) the caller sees each chunk. The hook
         # times and closes subgraph tasks instead.
         subgraphs = request.subgraphs
+        invoking = _INVOKING.get() is graph
+        # Under invoke() the hook alone times and ends every task (as it does
+        # inside subgraphs): no tasks mode, so no stream items to build and read,
+        # two per task. Only a cache hit runs no node (the hook never sees it),
+        # so a graph that may hit its cache keeps the stream's report of tasks.
+        stream_tasks = not (
+            invoking
+            and not STREAM_TASKS_UNDER_INVOKE
+            and "tasks" not in request.modes()
+            and graph.cache is None
+            and (merged.get("configurable") or {}).get(_CACHE_KEY) is None
+        )
         tracker, hook = instr.new_run(
-            graph, dict(merged), parent, subgraphs, stored_link
+            graph, dict(merged), parent, subgraphs, stored_link, stream_tasks
         )
         base = dict(config) if isinstance(config, dict) else {}
         hooked = _with_hook(base, hook)
@@ -388,11 +406,11 @@ def _plan(
         hooked = run_config(instr, graph, config, merged, hooked, tracker, durability)
         call_kwargs = {
             **kwargs,
-            "stream_mode": request.tap_modes(),
+            "stream_mode": request.tap_modes(TAP_MODES if stream_tasks else ()),
             "subgraphs": subgraphs,
         }
         plan = _Plan(instr, request, subgraphs, hooked, call_kwargs, tracker, hook)
-        plan.ttfc = _INVOKING.get() is not graph
+        plan.ttfc = not invoking
         if isinstance(request.stream_mode, list) or request.version == "v2":
             # tasks feed the tracker; updates/values may carry an interrupt; the
             # first messages part marks the run's first token.

@@ -132,10 +132,42 @@ BOTH_METRIC_PATHS = {
 }
 
 
+#: Where a run under ``invoke()`` learns how each task ended: from the per-run hook
+#: alone (the default), or also from the ``tasks`` stream mode (every streaming
+#: call's path, and invoke()'s on a graph with a node cache).
+TASK_SOURCES = ("hook", "stream")
+#: Test modules whose tests run with both task sources.
+BOTH_TASK_SOURCES = {
+    "test_accuracy",
+    "test_context",
+    "test_functional_tasks",
+    "test_interrupt_event",
+    "test_logs",
+    "test_never_break_host",
+    "test_reliability",
+    "test_span_tree",
+    "test_task_next",
+}
+
+
+@pytest.fixture(autouse=True)
+def task_source(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Which task source runs under ``invoke()`` take in this test."""
+    from lg_otel import _tap
+
+    source = str(getattr(request, "param", TASK_SOURCES[0]))
+    before = _tap.STREAM_TASKS_UNDER_INVOKE
+    _tap.STREAM_TASKS_UNDER_INVOKE = source == "stream"
+    yield source
+    _tap.STREAM_TASKS_UNDER_INVOKE = before
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run tests that take ``span_path`` / ``metric_path`` on both paths in the
-    listed modules."""
+    listed modules, and every test of the listed modules with both task sources."""
     module = metafunc.module.__name__.rpartition(".")[2]
+    if module in BOTH_TASK_SOURCES and "task_source" in metafunc.fixturenames:
+        metafunc.parametrize("task_source", TASK_SOURCES, indirect=True)
     if "span_path" in metafunc.fixturenames:
         paths = SPAN_PATHS if module in BOTH_PATHS else SPAN_PATHS[:1]
         metafunc.parametrize("span_path", paths, indirect=True)

@@ -34,6 +34,7 @@ from typing_extensions import TypedDict
 
 import lg_otel
 from lg_otel import _names as n
+from lg_otel import _tap
 from lg_otel._spanpath import SpanPath
 from tests.conftest import (
     _UUID,
@@ -245,7 +246,7 @@ def _fields(spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
     return rows
 
 
-def _run_shape(shape: Shape, path: str) -> list[dict[str, Any]]:
+def _run_shape(shape: Shape, path: str, invoke: bool = False) -> list[dict[str, Any]]:
     resource = Resource.create({"service.name": "compare"})
     provider, exporter = provider_for(path)
     provider._resource = resource  # the same resource on both sides
@@ -253,6 +254,9 @@ def _run_shape(shape: Shape, path: str) -> list[dict[str, Any]]:
     config: RunnableConfig = {"configurable": {"thread_id": "compare"}}
     for inp in shape.inputs:
         try:
+            if invoke:
+                graph.invoke(inp, config)
+                continue
             for _ in graph.stream(inp, config, stream_mode=["updates", "messages"]):
                 pass
         except Exception:  # noqa: BLE001 - the failing shape raises; spans compared
@@ -526,3 +530,37 @@ def test_outputs_identical_on_both_paths(tracing: Any) -> None:
     graph = lg_otel.instrument(shape.build(), tracer_provider=provider)
     assert [normalise(c) for c in graph.stream(shape.inputs[0])] == bare
 
+
+@pytest.mark.parametrize("shape", SHAPES + TYPED_SHAPES, ids=lambda s: s.name)
+def test_both_task_sources_export_the_same_spans(shape: Shape) -> None:
+    """Under invoke(), every example graph exports equal spans whether the hook
+    alone ends its tasks or the ``tasks`` stream mode reports them too.
+
+    One field may differ: an exception's stack trace, formatted when the task
+    ends, has as many frames as the exception has passed through by then.
+    """
+    sides = []
+    for stream_tasks in (False, True):
+        _tap.STREAM_TASKS_UNDER_INVOKE = stream_tasks
+        try:
+            sides.append(_run_shape(shape, "finished", invoke=True))
+        finally:
+            _tap.STREAM_TASKS_UNDER_INVOKE = False
+    hook, stream = sides
+    assert len(hook) == len(stream)
+    for got, want in zip(hook, stream, strict=True):
+        assert _without_stacks(got) == _without_stacks(want), got["name"]
+
+
+def _without_stacks(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with each exception event's stack trace cut to its last line."""
+    events = []
+    for name, attributes, dropped in row["events"]:
+        trace = attributes.get(n.ATTR_EXCEPTION_STACKTRACE)
+        if isinstance(trace, str):
+            attributes = {
+                **attributes,
+                n.ATTR_EXCEPTION_STACKTRACE: trace.rstrip().rpartition("\n")[2],
+            }
+        events.append((name, attributes, dropped))
+    return {**row, "events": events}
