@@ -14,8 +14,12 @@ and in how many pairs AFTER was lower).
 paths (``checkpoints._isolated_layer("both")``, best of the repetitions), µs beyond
 the bare saver call, for ``get_tuple`` and ``put_writes``. ``--what tasks``: lg_otel's
 code per task on the wide graph, replayed with spans and both metric paths
-(``replay``), µs. Both sides run with this interpreter (the project's virtualenv);
-each side imports its own worktree's ``lg_otel`` and ``benchmarks``.
+(``replay``), µs. ``--what graph``: CPU per task in the graph, the wide graph under
+``invoke()`` with spans and both metric paths, beyond the bare graph measured in the
+same process (``decompose``'s two layers, interleaved; medians), µs; the bare
+task's own figure is printed beside it, to show how the machine moved. Both sides
+run with this interpreter (the project's virtualenv); each side imports its own
+worktree's ``lg_otel`` and ``benchmarks``.
 """
 
 from __future__ import annotations
@@ -56,15 +60,24 @@ replay()
 best = min(timeit.repeat(replay, number={number}, repeat={reps})) / {number}
 print(json.dumps({{"per task": best * 1e6 / TASKS}}))
 """,
+    "graph": """
+import json, statistics, sys
+sys.path.insert(0, ".")
+from benchmarks.decompose import TASKS, _cpu_of, _measure, layer
+names = ("bare", "+ both")
+got = _measure([(name, _cpu_of(layer(name))) for name in names], {reps}, {calls})
+bare, both = (statistics.median(got[name]) * 1e6 / TASKS for name in names)
+print(json.dumps({{"+ both": both - bare, "bare": bare}}))
+""",
 }
 
 
 def _side(worktree: Path, what: str, quick: bool) -> dict[str, float]:
     """One fresh process measuring ``what`` on the code in ``worktree``."""
     sizes = (
-        {"reps": 2, "loops": 200, "number": 1}
+        {"reps": 2, "loops": 200, "number": 1, "calls": 1}
         if quick
-        else {"reps": 7, "loops": 20_000, "number": 5}
+        else {"reps": 7, "loops": 20_000, "number": 5, "calls": 5}
     )
     done = subprocess.run(
         [sys.executable, "-c", _PROBES[what].format(**sizes)],
@@ -149,7 +162,11 @@ def main() -> None:
     args = parser.parse_args()
     pairs = 1 if args.quick else args.pairs
     rows = compare(args.before, args.after, pairs, args.what, args.quick)
-    unit = "per saver call" if args.what == "calls" else "per task, replayed"
+    unit = {
+        "calls": "per saver call",
+        "tasks": "per task, replayed",
+        "graph": "per task in the graph",
+    }[args.what]
     print(f"µs CPU {unit}, spans + both metric paths; {pairs} alternating pairs")
     print()
     print(report(args.before, args.after, rows))

@@ -131,7 +131,7 @@ def test_rss_child_reports_the_peak_and_the_end() -> None:
     assert found["peak_growth_mb"] < 100  # MB: a parse gone wrong reads as KB or nan
 
 
-@pytest.mark.parametrize("what", ["calls", "tasks"])
+@pytest.mark.parametrize("what", ["calls", "tasks", "graph"])
 def test_ab_compares_two_commits_and_leaves_no_worktree(what: str) -> None:
     """--quick measures HEAD against itself in alternating processes, prints one
     pair and the median change, and removes the worktrees it checked out."""
