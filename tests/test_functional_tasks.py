@@ -4,15 +4,16 @@ timed from its own start to its own end, and current while it runs."""
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langgraph.func import entrypoint, task
 from langgraph.graph import START, StateGraph
-from langgraph.types import RetryPolicy
+from langgraph.types import RetryPolicy, Send
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from typing_extensions import TypedDict
@@ -25,6 +26,10 @@ from tests.graphs import Boom
 
 class _V(TypedDict):
     v: int
+
+
+class _Sum(TypedDict):
+    v: Annotated[int, operator.add]
 
 
 def _with_caller(where: str, caller: Any) -> Any:
@@ -177,3 +182,37 @@ def test_a_retried_task_call_is_one_span(where: str, tracing: Any) -> None:
     assert end_ns(call) - start_ns(call) >= attempts[1] - attempts[0] + 9_000_000
     rows = tree(spans)
     assert "invoke_node flaky <- invoke_node node" in rows
+
+
+def test_a_sent_subgraph_named_like_its_node_is_one_span(tracing: Any) -> None:
+    """A ``Send`` task is pushed too, and the run of a subgraph compiled with its
+    node's name is named like the node and tagged ``seq:step:1``, as a ``@task``
+    call's root is: inside a subgraph it is still one task span, with the
+    subgraph's task under it."""
+    provider, exporter = tracing
+
+    def leaf(state: _Sum) -> dict[str, int]:
+        return {"v": 1}
+
+    deepest = StateGraph(_Sum)
+    deepest.add_node("leaf", leaf)
+    deepest.add_edge(START, "leaf")
+
+    def fan(state: _Sum) -> list[Send]:
+        return [Send("work", {"v": i}) for i in range(3)]
+
+    inner = StateGraph(_Sum)
+    inner.add_node("work", deepest.compile(name="work"))
+    inner.add_conditional_edges(START, fan, ["work"])
+    outer = StateGraph(_Sum)
+    outer.add_node("outer", inner.compile(name="sub"))
+    outer.add_edge(START, "outer")
+    graph = lg_otel.instrument(outer.compile(name="sends"), tracer_provider=provider)
+    graph.invoke({"v": 0})
+    spans = exporter.get_finished_spans()
+    rows = tree(spans)
+    assert rows.count("invoke_node work <- invoke_node outer") == 3
+    assert rows.count("invoke_node leaf <- invoke_node work") == 3
+    for work in by_name(spans, f"{n.SPAN_TASK} work"):
+        assert attrs_of(work)[n.ATTR_SUBGRAPH_NAME] == "work"
+    assert len(rows) == 9  # with the subgraph's __start__ task
