@@ -29,7 +29,7 @@ from lg_otel._tracker import RunTracker
 _NS_KEY = "langgraph_checkpoint_ns"
 #: LangChain's tag on the first step of a sequence: a ``@task`` call's root run.
 _SEQ_FIRST = "seq:step:1"
-#: The triggers of a task pushed by a call (``langgraph.constants.PUSH``).
+#: The triggers of a task that LangGraph pushes (its ``PUSH``): calls and ``Send``s.
 _PUSH_TRIGGERS = ("__pregel_push",)
 
 
@@ -202,9 +202,9 @@ class RunHook(BaseCallbackHandler):
 
         LangGraph runs a ``@task`` as a pushed task of the caller's loop: its root
         run is named after it and tagged as the first step of a sequence (not with
-        a graph step), and its namespace adds its own task id to the caller's. A
-        subgraph run by a node named like the node has the same name and tag, but
-        the namespace of the task that runs it.
+        a graph step), and its namespace adds its own task id to the caller's. The
+        run of a subgraph compiled with its node's name, in a ``Send`` task, has
+        the same name, tag and trigger, but the namespace of the task running it.
         """
         if metadata.get("langgraph_triggers") != _PUSH_TRIGGERS:
             return False

@@ -236,7 +236,12 @@ class RunTracker:
                         task.namespace = caller.namespace
                         task.streamed = caller.streamed
                     else:
-                        task.streamed = False
+                        # The caller has ended (it need not wait for the call): a
+                        # top-level caller's namespace has no "|".
+                        outer = (checkpoint_ns or "").rpartition("|")[0]
+                        task.streamed = self._stream_tasks and (
+                            self._stream_has_subgraphs or "|" not in outer
+                        )
                 else:
                     task.streamed = self._stream_has_subgraphs and self._stream_tasks
             elif not self._stream_tasks:

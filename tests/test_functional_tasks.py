@@ -20,6 +20,8 @@ from typing_extensions import TypedDict
 
 import lg_otel
 from lg_otel import _names as n
+from lg_otel._records import NullSink, RunRecord, TaskRecord
+from lg_otel._tracker import RunTracker
 from tests.conftest import attrs_of, by_name, end_ns, start_ns, tree
 from tests.graphs import Boom
 
@@ -216,3 +218,69 @@ def test_a_sent_subgraph_named_like_its_node_is_one_span(tracing: Any) -> None:
     for work in by_name(spans, f"{n.SPAN_TASK} work"):
         assert attrs_of(work)[n.ATTR_SUBGRAPH_NAME] == "work"
     assert len(rows) == 9  # with the subgraph's __start__ task
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream"])
+def test_a_task_call_its_caller_does_not_wait_for_is_one_span(
+    mode: str, tracing: Any
+) -> None:
+    """The caller returns without waiting for its ``@task`` call, which goes on for
+    30 ms after it: still one span for the call, under the caller, as long as the
+    call ran."""
+    provider, exporter = tracing
+
+    @task
+    def late(x: int) -> int:
+        time.sleep(0.03)
+        return x
+
+    def caller(state: dict[str, int]) -> dict[str, int]:
+        late(state["v"])
+        return {"v": 1}
+
+    graph = lg_otel.instrument(_with_caller("node", caller), tracer_provider=provider)
+    _drive(graph, mode, {"v": 0})
+    spans = exporter.get_finished_spans()
+    (call,) = by_name(spans, f"{n.SPAN_TASK} late")
+    (node,) = by_name(spans, f"{n.SPAN_TASK} node")
+    assert call.parent is not None
+    assert call.parent.span_id == node.context.span_id
+    assert end_ns(call) - start_ns(call) >= 29_000_000
+    assert attrs_of(call)[n.ATTR_STATUS] == n.STATUS_OK
+
+
+class _Ended(NullSink):
+    """Keeps the tasks that end, in order."""
+
+    def __init__(self) -> None:
+        self.ended: list[TaskRecord] = []
+
+    def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
+        self.ended.append(task)
+
+
+@pytest.mark.parametrize("stream_tasks", [True, False])
+def test_a_call_starting_after_its_caller_ended_ends_once(stream_tasks: bool) -> None:
+    """The tracker alone: a ``@task`` call that starts after its caller has ended
+    (no record left to ask) still ends exactly once, when the stream reports it
+    if the stream reports tasks, else when it returns."""
+    sink, ticks = _Ended(), iter(range(1_000, 10**9, 1_000))
+    tracker = RunTracker(
+        sink,
+        lambda: next(ticks),
+        graph="g",
+        stream_has_subgraphs=False,
+        stream_tasks=stream_tasks,
+    )
+    tracker.task_began("c", "node", None, 1, (), "node:c")
+    tracker.task_returned("c", n.STATUS_OK)
+    if stream_tasks:
+        tracker.task_ok("c", "node", None)
+    tracker.task_began(
+        "t", "late", "c", 1, ("__pregel_push",), "node:c|late:t", pushed=True
+    )
+    tracker.task_returned("t", n.STATUS_OK)
+    if stream_tasks:
+        tracker.task_ok("t", "late", None)
+    tracker.finish(n.STATUS_OK)
+    assert [task.name for task in sink.ended] == ["node", "late"]
