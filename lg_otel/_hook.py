@@ -5,8 +5,8 @@ it can (1) make the node's task span current while the node runs, so spans that 
 code or other instrumentations create inside a node nest under it, and (2) time task
 starts/ends, model calls and tool calls exactly, without forcing models to stream.
 It never re-derives the graph: task identity comes from LangGraph's own config
-metadata (``langgraph_checkpoint_ns``), and outcomes from the ``tasks`` stream
-where the run asks for it (streaming calls), from the hook alone otherwise.
+metadata (``langgraph_checkpoint_ns``), and outcomes from the node's return or
+exception (and from the ``tasks`` stream where the run asks for it).
 
 Nothing global is patched: the handler lives in one run's ``config["callbacks"]``.
 """

@@ -46,9 +46,10 @@ _SKIP = object()
 #: The graph whose ``invoke()``/``ainvoke()`` is running in this context: its own
 #: ``stream()`` call then is not a streaming call (no time to first chunk).
 _INVOKING: ContextVar[object] = ContextVar("lg_otel_invoking", default=None)
-#: Under invoke(), ask for the ``tasks`` mode anyway (the path every streaming call
-#: takes). Off in production; the test suite runs its invoke() tests both ways.
-STREAM_TASKS_UNDER_INVOKE = False
+#: Ask LangGraph for the ``tasks`` mode even where the hook alone can end every
+#: task (the path a graph with a node cache takes). Off in production; the test
+#: suite runs its run-level suites both ways.
+ALWAYS_STREAM_TASKS = False
 #: LangGraph's configurable key for a run-time node cache (``CONFIG_KEY_CACHE``).
 _CACHE_KEY = "__pregel_cache"
 
@@ -373,13 +374,13 @@ def _plan(
         # times and closes subgraph tasks instead.
         subgraphs = request.subgraphs
         invoking = _INVOKING.get() is graph
-        # Under invoke() the hook alone times and ends every task (as it does
-        # inside subgraphs): no tasks mode, so no stream items to build and read,
-        # two per task. Only a cache hit runs no node (the hook never sees it),
-        # so a graph that may hit its cache keeps the stream's report of tasks.
+        # The hook alone times and ends every task (as it always has inside
+        # subgraphs): no tasks mode, so no stream items to build and read, two per
+        # task. Only a cache hit runs no node (the hook never sees it), so a graph
+        # that may hit its cache keeps the stream's report of tasks; so does a
+        # caller who asked for tasks (the parts come anyway).
         stream_tasks = not (
-            invoking
-            and not STREAM_TASKS_UNDER_INVOKE
+            not ALWAYS_STREAM_TASKS
             and "tasks" not in request.modes()
             and graph.cache is None
             and (merged.get("configurable") or {}).get(_CACHE_KEY) is None

@@ -132,14 +132,16 @@ BOTH_METRIC_PATHS = {
 }
 
 
-#: Where a run under ``invoke()`` learns how each task ended: from the per-run hook
-#: alone (the default), or also from the ``tasks`` stream mode (every streaming
-#: call's path, and invoke()'s on a graph with a node cache).
+#: Where a run learns how each task ended: from the per-run hook alone (the
+#: default), or also from the ``tasks`` stream mode (the path of a graph with a node
+#: cache, and of a caller who streams ``tasks`` itself).
 TASK_SOURCES = ("hook", "stream")
 #: Test modules whose tests run with both task sources.
 BOTH_TASK_SOURCES = {
     "test_accuracy",
     "test_context",
+    "test_differential",
+    "test_first_chunk",
     "test_functional_tasks",
     "test_interrupt_event",
     "test_logs",
@@ -152,14 +154,33 @@ BOTH_TASK_SOURCES = {
 
 @pytest.fixture(autouse=True)
 def task_source(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Which task source runs under ``invoke()`` take in this test."""
+    """Which task source the test's runs take."""
     from lg_otel import _tap
 
     source = str(getattr(request, "param", TASK_SOURCES[0]))
-    before = _tap.STREAM_TASKS_UNDER_INVOKE
-    _tap.STREAM_TASKS_UNDER_INVOKE = source == "stream"
+    before = _tap.ALWAYS_STREAM_TASKS
+    _tap.ALWAYS_STREAM_TASKS = source == "stream"
     yield source
-    _tap.STREAM_TASKS_UNDER_INVOKE = before
+    _tap.ALWAYS_STREAM_TASKS = before
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Run the ``tasks``-mode source on the recorded span path only.
+
+    The task source decides when a task ends, the span path how its span is
+    made: the two are independent, so the cross product would only repeat tests.
+    """
+    dropped = [item for item in items if _api_and_stream(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not _api_and_stream(item)]
+
+
+def _api_and_stream(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return params.get("span_path") == "api" and params.get("task_source") == "stream"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -531,8 +531,9 @@ def test_outputs_identical_on_both_paths(tracing: Any) -> None:
     assert [normalise(c) for c in graph.stream(shape.inputs[0])] == bare
 
 
+@pytest.mark.parametrize("invoke", [True, False], ids=["invoke", "stream"])
 @pytest.mark.parametrize("shape", SHAPES + TYPED_SHAPES, ids=lambda s: s.name)
-def test_both_task_sources_export_the_same_spans(shape: Shape) -> None:
+def test_both_task_sources_export_the_same_spans(shape: Shape, invoke: bool) -> None:
     """Under invoke(), every example graph exports equal spans whether the hook
     alone ends its tasks or the ``tasks`` stream mode reports them too.
 
@@ -541,11 +542,11 @@ def test_both_task_sources_export_the_same_spans(shape: Shape) -> None:
     """
     sides = []
     for stream_tasks in (False, True):
-        _tap.STREAM_TASKS_UNDER_INVOKE = stream_tasks
+        _tap.ALWAYS_STREAM_TASKS = stream_tasks
         try:
-            sides.append(_run_shape(shape, "finished", invoke=True))
+            sides.append(_run_shape(shape, "finished", invoke=invoke))
         finally:
-            _tap.STREAM_TASKS_UNDER_INVOKE = False
+            _tap.ALWAYS_STREAM_TASKS = False
     hook, stream = (_canonical(side) for side in sides)
     assert len(hook) == len(stream)
     for got, want in zip(hook, stream, strict=True):

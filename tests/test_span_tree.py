@@ -11,9 +11,10 @@ from typing import Annotated, Any, Literal
 
 import pytest
 from langchain_core.runnables import RunnableConfig
+from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
+from langgraph.types import CachePolicy, RetryPolicy
 from opentelemetry.trace import SpanKind, StatusCode
 from typing_extensions import TypedDict
 
@@ -330,3 +331,35 @@ def test_a_retried_task_is_one_span_over_every_attempt(
     assert end_ns(task) - start_ns(task) >= attempts[1] - attempts[0] + 9_000_000
     (run,) = by_name(spans, f"{n.SPAN_RUN} retry")
     assert attrs_of(run)[n.ATTR_STATUS] == n.STATUS_OK
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream"])
+def test_a_graph_with_a_node_cache_keeps_its_cache_hits_spans(
+    mode: str, tracing: Any
+) -> None:
+    """A cache hit runs no node, so the hook never sees it: on a graph compiled
+    with a cache lg_otel keeps asking for the ``tasks`` mode, and the second run's
+    cached task still has a span (with either task source)."""
+    provider, exporter = tracing
+    calls: list[int] = []
+
+    def add(state: _Count) -> dict[str, int]:
+        calls.append(state["n"])
+        return {"n": state["n"] + 1}
+
+    g = StateGraph(_Count)
+    g.add_node("add", add, cache_policy=CachePolicy())
+    g.add_edge(START, "add")
+    graph = lg_otel.instrument(
+        g.compile(name="cached", cache=InMemoryCache()), tracer_provider=provider
+    )
+    for _ in range(2):
+        if mode == "invoke":
+            assert graph.invoke({"n": 1}) == {"n": 2}
+        else:
+            updates = list(graph.stream({"n": 1}))
+            assert [update["add"] for update in updates] == [{"n": 2}]
+    assert calls == [1]  # the second run was a cache hit
+    spans = exporter.get_finished_spans()
+    assert len(by_name(spans, f"{n.SPAN_TASK} add")) == 2
+    assert len(by_name(spans, f"{n.SPAN_RUN} cached")) == 2
