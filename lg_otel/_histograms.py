@@ -29,11 +29,19 @@ from typing import Any
 
 from opentelemetry.context import Context
 
+try:  # the key a context holds its span under (private, but stable for years)
+    from opentelemetry.trace.propagation import _SPAN_KEY as _KEY
+
+    _SPAN_KEY: str | None = _KEY
+except ImportError:  # pragma: no cover - another API release: ask the filter
+    _SPAN_KEY = None
+
 #: One observation of a bound label set: ``(value, context)``.
 Recorder = Callable[[float, Context], None]
 
 try:  # the SDK's metric internals (private): the bound path needs all of them
     from opentelemetry.sdk.metrics import MeterProvider as _SdkMeterProvider
+    from opentelemetry.sdk.metrics import TraceBasedExemplarFilter
     from opentelemetry.sdk.metrics._internal._view_instrument_match import (
         _hash_attributes,
         _ViewInstrumentMatch,
@@ -78,6 +86,13 @@ else:
             pass
 
 
+try:  # the holder of a meter's enabled flag (SDK 1.3x on): read without a call
+    from opentelemetry.sdk.metrics._internal import _ProxyMeterConfig as _Holder
+
+    _ProxyMeterConfig: type | None = _Holder
+except ImportError:  # pragma: no cover - another SDK release: _is_enabled()
+    _ProxyMeterConfig = None
+
 _INF = math.inf
 _new = object.__new__
 
@@ -119,10 +134,30 @@ def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Rec
     consumer = instrument._measurement_consumer
     sdk_config = consumer._sdk_config
     enabled = instrument._is_enabled
+    # What _is_enabled() reads, read here without its two calls: the meter's
+    # config holder, which the SDK updates in place when its configurator runs.
+    meter_config = getattr(instrument, "_meter_config", None)
+    if (
+        _ProxyMeterConfig is None
+        or type(meter_config) is not _ProxyMeterConfig
+        or not hasattr(meter_config, "_config")
+    ):
+        meter_config = None
+    exemplar_filter = sdk_config.exemplar_filter
+    # The SDK's default filter samples only measurements made in a sampled
+    # span's context: one holding no span at all is refused without the call.
+    trace_based = type(exemplar_filter) is TraceBasedExemplarFilter
+    # The aggregations an observation goes to, for the reader storages they were
+    # found in (the SDK replaces that mapping when a reader comes or goes): kept
+    # only where each is a cumulative aggregation of every attribute, which the
+    # SDK never replaces for a key once made.
+    cached: list[tuple[object, tuple[Any, ...]]] = [(None, ())]
 
     def record(value: float, context: Context) -> None:
         # The SDK warns about (and drops) these, and does nothing when disabled.
-        if not 0.0 <= value < _INF or not enabled():
+        if not 0.0 <= value < _INF or not (
+            meter_config._config.is_enabled if meter_config is not None else enabled()
+        ):
             instrument.record(value, attrs, context=context)
             return
         now = time_ns()
@@ -135,11 +170,21 @@ def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Rec
         fields["instrument"] = instrument
         fields["context"] = context
         fields["attributes"] = attrs
-        sample = sdk_config.exemplar_filter.should_sample(value, now, attrs, context)
-        # Replaced, never changed in place, when a reader is added or removed.
-        for storage in consumer._reader_storages.values():
+        if trace_based and _SPAN_KEY is not None and _SPAN_KEY not in context:
+            sample = False
+        else:
+            sample = exemplar_filter.should_sample(value, now, attrs, context)
+        storages = consumer._reader_storages
+        seen, aggregations = cached[0]
+        if storages is seen:
+            for aggregation in aggregations:
+                aggregation.aggregate(measurement, sample)
+            return
+        found: list[Any] | None = []
+        for storage in storages.values():
             if type(storage) is not MetricReaderStorage:
                 storage.consume_measurement(measurement, sample)
+                found = None
                 continue
             for match in storage._get_or_init_view_instrument_match(instrument):
                 aggregation = None
@@ -154,7 +199,12 @@ def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Rec
                     aggregation = None
                 if aggregation is None:
                     match.consume_measurement(measurement, sample)
+                    found = None
                 else:
                     aggregation.aggregate(measurement, sample)
+                    if found is not None:
+                        found.append(aggregation)
+        if found is not None:
+            cached[0] = (storages, tuple(found))
 
     return record

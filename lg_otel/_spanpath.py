@@ -133,7 +133,7 @@ class FinishedSpans:
         self.scope = tracer._instrumentation_scope
         self.info = tracer.instrumentation_info
         self.on_end: tuple[Callable[[ReadableSpan], None], ...] = tuple(
-            p.on_end for p in processors
+            _on_end_of(p) for p in processors
         )
         #: The provider's processor fan-out, and the processors it had at the choice.
         self.active: Any = tracer.span_processor
@@ -210,6 +210,20 @@ class FinishedSpans:
         if not recording:
             return NonRecordingSpan(ctx)
         return RecordedSpan(self, name, ctx, local, kind, attributes, start_ns, links)
+
+
+def _on_end_of(processor: Any) -> Callable[[ReadableSpan], None]:
+    """What ``processor`` does with a sampled span that ended.
+
+    For the SDK's batch processor, its queue's ``emit``: its ``on_end`` reads the
+    span's context and sampled flag (five calls) only to refuse unsampled spans,
+    which lg_otel never hands it.
+    """
+    if type(processor) is BatchSpanProcessor:
+        emit = getattr(getattr(processor, "_batch_processor", None), "emit", None)
+        if callable(emit):
+            return emit  # type: ignore[no-any-return]
+    return processor.on_end  # type: ignore[no-any-return]
 
 
 def _bounded_links(limits: SpanLimits, links: Sequence[Link]) -> BoundedList[Link]:

@@ -130,8 +130,18 @@ class RunTracker:
         try:
             self._last_ns = self._clock()
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail the run
-            if self._on_error is not None:
-                self._on_error(exc)
+            return self._clock_failed(exc)
+        return self._last_ns
+
+    def _clock_failed(self, exc: Exception) -> int:
+        """Report a failed clock reading; the last good one stands in for it.
+
+        The readings on the hot paths (a node task's two, a streamed chunk's)
+        read the clock inline, one call fewer each, and come here only when it
+        fails.
+        """
+        if self._on_error is not None:
+            self._on_error(exc)
         return self._last_ns
 
     @property
@@ -217,15 +227,22 @@ class RunTracker:
                 if self._failed:
                     self._failed.pop(task_id, None)
                 return task
+            try:
+                self._last_ns = now = self._clock()
+            except Exception as exc:  # noqa: BLE001 - see _now()
+                now = self._clock_failed(exc)
             task = TaskRecord(
                 task_id,
                 name,
                 parent_task_id,
-                self._now(),
+                now,
                 step,
                 triggers,
                 checkpoint_ns,
-                namespace_of(checkpoint_ns) if checkpoint_ns else "",
+                # A top-level task's ("node:<id>") is empty: no call for it.
+                namespace_of(checkpoint_ns)
+                if checkpoint_ns and "|" in checkpoint_ns
+                else "",
             )
             if parent_task_id is not None:
                 if pushed:
@@ -282,7 +299,10 @@ class RunTracker:
             task = self._tasks.get(task_id)
             if self._done or task is None:
                 return
-            now = self._now()
+            try:
+                self._last_ns = now = self._clock()
+            except Exception as exc:  # noqa: BLE001 - see _now()
+                now = self._clock_failed(exc)
             if interrupts:
                 task.interrupts = interrupts
                 task.interrupt_ids = interrupt_ids
@@ -433,7 +453,10 @@ class RunTracker:
         llm = self._llms.get(call_id)
         if llm is None or self._done:
             return
-        now = self._now()
+        try:
+            self._last_ns = now = self._clock()
+        except Exception as exc:  # noqa: BLE001 - see _now()
+            now = self._clock_failed(exc)
         llm.chunks += 1
         last = llm.last_chunk_ns
         llm.last_chunk_ns = now

@@ -148,8 +148,11 @@ def test_bound_records_what_the_api_records(setup: str) -> None:
     """Counts, sums, buckets, min/max and exemplars match the API's, collection by
     collection, for every reader and view set-up."""
     sampled = _sampled_context()
+    # A context holding the invalid span (what a run with no span hands over)
+    # is no exemplar either.
+    invalid = trace.set_span_in_context(trace.INVALID_SPAN, Context())
     observations = [
-        (attrs, value, sampled if i % 4 == 0 else _EMPTY)
+        (attrs, value, sampled if i % 4 == 0 else invalid if i % 4 == 1 else _EMPTY)
         for i, value in enumerate(_VALUES * 3)
         for attrs in (_A, _B)
     ]
@@ -208,6 +211,33 @@ def test_a_reader_added_later_gets_later_observations() -> None:
     assert point[2] == 1
     assert point[3] == 0.25
     provider.shutdown()
+
+
+def test_a_meter_disabled_and_enabled_again_is_followed() -> None:
+    """A meter the provider's configurator turns off records nothing on either
+    path, and records again once turned back on: read at each observation."""
+    from opentelemetry.sdk.metrics._internal import (
+        _default_meter_configurator,
+        _disable_meter_configurator,
+    )
+
+    sides = []
+    for bound in (True, False):
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader])
+        if not hasattr(provider, "_set_meter_configurator"):
+            pytest.skip("this SDK has no meter configurator")
+        record = recorder(_histogram(provider), _A, bound)
+        record(0.5, _EMPTY)
+        provider._set_meter_configurator(meter_configurator=_disable_meter_configurator)
+        record(0.25, _EMPTY)
+        provider._set_meter_configurator(meter_configurator=_default_meter_configurator)
+        record(0.125, _EMPTY)
+        sides.append(_points(reader))
+        provider.shutdown()
+    assert sides[0] == sides[1]
+    (point,) = sides[0]
+    assert point[2:4] == (2, 0.625), point  # the disabled meter's 0.25 is not in
 
 
 def test_which_set_ups_take_the_bound_path() -> None:
