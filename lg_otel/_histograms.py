@@ -28,6 +28,7 @@ from time import time_ns
 from typing import Any
 
 from opentelemetry.context import Context
+from opentelemetry.trace import INVALID_SPAN
 
 try:  # the key a context holds its span under (private, but stable for years)
     from opentelemetry.trace.propagation import _SPAN_KEY as _KEY
@@ -94,6 +95,7 @@ except ImportError:  # pragma: no cover - another SDK release: _is_enabled()
     _ProxyMeterConfig = None
 
 _INF = math.inf
+_INVALID = INVALID_SPAN
 _new = object.__new__
 
 
@@ -145,8 +147,10 @@ def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Rec
         meter_config = None
     exemplar_filter = sdk_config.exemplar_filter
     # The SDK's default filter samples only measurements made in a sampled
-    # span's context: one holding no span at all is refused without the call.
-    trace_based = type(exemplar_filter) is TraceBasedExemplarFilter
+    # span's context: one holding no span, or the invalid span (what lg_otel
+    # hands over when it wants no exemplar), is refused without the call.
+    span_key = _SPAN_KEY or ""
+    trace_based = bool(span_key) and type(exemplar_filter) is TraceBasedExemplarFilter
     # The aggregations an observation goes to, for the reader storages they were
     # found in (the SDK replaces that mapping when a reader comes or goes): kept
     # only where each is a cumulative aggregation of every attribute, which the
@@ -170,7 +174,7 @@ def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Rec
         fields["instrument"] = instrument
         fields["context"] = context
         fields["attributes"] = attrs
-        if trace_based and _SPAN_KEY is not None and _SPAN_KEY not in context:
+        if trace_based and context.get(span_key, _INVALID) is _INVALID:
             sample = False
         else:
             sample = exemplar_filter.should_sample(value, now, attrs, context)
