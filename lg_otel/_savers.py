@@ -310,7 +310,11 @@ class CallSite:
         results: int | None = None,
     ) -> None:
         """The call returned (or raised ``error``): leave its span, then end it."""
-        self.deactivate(token)
+        if token is not None:  # deactivate(), inline: once per saver call
+            try:
+                self._binder.deactivate(token)
+            except Exception as exc:  # noqa: BLE001 - the call itself must go on
+                self._on_error(n.COMPONENT_SAVERS, exc)
         if call is None:
             return
         try:

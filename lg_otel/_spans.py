@@ -400,7 +400,10 @@ class SpanSink:
         span: Span | None = call.slots.get(_SPAN)
         if span is None:  # its start failed, and was counted then
             return
-        end = self._call_wall(run, call, call.end_ns or 0)
+        if run is not None:  # the hot path: _wall(), inline
+            end = run.slots[_OFFSET] + (call.end_ns or 0)
+        else:
+            end = self._call_wall(None, call, call.end_ns or 0)
         results = call.results if isinstance(call, StoreRecord) else None
         # An ok call without results (nearly all of them) goes straight to _end's
         # one-step path.

@@ -136,9 +136,9 @@ class RunTracker:
     def _clock_failed(self, exc: Exception) -> int:
         """Report a failed clock reading; the last good one stands in for it.
 
-        The readings on the hot paths (a node task's two, a streamed chunk's)
-        read the clock inline, one call fewer each, and come here only when it
-        fails.
+        The readings on the hot paths (a node task's two, a checkpointer
+        call's two, a streamed chunk's) read the clock inline, one call fewer
+        each, and come here only when it fails.
         """
         if self._on_error is not None:
             self._on_error(exc)
@@ -573,11 +573,15 @@ class RunTracker:
                 return None
             if leads_to is not NOT_READ and task_id is not None:
                 self._task_writes(task_id, leads_to)  # type: ignore[arg-type]
+            try:
+                self._last_ns = now = self._clock()
+            except Exception as exc:  # noqa: BLE001 - see _now()
+                now = self._clock_failed(exc)
             call = CheckpointRecord(
                 graph=self.run.graph,
                 operation=operation,
                 saver=saver,
-                start_ns=self._now(),
+                start_ns=now,
                 parent_task_id=parent_task_id,
                 parent=parent,
                 checkpoint_ns=checkpoint_ns,
@@ -617,11 +621,22 @@ class RunTracker:
             if call not in self._calls:  # already ended (by finish())
                 return
             self._calls.discard(call)
-            _close_call(call, self._now(), error, results)
+            try:
+                self._last_ns = now = self._clock()
+            except Exception as exc:  # noqa: BLE001 - see _now()
+                now = self._clock_failed(exc)
             run = self.run
-            if call.error is not None and len(run.call_errors) < MAX_CALL_ERRORS:
-                run.call_errors = (*run.call_errors, call.error)
-            _end_call(self._sink, run, call)
+            if error is None and results is None:
+                # Nearly every call (one per task and superstep): inline.
+                call.end_ns, call.status = now, n.STATUS_OK
+            else:
+                _close_call(call, now, error, results)
+                if call.error is not None and len(run.call_errors) < MAX_CALL_ERRORS:
+                    run.call_errors = (*run.call_errors, call.error)
+            if type(call) is CheckpointRecord:
+                self._sink.checkpoint_ended(run, call)
+            else:
+                _end_call(self._sink, run, call)
 
     # --- what the caller sees ------------------------------------------------------
 

@@ -166,6 +166,41 @@ def test_a_failing_clock_never_fails_a_call() -> None:
     assert len(errors) == 2
 
 
+def test_a_clock_that_breaks_mid_run_leaves_every_record_closed() -> None:
+    """The run tracker's hot paths (a task's start and end, a streamed chunk, a
+    saver call's start and end) read the clock inline: once it raises, each takes
+    the last good reading, every record still ends, and each failure is counted."""
+    errors: list[BaseException] = []
+    readings = iter(range(1_000, 6_000, 1_000))  # five good readings, then none
+
+    def breaking() -> int:
+        reading = next(readings, None)
+        if reading is None:
+            raise OSError("clock broke")
+        return reading
+
+    sink = Events()
+    tracker = RunTracker(sink, breaking, graph="g", on_clock_error=errors.append)
+    task = tracker.task_began("t1", "node", None, 1, ("start:node",), "node:t1")
+    assert task is not None
+    tracker.llm_started(7, "t1", operation="chat", model=None, provider=None)
+    tracker.llm_chunk(7)
+    tracker.llm_chunk(7)  # the fifth good reading
+    call = tracker.checkpoint_started("put", "S")  # the clock is broken from here
+    assert call is not None
+    tracker.call_ended(call)
+    tracker.llm_chunk(7)
+    tracker.task_returned("t1", n.STATUS_OK)
+    tracker.finish(n.STATUS_OK)
+    assert tracker.finished
+    assert (call.start_ns, call.end_ns, call.status) == (5_000, 5_000, n.STATUS_OK)
+    assert (task.start_ns, task.end_ns) == (2_000, 5_000)
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
+    # put's start and end, the third chunk, the task's end, and the run's end.
+    assert len(errors) >= 5, errors
+    assert all(str(e) == "clock broke" for e in errors)
+
+
 # --- the views' failure discipline --------------------------------------------------
 
 
