@@ -259,7 +259,11 @@ class SpanSink:
         if task.status == n.STATUS_INTERRUPTED:
             event = _interrupt_event(task, task.interrupts or len(task.interrupt_ids))
         end = run.slots[_OFFSET] + (task.end_ns or 0)  # _wall(), inline
-        self._end(span, task.status, task.error, end, event, run)
+        status = task.status
+        if type(span) is RecordedSpan and (status is None or status == n.STATUS_OK):
+            span.end_with(n.ATTR_STATUS, n.STATUS_OK, end)  # _end()'s first step
+            return
+        self._end(span, status, task.error, end, event, run)
 
     # --- model calls ----------------------------------------------------------
 
@@ -405,13 +409,16 @@ class SpanSink:
         else:
             end = self._call_wall(None, call, call.end_ns or 0)
         results = call.results if isinstance(call, StoreRecord) else None
-        # An ok call without results (nearly all of them) goes straight to _end's
-        # one-step path.
-        if (results is not None or call.status != n.STATUS_OK) and span.is_recording():
+        # An ok call without results (nearly all of them) ends in one step.
+        status = call.status
+        if results is None and status == n.STATUS_OK and type(span) is RecordedSpan:
+            span.end_with(n.ATTR_STATUS, n.STATUS_OK, end)  # _end()'s first step
+            return
+        if (results is not None or status != n.STATUS_OK) and span.is_recording():
             if results is not None:
                 span.set_attribute(n.ATTR_STORE_RESULTS, results)
             self._call_error(span, call)
-        self._end(span, call.status, None, end)
+        self._end(span, status, None, end)
 
     def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
         """Open a ``checkpoint {operation}`` span under the run, the task whose
