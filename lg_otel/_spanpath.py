@@ -63,6 +63,7 @@ _FLAGS = {bits: trace.TraceFlags(bits) for bits in (0, 1, _RANDOM, _RANDOM | 1)}
 #: A span's status until one is set (the SDK shares its default the same way).
 _UNSET = Status(StatusCode.UNSET)
 _MAX_SPAN_ID = (1 << 64) - 1
+_ONLY_STR = {str}
 _new_tuple = tuple.__new__
 
 
@@ -155,7 +156,18 @@ class FinishedSpans:
         root: bool = False,
     ) -> trace.Span:
         """A span under ``parent``; the ``root`` (run) span asks the sampler."""
-        parent_ctx = span_of(parent).get_span_context()
+        # span_of(parent).get_span_context(), two calls fewer for lg_otel's own
+        # parent spans (a context holding a RecordedSpan: nearly every span).
+        holder: Any = (
+            parent.get(_SPAN_KEY)
+            if parent is not None and _SPAN_KEY is not None
+            else None
+        )
+        if holder is None:
+            holder = span_of(parent)
+        parent_ctx = (
+            holder._ctx if type(holder) is RecordedSpan else holder.get_span_context()
+        )
         if type(parent_ctx) is SpanContext:
             # A tuple whose properties each index it: unpacked, no call per field.
             trace_id, _, _, flags, parent_state, valid = parent_ctx
@@ -331,7 +343,8 @@ class RecordedSpan(trace.Span):
                 or (
                     type(value) is tuple
                     and value
-                    and all(type(v) is str for v in value)
+                    # Every item exactly a str, tested in C (no generator frames).
+                    and set(map(type, value)) == _ONLY_STR
                 )
             )
             and len(attrs) < self._path.plain_limit

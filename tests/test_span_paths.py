@@ -401,6 +401,10 @@ def test_checkpoint_spans_under_limits_are_equal_on_both_paths(
     assert rows[0] == rows[1]
 
 
+class _Sub(str):
+    """A str subclass: not a plain str to the recorded span's fast path."""
+
+
 #: User calls whose edge cases an SDK span handles in its own way; each must give the
 #: same exported task span on both paths. (limits, body)
 _EDGE_CASES: dict[str, tuple[SpanLimits | None, Any]] = {
@@ -412,6 +416,17 @@ _EDGE_CASES: dict[str, tuple[SpanLimits | None, Any]] = {
     "set_attributes nested mapping": (
         None,
         lambda span: span.set_attributes({"m": {"a": 1}, "t": ("x", 2)}),
+    ),
+    # Sequences the SDK cleans: only a tuple of exact strs is stored as it is.
+    "set_attribute tuples": (
+        None,
+        lambda span: [
+            span.set_attribute("mixed", ("a", 1)),
+            span.set_attribute("ints", (1, 2)),
+            span.set_attribute("strs", ("a", "b")),
+            span.set_attribute("sub", (_Sub("a"), "b")),
+            span.set_attribute("list", ["a", "b"]),
+        ],
     ),
     # A timestamp of 0 is the caller's, not "now".
     "add_event timestamp 0": (None, lambda span: span.add_event("e", None, 0)),
