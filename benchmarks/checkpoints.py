@@ -209,9 +209,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=9, help="repetitions (A B A B)")
     parser.add_argument("--runs", type=int, default=30, help="graph runs per sample")
     args = parser.parse_args()
-    reps, runs, loops = (
-        (2, 2, 200) if args.quick else (args.reps, args.runs, 20_000)
-    )
+    reps, runs, loops = (2, 2, 200) if args.quick else (args.reps, args.runs, 20_000)
     graph = in_graph(reps, runs)
     alone = isolated(reps, loops)
     print(f"wide on InMemorySaver: {graph['calls']} saver calls per run, "

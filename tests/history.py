@@ -145,9 +145,7 @@ def human(checkpointer: Any) -> Pregel[Any, Any, Any, Any]:
 
 
 #: (graph factory, inputs in order: later ones resume the same thread).
-HISTORIES: dict[
-    str, tuple[Callable[[Any], Pregel[Any, Any, Any, Any]], list[Any]]
-] = {
+HISTORIES: dict[str, tuple[Callable[[Any], Pregel[Any, Any, Any, Any]], list[Any]]] = {
     "linear": (linear, [{"log": []}, {"log": ["again"]}]),
     "nested": (nested, [{"log": []}]),
     "human": (human, [{"log": []}, Command(resume="yes")]),

@@ -208,9 +208,7 @@ def test_sync_time_to_first_chunk(work: float, calls: int, tracing: Any) -> None
     chats = by_name(exporter.get_finished_spans(), "chat simulated-chat")
     assert len(chats) == calls
     truths = MODELS[0].first_chunk_times
-    for chat, truth in zip(
-        sorted(chats, key=start_ns), truths, strict=True
-    ):
+    for chat, truth in zip(sorted(chats, key=start_ns), truths, strict=True):
         assert attrs_of(chat)[n.ATTR_REQUEST_STREAM] is True
         ttfc = attrs_of(chat)[n.ATTR_TIME_TO_FIRST_CHUNK]
         # The model's own clock is the truth (it waited at least its delay).
@@ -241,9 +239,7 @@ async def test_async_time_to_first_chunk(work: float, calls: int, tracing: Any) 
     chats = by_name(exporter.get_finished_spans(), "chat simulated-chat")
     assert len(chats) == calls
     truths = MODELS[0].first_chunk_times
-    for chat, truth in zip(
-        sorted(chats, key=start_ns), truths, strict=True
-    ):
+    for chat, truth in zip(sorted(chats, key=start_ns), truths, strict=True):
         ttfc = attrs_of(chat)[n.ATTR_TIME_TO_FIRST_CHUNK]
         assert truth >= 0.15
         assert ttfc == pytest.approx(truth, abs=TOLERANCE)

@@ -100,7 +100,15 @@ _NO_SAMPLER: Any = None
         (lambda: _with(_simple(), OnStartProcessor()), False),
         (lambda: _with(BatchSubclass(InMemorySpanExporter())), False),
         (lambda: _with(_simple(), sampler=Custom()), False),
-        (lambda: _with(_simple(), sampler=ParentBased(ALWAYS_ON, _NO_SAMPLER, _NO_SAMPLER, ALWAYS_OFF, ALWAYS_OFF)), False),  # noqa: E501
+        (
+            lambda: _with(
+                _simple(),
+                sampler=ParentBased(
+                    ALWAYS_ON, _NO_SAMPLER, _NO_SAMPLER, ALWAYS_OFF, ALWAYS_OFF
+                ),
+            ),
+            False,
+        ),
         (lambda: trace.NoOpTracerProvider(), False),
     ],
     ids=[
