@@ -24,6 +24,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
+from opentelemetry.trace import StatusCode
+
+from lg_otel import _names as n
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -351,3 +354,18 @@ def instrumentation(graph: object) -> GraphInstrumentation:
     cls: Any = type(graph)
     instr: GraphInstrumentation = cls._lg_otel
     return instr
+
+
+def assert_caught_failure(spans: Any, failed: str, caller: str) -> None:
+    """Task ``failed`` raised ``Boom`` inside task ``caller``, which caught it and
+    slept 50 ms before returning: the failed span nests under the caller's, is an
+    error of type ``Boom``, and keeps its own end time; the caller is ok."""
+    (child,) = by_name(spans, f"{n.SPAN_TASK} {failed}")
+    (parent,) = by_name(spans, f"{n.SPAN_TASK} {caller}")
+    assert child.parent is not None
+    assert child.parent.span_id == parent.context.span_id
+    assert attrs_of(child)[n.ATTR_STATUS] == n.STATUS_ERROR
+    assert attrs_of(child)[n.ATTR_ERROR_TYPE] == "Boom"
+    assert child.status.status_code is StatusCode.ERROR
+    assert end_ns(parent) - end_ns(child) >= 45_000_000
+    assert attrs_of(parent)[n.ATTR_STATUS] == n.STATUS_OK
