@@ -30,12 +30,7 @@ from typing import Any
 from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN
 
-try:  # the key a context holds its span under (private, but stable for years)
-    from opentelemetry.trace.propagation import _SPAN_KEY as _KEY
-
-    _SPAN_KEY: str | None = _KEY
-except ImportError:  # pragma: no cover - another API release: ask the filter
-    _SPAN_KEY = None
+from lg_otel._spanpath import _SPAN_KEY
 
 #: One observation of a bound label set: ``(value, context)``.
 Recorder = Callable[[float, Context], None]

@@ -227,12 +227,7 @@ class SpanSink:
             attributes[n.ATTR_CHECKPOINT_NS] = task.checkpoint_ns
         if task.namespace:
             attributes[n.ATTR_NAMESPACE] = task.namespace
-        parent_task_id = task.parent_task_id
-        parent = (
-            self._parent_of(run, parent_task_id)
-            if parent_task_id is not None
-            else run.slots.get(_CTX) or _EMPTY  # a top-level task: _parent_of(), inline
-        )
+        parent = self._parent_of(run, task.parent_task_id)
         by_task = run.slots.get(_TASK_CTX)
         if by_task is None:
             by_task = run.slots[_TASK_CTX] = {}
@@ -389,12 +384,7 @@ class SpanSink:
         # the context current in the node; else the run or the subgraph's task.
         parent = call.parent
         if not isinstance(parent, otel_context.Context):
-            if run is None:
-                parent = None
-            elif parent_task_id is None:  # the run's own calls: _parent_of(), inline
-                parent = run.slots.get(_CTX) or _EMPTY
-            else:
-                parent = self._parent_of(run, parent_task_id)
+            parent = self._parent_of(run, parent_task_id) if run is not None else None
         if run is not None:  # the hot path
             maker = run.slots.get(_MAKER) or self._maker(run)
             start = run.slots[_OFFSET] + call.start_ns

@@ -373,17 +373,16 @@ def _plan(
         # changes when (and so in which state) the caller sees each chunk. The hook
         # times and closes subgraph tasks instead.
         subgraphs = request.subgraphs
-        invoking = _INVOKING.get() is graph
         # The hook alone times and ends every task (as it always has inside
         # subgraphs): no tasks mode, so no stream items to build and read, two per
         # task. Only a cache hit runs no node (the hook never sees it), so a graph
         # that may hit its cache keeps the stream's report of tasks; so does a
         # caller who asked for tasks (the parts come anyway).
-        stream_tasks = not (
-            not ALWAYS_STREAM_TASKS
-            and "tasks" not in request.modes()
-            and graph.cache is None
-            and (merged.get("configurable") or {}).get(_CACHE_KEY) is None
+        stream_tasks = (
+            ALWAYS_STREAM_TASKS
+            or "tasks" in request.modes()
+            or graph.cache is not None
+            or (merged.get("configurable") or {}).get(_CACHE_KEY) is not None
         )
         tracker, hook = instr.new_run(
             graph, dict(merged), parent, subgraphs, stored_link, stream_tasks
@@ -411,7 +410,7 @@ def _plan(
             "subgraphs": subgraphs,
         }
         plan = _Plan(instr, request, subgraphs, hooked, call_kwargs, tracker, hook)
-        plan.ttfc = not invoking
+        plan.ttfc = _INVOKING.get() is not graph
         if isinstance(request.stream_mode, list) or request.version == "v2":
             # tasks feed the tracker; updates/values may carry an interrupt; the
             # first messages part marks the run's first token.

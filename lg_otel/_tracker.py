@@ -633,10 +633,7 @@ class RunTracker:
                 _close_call(call, now, error, results)
                 if call.error is not None and len(run.call_errors) < MAX_CALL_ERRORS:
                     run.call_errors = (*run.call_errors, call.error)
-            if type(call) is CheckpointRecord:
-                self._sink.checkpoint_ended(run, call)
-            else:
-                _end_call(self._sink, run, call)
+            _end_call(self._sink, run, call)
 
     # --- what the caller sees ------------------------------------------------------
 
