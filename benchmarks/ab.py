@@ -1,6 +1,6 @@
 """Compare two commits' cost on this noisy machine: alternating processes, in pairs.
 
-    python -m benchmarks.ab BEFORE AFTER [--pairs 6] [--what calls|tasks]
+    python -m benchmarks.ab BEFORE AFTER [--pairs 6] [--what calls|tasks|graph|chunks]
     python -m benchmarks.ab HEAD~1 HEAD --quick      # seconds: smoke run, no claims
 
 The same measurement moves by 30-50 % between runs here (shared vCPUs), more than
@@ -17,7 +17,9 @@ code per task on the wide graph, replayed with spans and both metric paths
 (``replay``), µs. ``--what graph``: CPU per task in the graph, the wide graph under
 ``invoke()`` with spans and both metric paths, beyond the bare graph measured in the
 same process (``decompose``'s two layers, interleaved; medians), µs; the bare
-task's own figure is printed beside it, to show how the machine moved. Both sides
+task's own figure is printed beside it, to show how the machine moved. ``--what
+chunks``: the same per streamed chunk (``decompose --chunks``: a caller streaming
+``["messages", "updates"]``, the slope between a 200-chunk and a 20-chunk chat). Both sides
 run with this interpreter (the project's virtualenv); each side imports its own
 worktree's ``lg_otel`` and ``benchmarks``.
 """
@@ -67,6 +69,17 @@ from benchmarks.decompose import TASKS, _cpu_of, _measure, layer
 names = ("bare", "+ both")
 got = _measure([(name, _cpu_of(layer(name))) for name in names], {reps}, {calls})
 bare, both = (statistics.median(got[name]) * 1e6 / TASKS for name in names)
+print(json.dumps({{"+ both": both - bare, "bare": bare}}))
+""",
+    "chunks": """
+import json, statistics, sys
+sys.path.insert(0, ".")
+from benchmarks.decompose import _chunk_layers, _measure
+from benchmarks.workloads import SLOPE_CHUNKS
+layers = dict(_chunk_layers())
+names = ("bare", "+ both")
+got = _measure([(name, layers[name]) for name in names], {reps}, {calls})
+bare, both = (statistics.median(got[name]) * 1e6 / SLOPE_CHUNKS for name in names)
 print(json.dumps({{"+ both": both - bare, "bare": bare}}))
 """,
 }
@@ -131,21 +144,27 @@ def compare(
 
 
 def report(
-    before: str, after: str, rows: list[tuple[dict[str, float], dict[str, float]]]
+    before: str,
+    after: str,
+    rows: list[tuple[dict[str, float], dict[str, float]]],
+    digits: int = 1,
 ) -> str:
-    """A Markdown table of every pair, and the median change per measure."""
+    """A Markdown table of every pair, and the median change per measure
+    (``digits`` after the point)."""
     names = list(rows[0][0])
     head = " | ".join(f"{name} {before} → {after}" for name in names)
     lines = [f"| pair | {head} |", "|---" * (len(names) + 1) + "|"]
     for i, (a, b) in enumerate(rows, 1):
-        cells = " | ".join(f"{a[name]:.1f} → {b[name]:.1f}" for name in names)
+        cells = " | ".join(
+            f"{a[name]:.{digits}f} → {b[name]:.{digits}f}" for name in names
+        )
         lines.append(f"| {i} | {cells} |")
     lines.append("")
     for name in names:
         changes = [b[name] - a[name] for a, b in rows]
         lower = sum(change < 0 for change in changes)
         lines.append(
-            f"{name}: median change {statistics.median(changes):+.1f} µs, "
+            f"{name}: median change {statistics.median(changes):+.{digits}f} µs, "
             f"lower in {lower} of {len(rows)} pairs"
         )
     return "\n".join(lines)
@@ -166,10 +185,11 @@ def main() -> None:
         "calls": "per saver call",
         "tasks": "per task, replayed",
         "graph": "per task in the graph",
+        "chunks": "per streamed chunk in the graph",
     }[args.what]
     print(f"µs CPU {unit}, spans + both metric paths; {pairs} alternating pairs")
     print()
-    print(report(args.before, args.after, rows))
+    print(report(args.before, args.after, rows, 2 if args.what == "chunks" else 1))
 
 
 if __name__ == "__main__":
