@@ -337,7 +337,14 @@ class RunHook(BaseCallbackHandler):
         )
 
     def on_llm_new_token(
-        self, token: str | list[str | dict[str, Any]], *, run_id: UUID, **kwargs: Any
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        chunk: Any = None,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         """A model streamed one chunk."""
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from langchain_core.callbacks import BaseCallbackManager
@@ -142,6 +142,10 @@ class _Plan:
     ttfc: bool = False
     #: Time the graph waited for the caller to ask for the next item (ns).
     wait_ns: int = 0
+    #: Modes whose v1 ``(mode, payload)`` items the tap hands over without
+    #: ``route``: what it would return unchanged and read nothing from. It grows
+    #: by ``messages`` once the run's first token is in.
+    direct: set[str] = field(default_factory=set)
 
     def route(self, item: object) -> object:
         """Feed telemetry from one raw item; return the caller's item or ``_SKIP``."""
@@ -179,6 +183,8 @@ class _Plan:
                 elif mode == "messages":
                     # One per streamed chunk: after the first, nothing to read.
                     if self.tracker.run.first_token_ns is not None:
+                        if type(item) is tuple and not self.subgraphs:
+                            self.direct.add("messages")
                         return keep
                 elif mode in self.passthrough:
                     return keep
@@ -422,6 +428,8 @@ def _plan(
             }
             plan.fast = True
             plan.own_tasks = "tasks" not in request.stream_mode
+            if not subgraphs:
+                plan.direct.update(plan.passthrough)
         return plan
     except Exception as exc:  # noqa: BLE001 - if we cannot trace, run it bare
         instr.record_error(n.COMPONENT_PARSE, exc)
@@ -447,16 +455,19 @@ def _sync_tap(
     status, error = n.STATUS_OK, None
     try:
         hook, route, clock = plan.hook, plan.route, plan.instr.clock
-        tracker = plan.tracker
+        tracker, direct = plan.tracker, plan.direct
         # Under invoke() LangGraph's own loop consumes the items at once: there is
         # no first chunk to time and no consumer to wait for.
         timed = first = plan.ttfc
         for item in inner:
             if hook.pending:
                 hook.drain()
-            out = route(item)
-            if out is _SKIP:
-                continue
+            if type(item) is tuple and len(item) == 2 and item[0] in direct:
+                out = item
+            else:
+                out = route(item)
+                if out is _SKIP:
+                    continue
             if not timed:
                 yield out
                 continue
@@ -507,16 +518,19 @@ async def _async_tap(
     status, error = n.STATUS_OK, None
     try:
         hook, route, clock = plan.hook, plan.route, plan.instr.clock
-        tracker = plan.tracker
+        tracker, direct = plan.tracker, plan.direct
         # Under ainvoke() LangGraph's own loop consumes the items at once: there is
         # no first chunk to time and no consumer to wait for.
         timed = first = plan.ttfc
         async for item in inner:
             if hook.pending:
                 hook.drain()
-            out = route(item)
-            if out is _SKIP:
-                continue
+            if type(item) is tuple and len(item) == 2 and item[0] in direct:
+                out = item
+            else:
+                out = route(item)
+                if out is _SKIP:
+                    continue
             if not timed:
                 yield out
                 continue
