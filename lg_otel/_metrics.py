@@ -42,6 +42,7 @@ from lg_otel._records import (
     StoreRecord,
     TaskRecord,
 )
+from lg_otel._spanpath import RecordedSpan
 from lg_otel._spans import error_type
 
 try:
@@ -342,7 +343,10 @@ class _Series:
         exemplar = None
         bucket = -1
         if span is not None:
-            span_ctx = span.get_span_context()
+            # lg_otel's own span's context without the get_span_context() frame.
+            span_ctx = (
+                span._ctx if type(span) is RecordedSpan else span.get_span_context()
+            )
             # The sampled bit first: unsampled spans are the common case under a
             # ratio sampler, and they never make an exemplar. (A SpanContext is a
             # tuple whose properties index it: [3] is trace_flags, [5] is_valid.)
