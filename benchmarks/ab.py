@@ -19,9 +19,9 @@ code per task on the wide graph, replayed with spans and both metric paths
 same process (``decompose``'s two layers, interleaved; medians), µs; the bare
 task's own figure is printed beside it, to show how the machine moved. ``--what
 chunks``: the same per streamed chunk (``decompose --chunks``: a caller streaming
-``["messages", "updates"]``, the slope between a 200-chunk and a 20-chunk chat). Both sides
-run with this interpreter (the project's virtualenv); each side imports its own
-worktree's ``lg_otel`` and ``benchmarks``.
+``["messages", "updates"]``, the slope between a 200-chunk and a 20-chunk chat).
+Both sides run with this interpreter (the project's virtualenv); each side imports
+its own worktree's ``lg_otel`` and ``benchmarks``.
 """
 
 from __future__ import annotations

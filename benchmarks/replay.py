@@ -136,7 +136,7 @@ def replayer(
             # As the tap: items of its direct modes skip route().
             item = args[0]
             if type(item) is tuple and len(item) == 2 and item[0] in plan.direct:
-                out = item
+                out: object = item
             else:
                 out = route(item)
             # The tap times what it yields only in streaming calls.

@@ -463,7 +463,7 @@ def _sync_tap(
             if hook.pending:
                 hook.drain()
             if type(item) is tuple and len(item) == 2 and item[0] in direct:
-                out = item
+                out: object = item
             else:
                 out = route(item)
                 if out is _SKIP:
@@ -526,7 +526,7 @@ async def _async_tap(
             if hook.pending:
                 hook.drain()
             if type(item) is tuple and len(item) == 2 and item[0] in direct:
-                out = item
+                out: object = item
             else:
                 out = route(item)
                 if out is _SKIP:

@@ -8,10 +8,13 @@ from typing import Any, Literal
 
 import pytest
 from langchain_core.runnables import RunnableConfig
+from prometheus_client import CollectorRegistry
 
 import lg_otel
+from lg_otel import _names as n
+from lg_otel import _tap
 from tests.conftest import normalise
-from tests.graphs import SHAPES, Shape
+from tests.graphs import SHAPES, Shape, chat
 from tests.typed_graphs import TYPED_SHAPES
 
 #: Every shape, typed-state ones (Pydantic, dataclass) included.
@@ -212,3 +215,47 @@ def test_async_event_loop_untouched_by_context(tracing: Any) -> None:
 
     asyncio.run(main())
     assert otel_context.get_current() == before
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_items_with_nothing_to_read_skip_route(
+    use_async: bool, tracing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the run's first token the tap hands messages items over without
+    route(): the caller still gets the bare graph's items, and the first token,
+    the chunk count and the interrupt-free updates are still read."""
+    provider, exporter = tracing
+    routed: list[object] = []
+    route = _tap._Plan.route
+
+    def counting(self: Any, item: object) -> object:
+        routed.append(item)
+        return route(self, item)
+
+    monkeypatch.setattr(_tap._Plan, "route", counting)
+    registry = CollectorRegistry()
+    traced = lg_otel.instrument(chat(), tracer_provider=provider, registry=registry)
+    shape = next(s for s in SHAPES if s.name == "chat")
+    kwargs = {"stream_mode": ["messages", "custom", "updates"]}
+    drive = drive_async if use_async else _drive_sync_in_async
+    expected = await drive(chat(), shape, **kwargs)
+    routed.clear()
+    got = await drive(traced, shape, **kwargs)
+    assert got == expected
+    messages = [i for i in routed if isinstance(i, tuple) and i[0] == "messages"]
+    chunks = sum(line.startswith("('messages'") for line in got)
+    # The prefix node's message, the first chunk and the one that found the
+    # first token in: every later chunk skipped route().
+    assert len(messages) == 3 < chunks
+    (llm,) = [s for s in exporter.get_finished_spans() if s.name.startswith("chat")]
+    assert llm.attributes is not None
+    assert llm.attributes[n.ATTR_CHUNK_COUNT] == chunks - 1
+    ttft = registry.get_sample_value(
+        "langgraph_run_time_to_first_token_seconds_count", {"langgraph_graph": "chat"}
+    )
+    assert ttft == 1
+
+
+async def _drive_sync_in_async(graph: Any, shape: Shape, **kwargs: Any) -> list[str]:
+    """:func:`drive_sync`, awaitable (one test body for both drivers)."""
+    return drive_sync(graph, shape, **kwargs)
