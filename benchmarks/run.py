@@ -105,30 +105,20 @@ def plan(quick: bool, only: str | None) -> list[tuple[Workload, list[str], int, 
 
 
 def per_chunk_slope(reps: int, variants: list[Variant]) -> dict[str, list[float]]:
-    """Extra CPU per streamed chunk: the 200-chunk chat minus a 20-chunk chat."""
-    from benchmarks.workloads import Workload as W
-    from benchmarks.workloads import _messages
+    """Extra CPU per streamed chunk (µs), per repetition: the 200-chunk chat minus a
+    20-chunk chat, as ``decompose --chunks`` takes it (both chats back to back in
+    each measurement, variants interleaved, the collector paused), against the
+    bare graph of the same repetition."""
+    from benchmarks.decompose import _measure, chunk_slope
 
-    long = W("chat-200", lambda: chat("stream"), _messages, 2, 200)
-
-    def short_chat() -> Any:
-        return chat("stream", SHORT_TEXT)
-
-    short = W("chat-20", short_chat, _messages, 2, 20)
-    a = measure(long, ["stream-messages"], variants, reps, 5)[
-        (long.name, "stream-messages")
-    ]
-    b = measure(short, ["stream-messages"], variants, reps, 5)[
-        (short.name, "stream-messages")
-    ]
-    out = {}
-    for v in variants[1:]:
-        long_extra = overhead_us(a[v.name], a["bare"], 1)
-        short_extra = overhead_us(b[v.name], b["bare"], 1)
-        out[v.name] = [
-            (x - y) / SLOPE_CHUNKS for x, y in zip(long_extra, short_extra, strict=True)
+    cpu = _measure([(v.name, chunk_slope(v.wrap)) for v in variants], reps, 5)
+    bare = cpu[variants[0].name]
+    return {
+        v.name: [
+            (x - b) * 1e6 / SLOPE_CHUNKS for x, b in zip(cpu[v.name], bare, strict=True)
         ]
-    return out
+        for v in variants[1:]
+    }
 
 
 def table(results: Results, variants: list[str]) -> list[str]:
@@ -305,7 +295,7 @@ def main() -> None:
         *table(results, names),
     ]
     if not args.quick:
-        slope = per_chunk_slope(args.reps or 10, variants)
+        slope = per_chunk_slope(max(args.reps or 30, 15), variants)
         found = competitors(args.reps or 10)
         lines += ["", *targets.report(results, slope, found)]
     lines.append("")

@@ -72,6 +72,27 @@ def test_decompose_and_floor_print_their_tables() -> None:
     assert "| OTel histogram, bound, one reader |" in floor
 
 
+def test_full_runs_per_chunk_slope_pairs_each_variant_with_bare() -> None:
+    """run.py's per-chunk figure: one value per repetition for every traced
+    variant, each chat streamed (the traced ones emit spans). In a child process:
+    the variants configure structlog globally."""
+    probe = (
+        "import json, sys; sys.path.insert(0, '.')\n"
+        "from benchmarks.run import per_chunk_slope\n"
+        "from benchmarks.variants import lg_otel_variants\n"
+        "variants = lg_otel_variants()\n"
+        "found = per_chunk_slope(2, variants)\n"
+        "print(json.dumps({'found': found,"
+        " 'spans': [v.exporter.count for v in variants]}))\n"
+    )
+    got = json.loads(_run("-c", probe).splitlines()[-1])
+    assert list(got["found"]) == ["spans", "spans+metrics", "spans+metrics+logs"]
+    assert all(len(values) == 2 for values in got["found"].values())
+    bare, *traced = got["spans"]
+    assert bare == 0
+    assert all(count > 0 for count in traced)
+
+
 def test_exporter_down_target_runs_and_stops_its_sink() -> None:
     """Three graphs run against a live sink process (twice) and a closed port."""
     sys.path.insert(0, str(ROOT))
@@ -131,7 +152,7 @@ def test_rss_child_reports_the_peak_and_the_end() -> None:
     assert found["peak_growth_mb"] < 100  # MB: a parse gone wrong reads as KB or nan
 
 
-@pytest.mark.parametrize("what", ["calls", "tasks", "graph"])
+@pytest.mark.parametrize("what", ["calls", "tasks", "graph", "chunks"])
 def test_ab_compares_two_commits_and_leaves_no_worktree(what: str) -> None:
     """--quick measures HEAD against itself in alternating processes, prints one
     pair and the median change, and removes the worktrees it checked out."""
