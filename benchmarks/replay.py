@@ -135,7 +135,12 @@ def replayer(
                 hook.drain()
             # As the tap: items of its direct modes skip route().
             item = args[0]
-            if type(item) is tuple and len(item) == 2 and item[0] in plan.direct:
+            if (
+                type(item) is tuple
+                and len(item) == 2
+                and type(item[0]) is str
+                and item[0] in plan.direct
+            ):
                 out: object = item
             else:
                 out = route(item)

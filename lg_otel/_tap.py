@@ -462,7 +462,12 @@ def _sync_tap(
         for item in inner:
             if hook.pending:
                 hook.drain()
-            if type(item) is tuple and len(item) == 2 and item[0] in direct:
+            if (
+                type(item) is tuple
+                and len(item) == 2
+                and type(item[0]) is str  # hashable: set membership cannot raise
+                and item[0] in direct
+            ):
                 out: object = item
             else:
                 out = route(item)
@@ -525,7 +530,12 @@ async def _async_tap(
         async for item in inner:
             if hook.pending:
                 hook.drain()
-            if type(item) is tuple and len(item) == 2 and item[0] in direct:
+            if (
+                type(item) is tuple
+                and len(item) == 2
+                and type(item[0]) is str  # hashable: set membership cannot raise
+                and item[0] in direct
+            ):
                 out: object = item
             else:
                 out = route(item)
