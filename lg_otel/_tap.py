@@ -163,7 +163,7 @@ class _Plan:
                     ns = ()
             elif type(item) is dict:
                 mode, ns, payload = item.get("type"), item.get("ns"), item.get("data")
-            if mode is not None:
+            if type(mode) is str:  # anything else: parse_item reports it
                 keep = item if (not ns or self.request.subgraphs) else _SKIP
                 if mode == "tasks":
                     if self.own_tasks:

@@ -11,6 +11,8 @@ from typing import Any, cast
 
 import pytest
 from langchain_core.messages import HumanMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -28,7 +30,7 @@ from lg_otel._parse import Part
 from lg_otel._spanpath import FinishedSpans, RecordedSpan
 from lg_otel._tap import _Plan
 from tests.conftest import attrs_of, by_name, instrumentation, normalise, provider_for
-from tests.graphs import SHAPES, Boom, chat, nested
+from tests.graphs import SHAPES, Boom, S, chat, nested
 
 
 class CountingProcessor(SpanProcessor):
@@ -360,3 +362,52 @@ async def test_cancellation_in_a_parallel_superstep(counted: Any) -> None:
         "invoke_node c": n.STATUS_CANCELLED,
     }
     assert instrumentation(traced).active.count == 0
+
+
+class _OddItems(CompiledStateGraph):  # type: ignore[type-arg]
+    """A graph class whose streams also yield a 2-tuple led by a list: no
+    LangGraph release does, but a subclass may, and the tap must not choke."""
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """The first item is odd; then the graph's own."""
+        yield (["not", "a", "mode"], "payload")
+        yield from super().stream(*args, **kwargs)
+
+    async def astream(self, *args: Any, **kwargs: Any) -> Any:
+        """As :meth:`stream`."""
+        yield (["not", "a", "mode"], "payload")
+        async for item in super().astream(*args, **kwargs):
+            yield item
+
+
+def _odd_graph() -> Any:
+    g = StateGraph(S)
+    g.add_node("a", lambda state: {"log": ["a"]})
+    g.add_edge(START, "a")
+    g.add_edge("a", END)
+    graph = g.compile(name="odd")
+    graph.__class__ = _OddItems
+    return graph
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_an_item_with_an_unhashable_head_reaches_the_caller(
+    use_async: bool, tracing: Any
+) -> None:
+    """A v1 item whose first element is unhashable passes through unchanged
+    (the fast path's mode checks would have raised on it), the run's telemetry
+    goes on, and the odd item is counted as a parse error."""
+    provider, exporter = tracing
+    modes = {"stream_mode": ["updates", "custom"]}
+
+    async def drive(graph: Any) -> list[Any]:
+        if use_async:
+            return [item async for item in graph.astream({"log": []}, **modes)]
+        return list(graph.stream({"log": []}, **modes))
+
+    expected = await drive(_odd_graph())
+    traced = lg_otel.instrument(_odd_graph(), tracer_provider=provider)
+    assert await drive(traced) == expected
+    names = {s.name for s in exporter.get_finished_spans()}
+    assert names >= {f"{n.SPAN_RUN} odd", f"{n.SPAN_TASK} a"}
+    assert instrumentation(traced).errors.counts.get(n.COMPONENT_PARSE, 0) >= 1
