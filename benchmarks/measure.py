@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -89,3 +90,52 @@ def summary(values: list[float], fmt: str = "{:.2f}") -> str:
         f"{fmt.format(statistics.median(values))} "
         f"[{fmt.format(min(values))}-{fmt.format(max(values))}]"
     )
+
+
+def median_interval(values: list[float], resamples: int = 2000) -> tuple[float, float]:
+    """95 % bootstrap interval of the median of ``values`` (seeded: reproducible).
+
+    A target is judged on the median of per-repetition figures; this is how far
+    that median could move on another set of repetitions like these, which the
+    spread of the repetitions themselves (their range or IQR) overstates.
+    """
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    rng = random.Random(0)
+    found = sorted(
+        statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
+    )
+    return found[int(0.025 * resamples)], found[int(0.975 * resamples) - 1]
+
+
+def ratio_interval(
+    ours: list[float], theirs: list[float], resamples: int = 2000
+) -> tuple[float, float]:
+    """95 % bootstrap interval of ``median(ours) / median(theirs)``.
+
+    The two lists are paired (entry ``i`` of both comes from one repetition, each
+    against the same bare process), so repetitions are resampled as pairs.
+    """
+    if len(ours) != len(theirs) or len(ours) < 2:
+        return float("nan"), float("nan")
+    rng = random.Random(0)
+    indices = range(len(ours))
+    found: list[float] = []
+    for _ in range(resamples):
+        picked = rng.choices(indices, k=len(ours))
+        below = statistics.median(theirs[i] for i in picked)
+        if below > 0:
+            found.append(statistics.median(ours[i] for i in picked) / below)
+        else:  # the competitor cost nothing here: the ratio is unbounded
+            found.append(float("inf"))
+    found.sort()
+    return found[int(0.025 * resamples)], found[int(0.975 * resamples) - 1]
+
+
+def judge(low: float, high: float, limit: float) -> str:
+    """Met or not met when a whole 95 % interval says so; else not resolved."""
+    if high <= limit:
+        return "**met**"
+    if low > limit:
+        return "**not met**"
+    return "**not resolved** (the 95 % interval straddles the limit)"

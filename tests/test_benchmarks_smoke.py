@@ -114,6 +114,32 @@ def test_exporter_down_target_runs_and_stops_its_sink() -> None:
     assert "not resolved" in ExporterDown(spread, spread, borderline).verdict()
 
 
+def test_target_verdicts_follow_the_interval_of_the_median() -> None:
+    """A median target is met or missed only when its whole interval says so."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.measure import judge, median_interval, ratio_interval
+
+    tight = [38.0 + 0.01 * i for i in range(30)]
+    low, high = median_interval(tight)
+    assert 38.0 <= low <= high <= 38.3
+    assert judge(low, high, 40) == "**met**"
+    assert judge(*median_interval([v + 5 for v in tight]), 40) == "**not met**"
+    # Wide repetitions around the limit: the interval straddles it.
+    wide = [40.0 + (-1) ** i * i for i in range(30)]
+    assert "not resolved" in judge(*median_interval(wide), 40)
+    # Paired by repetition: a shared shift in one repetition cancels in the ratio.
+    theirs = [200.0 + 10 * (i % 5) for i in range(30)]
+    ours = [t / 5 for t in theirs]
+    low, high = ratio_interval(ours, theirs)
+    assert 0.19 <= low <= high <= 0.21
+    assert judge(low, high, 0.25) == "**met**"
+    assert (
+        judge(*ratio_interval([t / 3 for t in theirs], theirs), 0.25) == "**not met**"
+    )
+    # Too few to say: no interval, no verdict either way.
+    assert "not resolved" in judge(*median_interval([1.0]), 40)
+
+
 def test_a_replay_reproduces_the_recorded_run() -> None:
     """Replaying the wide graph's recording gives a fresh run its 211 spans."""
     sys.path.insert(0, str(ROOT))
