@@ -133,13 +133,21 @@ def replayer(
                 continue
             if hook.pending:
                 hook.drain()
-            # As the tap: items of its direct modes skip route().
+            # As the tap: items of its direct modes, and interrupt-free updates
+            # and values, skip route().
             item = args[0]
             if (
                 type(item) is tuple
                 and len(item) == 2
                 and type(item[0]) is str
-                and item[0] in plan.direct
+                and (
+                    item[0] in plan.direct
+                    or (
+                        item[0] in plan.checked
+                        and type(item[1]) is dict
+                        and _tap._INTERRUPT not in item[1]
+                    )
+                )
             ):
                 out: object = item
             else:

@@ -256,8 +256,15 @@ class RunHook(BaseCallbackHandler):
         if self._children:
             self._children.pop(key, None)
         root = self._roots.pop(key, None)
-        if root is not None:
-            self._task_done(root, None)
+        if root is None:
+            return
+        try:  # _task_done(root, None), inline: once per node task
+            task_id, token = root
+            if token is not None and not self._binder.deactivate(token):
+                self.pending.append(token)
+            self.tracker.task_returned(task_id, n.STATUS_OK)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
+            self._on_error(n.COMPONENT_HOOK, exc)
 
     def on_chain_error(
         self, error: BaseException, *, run_id: UUID, **kwargs: Any

@@ -468,26 +468,28 @@ class RecordedSpan(trace.Span):
             event.update(attributes)
         self.add_event("exception", event, timestamp)
 
-    def end_with(self, key: str, value: str, end_time: int) -> None:
-        """Set one ``str`` attribute and end: what lg_otel does last to most spans."""
-        if self._end is not None:
-            return  # as lg_otel's callers skip a span that no longer records
-        attrs = self._attrs
-        if (
-            type(attrs) is dict
-            and key not in attrs
-            and len(attrs) < self._path.plain_limit
-        ):
-            attrs[key] = value
-        else:
-            self.set_attribute(key, value)
-        self.end(end_time)
-
     def end(self, end_time: int | None = None) -> None:
         """End once: hand the processors one finished span (if sampled)."""
         if self._end is not None:
             _sdk_log.warning("Calling end() on an ended span.")
             return
+        self.end_with(None, "", end_time)
+
+    def end_with(self, key: str | None, value: str, end_time: int | None) -> None:
+        """Set one ``str`` attribute (unless ``key`` is None) and end: what lg_otel
+        does last to most spans, in one call (it is :meth:`end`'s body)."""
+        if self._end is not None:
+            return  # as lg_otel's callers skip a span that no longer records
+        if key is not None:
+            attrs = self._attrs
+            if (
+                type(attrs) is dict
+                and key not in attrs
+                and len(attrs) < self._path.plain_limit
+            ):
+                attrs[key] = value
+            else:
+                self.set_attribute(key, value)
         self._end = end = end_time if end_time is not None else time.time_ns()
         if not self._ctx[3] & _SAMPLED:  # trace_flags (lg_otel made this context)
             return  # recorded, not sampled: the SDK's processors drop it

@@ -34,7 +34,13 @@ from lg_otel._records import (
     ToolRecord,
     raised_by_call,
 )
-from lg_otel._spanpath import RecordedSpan, SpanMaker, SpanPath, context_with
+from lg_otel._spanpath import (
+    _SPAN_KEY,
+    RecordedSpan,
+    SpanMaker,
+    SpanPath,
+    context_with,
+)
 
 _OFFSET = "wall_offset"
 _EMPTY = otel_context.Context()
@@ -227,7 +233,11 @@ class SpanSink:
             attributes[n.ATTR_CHECKPOINT_NS] = task.checkpoint_ns
         if task.namespace:
             attributes[n.ATTR_NAMESPACE] = task.namespace
-        parent = self._parent_of(run, task.parent_task_id)
+        parent = (
+            run.slots.get(_CTX) or _EMPTY  # _parent_of(), inline: a top-level task
+            if task.parent_task_id is None
+            else self._parent_of(run, task.parent_task_id)
+        )
         by_task = run.slots.get(_TASK_CTX)
         if by_task is None:
             by_task = run.slots[_TASK_CTX] = {}
@@ -243,7 +253,12 @@ class SpanSink:
             slots[_OFFSET] + task.start_ns,  # _wall(), inline on the hot path
         )
         task.slots[_SPAN] = span
-        by_task[task.task_id] = task.slots[_CTX] = context_with(span, parent)
+        by_task[task.task_id] = task.slots[_CTX] = (
+            # context_with(span, parent), inline: once per node task
+            otel_context.Context({**parent, _SPAN_KEY: span})
+            if _SPAN_KEY is not None
+            else context_with(span, parent)
+        )
 
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
         """End a task span with its status."""

@@ -122,6 +122,12 @@ def _with_hook(config: dict[str, Any], hook: RunHook) -> dict[str, Any] | None:
     return None
 
 
+#: The key of an interrupt in an ``updates`` (or ``values``) payload.
+_INTERRUPT = "__interrupt__"
+#: See :attr:`_Plan.checked`.
+_CHECKED = frozenset({"updates", "values"})
+
+
 @dataclass(slots=True)
 class _Plan:
     """One traced run: the call to make and how to route what comes back."""
@@ -146,6 +152,9 @@ class _Plan:
     #: ``route``: what it would return unchanged and read nothing from. It grows
     #: by ``messages`` once the run's first token is in.
     direct: set[str] = field(default_factory=set)
+    #: Modes whose v1 items (``updates``, ``values``) matter to the tap only for
+    #: an interrupt: one with a dict payload that holds none skips ``route`` too.
+    checked: frozenset[str] = frozenset()
 
     def route(self, item: object) -> object:
         """Feed telemetry from one raw item; return the caller's item or ``_SKIP``."""
@@ -175,7 +184,7 @@ class _Plan:
                     # in the caller's shape; only an interrupt in it matters here.
                     if (
                         type(payload) is not dict
-                        or "__interrupt__" in payload
+                        or _INTERRUPT in payload
                         or type(item) is dict
                     ) and _interrupt_in(item, mode):
                         self.tracker.mark_interrupted()
@@ -430,6 +439,7 @@ def _plan(
             plan.own_tasks = "tasks" not in request.stream_mode
             if not subgraphs:
                 plan.direct.update(plan.passthrough)
+                plan.checked = _CHECKED
         return plan
     except Exception as exc:  # noqa: BLE001 - if we cannot trace, run it bare
         instr.record_error(n.COMPONENT_PARSE, exc)
@@ -455,7 +465,7 @@ def _sync_tap(
     status, error = n.STATUS_OK, None
     try:
         hook, route, clock = plan.hook, plan.route, plan.instr.clock
-        tracker, direct = plan.tracker, plan.direct
+        tracker, direct, checked = plan.tracker, plan.direct, plan.checked
         # Under invoke() LangGraph's own loop consumes the items at once: there is
         # no first chunk to time and no consumer to wait for.
         timed = first = plan.ttfc
@@ -466,7 +476,16 @@ def _sync_tap(
                 type(item) is tuple
                 and len(item) == 2
                 and type(item[0]) is str  # hashable: set membership cannot raise
-                and item[0] in direct
+                and (
+                    item[0] in direct
+                    # One per node task under invoke(): route() would read it
+                    # only for an interrupt.
+                    or (
+                        item[0] in checked
+                        and type(item[1]) is dict
+                        and _INTERRUPT not in item[1]
+                    )
+                )
             ):
                 out: object = item
             else:
@@ -523,7 +542,7 @@ async def _async_tap(
     status, error = n.STATUS_OK, None
     try:
         hook, route, clock = plan.hook, plan.route, plan.instr.clock
-        tracker, direct = plan.tracker, plan.direct
+        tracker, direct, checked = plan.tracker, plan.direct, plan.checked
         # Under ainvoke() LangGraph's own loop consumes the items at once: there is
         # no first chunk to time and no consumer to wait for.
         timed = first = plan.ttfc
@@ -534,7 +553,16 @@ async def _async_tap(
                 type(item) is tuple
                 and len(item) == 2
                 and type(item[0]) is str  # hashable: set membership cannot raise
-                and item[0] in direct
+                and (
+                    item[0] in direct
+                    # One per node task under invoke(): route() would read it
+                    # only for an interrupt.
+                    or (
+                        item[0] in checked
+                        and type(item[1]) is dict
+                        and _INTERRUPT not in item[1]
+                    )
+                )
             ):
                 out: object = item
             else:

@@ -266,7 +266,11 @@ class RunTracker:
             self._tasks[task_id] = task
             if self._announced:
                 self._announced.pop(task_id, None)
-            self._start(task)
+            if parent_task_id is None:  # _start(), inline: no parent to open first
+                task.started = True
+                self._sink.task_started(self.run, task)
+            else:
+                self._start(task)
             return task
 
     def subgraph_entered(self, task_id: str, name: str) -> None:
@@ -323,7 +327,11 @@ class RunTracker:
                 task.error = None
                 if self._failed:
                     self._end_failed_below(task_id)
-                self._task_ended(task)
+                if self._parked is None and status != n.STATUS_INTERRUPTED:
+                    # _task_ended(), inline: nothing to wait for or to explain.
+                    self._sink.task_ended(self.run, task)
+                else:
+                    self._task_ended(task)
 
     def task_ok(self, task_id: str, name: str, parent_task_id: str | None) -> None:
         """The stream reported that a task finished without error or interrupt."""

@@ -62,10 +62,11 @@ class FinishedCounter(CountingProcessor):
 
     It watches lg_otel's own span recorder instead: every recorded span it starts,
     and every real end (a second ``end()`` is ignored, as the SDK ignores it).
+    Every end goes through ``end_with`` (``end()`` included), so that is watched.
     """
 
     def watch(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        start, end = FinishedSpans.start, RecordedSpan.end
+        start, end_with = FinishedSpans.start, RecordedSpan.end_with
 
         def counting_start(maker: FinishedSpans, *args: Any, **kwargs: Any) -> Any:
             span = start(maker, *args, **kwargs)
@@ -74,15 +75,17 @@ class FinishedCounter(CountingProcessor):
                     self.started[span.get_span_context().span_id] = span._name
             return span
 
-        def counting_end(span: RecordedSpan, end_time: int | None = None) -> None:
+        def counting_end(
+            span: RecordedSpan, key: str | None, value: str, end_time: int | None
+        ) -> None:
             if span.is_recording():
                 span_id = span.get_span_context().span_id
                 with self.lock:
                     self.ended[span_id] = self.ended.get(span_id, 0) + 1
-            end(span, end_time)
+            end_with(span, key, value, end_time)
 
         monkeypatch.setattr(FinishedSpans, "start", counting_start)
-        monkeypatch.setattr(RecordedSpan, "end", counting_end)
+        monkeypatch.setattr(RecordedSpan, "end_with", counting_end)
 
 
 @pytest.fixture
