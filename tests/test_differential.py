@@ -14,7 +14,7 @@ import lg_otel
 from lg_otel import _names as n
 from lg_otel import _tap
 from tests.conftest import normalise
-from tests.graphs import SHAPES, Shape, chat
+from tests.graphs import SHAPES, Shape, chat, human
 from tests.typed_graphs import TYPED_SHAPES
 
 #: Every shape, typed-state ones (Pydantic, dataclass) included.
@@ -254,6 +254,43 @@ async def test_items_with_nothing_to_read_skip_route(
         "langgraph_run_time_to_first_token_seconds_count", {"langgraph_graph": "chat"}
     )
     assert ttft == 1
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_interrupt_free_updates_skip_route(
+    use_async: bool, tracing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under invoke() a task's ``updates`` item reaches LangGraph's own loop
+    without route() unless it holds an interrupt, which is still read: the result
+    is the bare graph's and the run span says interrupted."""
+    provider, exporter = tracing
+    routed: list[object] = []
+    route = _tap._Plan.route
+
+    def counting(self: Any, item: object) -> object:
+        routed.append(item)
+        return route(self, item)
+
+    monkeypatch.setattr(_tap._Plan, "route", counting)
+
+    async def run(graph: Any) -> Any:
+        config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
+        if use_async:
+            return await graph.ainvoke({"log": []}, config)
+        return graph.invoke({"log": []}, config)
+
+    expected = await run(human())
+    routed.clear()
+    got = await run(lg_otel.instrument(human(), tracer_provider=provider))
+    assert got["log"] == expected["log"] == ["prepare"]
+    assert [i.value for i in got["__interrupt__"]] == ["approve?"]
+    updates = [i for i in routed if isinstance(i, tuple) and i[0] == "updates"]
+    # prepare's update skipped route(); the interrupt's did not.
+    assert len(updates) == 1
+    assert "__interrupt__" in updates[0][1]
+    (span,) = [s for s in exporter.get_finished_spans() if s.name.endswith("human")]
+    assert span.attributes is not None
+    assert span.attributes[n.ATTR_STATUS] == n.STATUS_INTERRUPTED
 
 
 async def _drive_sync_in_async(graph: Any, shape: Shape, **kwargs: Any) -> list[str]:
