@@ -140,6 +140,24 @@ def test_target_verdicts_follow_the_interval_of_the_median() -> None:
     assert "not resolved" in judge(*median_interval([1.0]), 40)
 
 
+def test_target_rows_state_the_interval_and_its_verdict() -> None:
+    """The report's per-task and against-OpenLLMetry rows carry the median, its
+    interval, the repetitions and the verdict the interval gives."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.targets import _against_openllmetry_row, _per_task_row
+
+    row = _per_task_row("per task ≤ 40 µs", [44.0 + 0.01 * i for i in range(30)], 40)
+    assert "44 µs [44, 44], 30 repetitions | **not met** |" in row
+    theirs = [200.0 + i for i in range(30)]
+    found = {
+        "lg_otel": {"per_task_samples": [t / 5 for t in theirs]},
+        "openllmetry": {"per_task_samples": theirs},
+    }
+    row = _against_openllmetry_row(found)
+    assert "0.20x [0.20, 0.20], 30 processes per side | **met** |" in row
+    assert "**not measured**" in _against_openllmetry_row({"lg_otel": {}})
+
+
 def test_a_replay_reproduces_the_recorded_run() -> None:
     """Replaying the wide graph's recording gives a fresh run its 211 spans."""
     sys.path.insert(0, str(ROOT))
