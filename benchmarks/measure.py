@@ -92,6 +92,11 @@ def summary(values: list[float], fmt: str = "{:.2f}") -> str:
     )
 
 
+def central_95(found: list[float]) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of sorted bootstrap resamples."""
+    return found[int(0.025 * len(found))], found[int(0.975 * len(found)) - 1]
+
+
 def median_interval(values: list[float], resamples: int = 2000) -> tuple[float, float]:
     """95 % bootstrap interval of the median of ``values`` (seeded: reproducible).
 
@@ -105,7 +110,7 @@ def median_interval(values: list[float], resamples: int = 2000) -> tuple[float, 
     found = sorted(
         statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
     )
-    return found[int(0.025 * resamples)], found[int(0.975 * resamples) - 1]
+    return central_95(found)
 
 
 def ratio_interval(
@@ -129,7 +134,7 @@ def ratio_interval(
         else:  # the competitor cost nothing here: the ratio is unbounded
             found.append(float("inf"))
     found.sort()
-    return found[int(0.025 * resamples)], found[int(0.975 * resamples) - 1]
+    return central_95(found)
 
 
 def judge(low: float, high: float, limit: float) -> str:

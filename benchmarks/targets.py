@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry
 import lg_otel
 from benchmarks.measure import (
     Samples,
+    central_95,
     judge,
     median_interval,
     overhead_us,
@@ -160,7 +161,7 @@ class ExporterDown:
             p99_of(self.down) / min(p99_of(self.up), p99_of(self.up_again))
             for _ in range(resamples)
         )
-        return found[int(0.025 * resamples)], found[int(0.975 * resamples) - 1]
+        return central_95(found)
 
     def verdict(self, limit: float = 1.05) -> str:
         """Met or not met when the whole 95 % interval says so; else not resolved."""

@@ -217,22 +217,28 @@ def test_async_event_loop_untouched_by_context(tracing: Any) -> None:
     assert otel_context.get_current() == before
 
 
+@pytest.fixture
+def routed(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every raw item the tap hands to ``route()``, in order (route still runs)."""
+    seen: list[object] = []
+    route = _tap._Plan.route
+
+    def counting(self: Any, item: object) -> object:
+        seen.append(item)
+        return route(self, item)
+
+    monkeypatch.setattr(_tap._Plan, "route", counting)
+    return seen
+
+
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 async def test_items_with_nothing_to_read_skip_route(
-    use_async: bool, tracing: Any, monkeypatch: pytest.MonkeyPatch
+    use_async: bool, tracing: Any, routed: list[object]
 ) -> None:
     """After the run's first token the tap hands messages items over without
     route(): the caller still gets the bare graph's items, and the first token,
     the chunk count and the interrupt-free updates are still read."""
     provider, exporter = tracing
-    routed: list[object] = []
-    route = _tap._Plan.route
-
-    def counting(self: Any, item: object) -> object:
-        routed.append(item)
-        return route(self, item)
-
-    monkeypatch.setattr(_tap._Plan, "route", counting)
     registry = CollectorRegistry()
     traced = lg_otel.instrument(chat(), tracer_provider=provider, registry=registry)
     shape = next(s for s in SHAPES if s.name == "chat")
@@ -258,20 +264,12 @@ async def test_items_with_nothing_to_read_skip_route(
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 async def test_interrupt_free_updates_skip_route(
-    use_async: bool, tracing: Any, monkeypatch: pytest.MonkeyPatch
+    use_async: bool, tracing: Any, routed: list[object]
 ) -> None:
     """Under invoke() a task's ``updates`` item reaches LangGraph's own loop
     without route() unless it holds an interrupt, which is still read: the result
     is the bare graph's and the run span says interrupted."""
     provider, exporter = tracing
-    routed: list[object] = []
-    route = _tap._Plan.route
-
-    def counting(self: Any, item: object) -> object:
-        routed.append(item)
-        return route(self, item)
-
-    monkeypatch.setattr(_tap._Plan, "route", counting)
 
     async def run(graph: Any) -> Any:
         config: RunnableConfig = {"configurable": {"thread_id": str(uuid.uuid4())}}
