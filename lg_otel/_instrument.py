@@ -14,6 +14,7 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
 from lg_otel import _names as n
+from lg_otel._batch import Batch
 from lg_otel._config import Config
 from lg_otel._configure import otlp_logs_level
 from lg_otel._content import ContentPolicy
@@ -110,6 +111,7 @@ class GraphInstrumentation(Instrumentation):
             content_on_spans=self.policy.spans,
             content_as_events=self.policy.events,
             provider=tracer_provider,
+            batch=Batch(lambda exc: self.errors.record(n.COMPONENT_SPANS, exc)),
         )
         # The spans sink runs first: the others read the span it stores on records.
         sinks: list[tuple[Sink, str]] = [
@@ -124,6 +126,7 @@ class GraphInstrumentation(Instrumentation):
                 use_prometheus=registry is not False,
                 max_label_values=config.max_label_values or 200,
                 per_chunk_metrics=bool(config.per_chunk_metrics),
+                on_error=self.errors.record,
             )
             sinks.append((self.metrics, n.COMPONENT_METRICS))
             self.errors.add_listener(self.metrics.count_internal_error)

@@ -16,9 +16,10 @@ per worker pid).
 
 from __future__ import annotations
 
+import logging
 import threading
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from time import monotonic_ns
@@ -31,6 +32,7 @@ from opentelemetry.trace import SpanContext
 from prometheus_client.metrics import MetricWrapperBase
 
 from lg_otel import _names as n
+from lg_otel._batch import Batch
 from lg_otel._histograms import Recorder, can_bind, recorder
 from lg_otel._records import SPAN_CONTEXT_SLOT as _CTX
 from lg_otel._records import SPAN_SLOT as _SPAN
@@ -51,6 +53,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     _VERSION = "0"
 
 _ACTIVE = "metrics_active"  # set once this run counted in runs.active
+_log = logging.getLogger("lg_otel")
 # Not the caller's current context, which may hold an unrelated span: the SDK
 # takes an empty context for none at all and falls back to the current one.
 _NO_SPAN = trace.set_span_in_context(trace.INVALID_SPAN, Context())
@@ -431,6 +434,10 @@ class MetricsSink(NullSink):
     ``langgraph.llm.max_chunk_gap``; with ``per_chunk_metrics`` also the semconv's
     ``gen_ai.client.operation.time_per_output_chunk``, one observation per chunk
     after the first, recorded when the call ends.
+
+    Node task durations, and the durations of a run's saver and store calls, are
+    recorded in batches (:mod:`lg_otel._batch`): when their run ends, or at most
+    ``FLUSH_INTERVAL_S`` after the task or call ended, whichever is first.
     """
 
     def __init__(
@@ -442,6 +449,7 @@ class MetricsSink(NullSink):
         use_prometheus: bool = True,
         max_label_values: int = 200,
         per_chunk_metrics: bool = False,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         """Create (or reuse) the instruments; raises ValueError on a name clash.
 
@@ -454,6 +462,8 @@ class MetricsSink(NullSink):
             per_chunk_metrics: Record ``time_per_output_chunk`` once per chunk
                 after the first, from the gaps the tracker kept
                 (``LlmRecord.gaps``).
+            on_error: ``on_error(component, exc)`` counts a batched observation
+                that failed (None: this sink counts and logs it itself).
         """
         meter = provider = None
         if use_otel:
@@ -497,6 +507,12 @@ class MetricsSink(NullSink):
         self._saver = _Cap(max_label_values)
         # (graph, operation, saver, status) as recorded -> resolved label set.
         self._calls: dict[tuple[str, str, str, str | None], _Child] = {}
+        self._on_error = on_error
+        self._batch = Batch(self._batch_failed)
+        self._later = self._batch.items.append
+        self._observe_task = self._task_duration.observe_child
+        self._observe_checkpoint = self._checkpoint_duration.observe_child
+        self._observe_store = self._store_duration.observe_child
         #: Histograms still behind the API's proxy (see :meth:`_rebind`).
         self._pending = tuple(
             s for s in vars(self).values() if isinstance(s, _Series) and s._pending
@@ -511,6 +527,17 @@ class MetricsSink(NullSink):
             return
         provider = metrics.get_meter_provider()
         self._pending = tuple(s for s in self._pending if not s.rebind(provider))
+
+    def _batch_failed(self, exc: BaseException) -> None:
+        if self._on_error is not None:
+            self._on_error(n.COMPONENT_METRICS, exc)
+            return
+        _log.debug("lg_otel %s failed: %r", n.COMPONENT_METRICS, exc, exc_info=exc)
+        self.count_internal_error(n.COMPONENT_METRICS)
+
+    def flush(self) -> None:
+        """Record every batched observation now (a run's end does this too)."""
+        self._batch.flush()
 
     def count_internal_error(self, component: str) -> None:
         """Count one swallowed telemetry failure (an ``InternalErrors`` listener)."""
@@ -542,6 +569,8 @@ class MetricsSink(NullSink):
         # Only undo what run_started did, so the gauge never drifts below zero.
         if run.slots.pop(_ACTIVE, False):
             self._active.add((run.graph,), -1)
+        # The run's tasks and saver calls first: all of them are in by its end.
+        self._batch.flush()
         span = run.slots.get(_SPAN)
         duration = _seconds(run.start_ns, run.end_ns)
         if duration is not None:
@@ -563,7 +592,9 @@ class MetricsSink(NullSink):
         span = task.slots.get(_SPAN)
         # No span (its start failed): no context either, as it would name the parent.
         ctx = task.slots.get(_CTX) if span is not None else None
-        self._task_duration.observe_child(child, (end - task.start_ns) / 1e9, span, ctx)
+        self._later((self._observe_task, child, (end - task.start_ns) / 1e9, span, ctx))
+        if monotonic_ns() > self._batch.due_ns:
+            self._batch.arm()
 
     def _task_child(self, key: tuple[str, str, str, str | None]) -> _Child:
         """Resolve a task's labels (capped) once per (graph, node, namespace,
@@ -641,7 +672,12 @@ class MetricsSink(NullSink):
         span = slots.get(_SPAN)
         ctx = slots.get(_CTX) if span is not None else None
         duration = (end - call.start_ns) / 1e9
-        self._checkpoint_duration.observe_child(child, duration, span, ctx)
+        if run is None:  # get_state() and the like: no run end to flush it
+            self._observe_checkpoint(child, duration, span, ctx)
+            return
+        self._later((self._observe_checkpoint, child, duration, span, ctx))
+        if monotonic_ns() > self._batch.due_ns:
+            self._batch.arm()
 
     def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Record the store call's duration."""
@@ -649,6 +685,13 @@ class MetricsSink(NullSink):
         if duration is None:
             return
         labels = (call.graph, call.operation, call.status or n.STATUS_OK)
+        series = self._store_duration
+        child = series._children.get(labels) or series.child(labels)
         span = call.slots.get(_SPAN)
         ctx = call.slots.get(_CTX) if span is not None else None
-        self._store_duration.observe(labels, duration, span, ctx)
+        if run is None:
+            self._observe_store(child, duration, span, ctx)
+            return
+        self._later((self._observe_store, child, duration, span, ctx))
+        if monotonic_ns() > self._batch.due_ns:
+            self._batch.arm()

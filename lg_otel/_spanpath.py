@@ -39,6 +39,8 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
+from lg_otel._batch import Batch
+
 try:  # the key under which the API keeps a context's span (private, stable)
     from opentelemetry.trace.propagation import _SPAN_KEY as _KEY
 
@@ -475,9 +477,20 @@ class RecordedSpan(trace.Span):
             return
         self.end_with(None, "", end_time)
 
-    def end_with(self, key: str | None, value: str, end_time: int | None) -> None:
+    def end_with(
+        self,
+        key: str | None,
+        value: str,
+        end_time: int | None,
+        batch: Batch | None = None,
+    ) -> None:
         """Set one ``str`` attribute (unless ``key`` is None) and end: what lg_otel
-        does last to most spans, in one call (it is :meth:`end`'s body)."""
+        does last to most spans, in one call (it is :meth:`end`'s body).
+
+        With a ``batch``, the finished span reaches the processors when the batch
+        is flushed (its run's end, or the batch's timer), not now: the span is
+        ended all the same, and exported unchanged.
+        """
         if self._end is not None:
             return  # as lg_otel's callers skip a span that no longer records
         if key is not None:
@@ -493,6 +506,20 @@ class RecordedSpan(trace.Span):
         self._end = end = end_time if end_time is not None else time.time_ns()
         if not self._ctx[3] & _SAMPLED:  # trace_flags (lg_otel made this context)
             return  # recorded, not sampled: the SDK's processors drop it
+        if batch is None:
+            self.emit(end, None, None)
+            return
+        # The processors the provider has as the span ends: they get it, as the
+        # SDK's fan-out would hand it to them now.
+        processors = self._path.active._span_processors
+        batch.items.append((RecordedSpan.emit, self, end, processors, None))
+        if time.monotonic_ns() > batch.due_ns:
+            batch.arm()
+
+    def emit(self, end: int, processors: Any, _unused: None) -> None:
+        """Hand the finished span to the provider's processors (sampled spans
+        only): those it has now, or (from a batch) those it had as the span
+        ended. The unused argument makes it a batch's call."""
         path = self._path
         readable = ReadableSpan(
             self._name,
@@ -511,13 +538,18 @@ class RecordedSpan(trace.Span):
             path.scope,
         )
         active = path.active
-        if active._span_processors is path.processors:
+        if processors is None:
+            processors = active._span_processors
+        if processors is path.processors:
             for on_end in path.on_end:
                 on_end(readable)
-        else:
+        elif processors is active._span_processors:
             # A processor was added since the run began: the SDK's fan-out hands
             # a span ending now to every processor the provider has now.
             active.on_end(readable)
+        else:  # and one was added since this span ended: those it had then
+            for processor in processors:
+                processor.on_end(readable)
 
     def __exit__(
         self,

@@ -21,6 +21,7 @@ from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from lg_otel import _names as n
+from lg_otel._batch import Batch
 from lg_otel._hook import Binder
 from lg_otel._records import SPAN_CONTEXT_SLOT as _CTX
 from lg_otel._records import SPAN_SLOT as _SPAN
@@ -89,9 +90,14 @@ class SpanSink:
         content_on_spans: bool = False,
         content_as_events: bool = False,
         provider: object = None,
+        batch: Batch | None = None,
     ) -> None:
         """Use ``tracer`` (made by ``provider``); ``clock`` is the tracker's
         monotonic clock (ns).
+
+        With a ``batch``, the task spans (and a run's saver and store call spans)
+        that lg_otel records itself reach the processors in batches: at their
+        run's end, or from the batch's timer (see :mod:`lg_otel._batch`).
 
         Captured content (present on records only when the user opted in) goes to
         span attributes and/or a span event, as the capture mode says. Where it is
@@ -100,6 +106,7 @@ class SpanSink:
         global one).
         """
         self._path = SpanPath(tracer, provider)
+        self._batch = batch
         self._clock = clock
         self._content_on_spans = content_on_spans
         self._content_as_events = content_as_events
@@ -195,6 +202,8 @@ class SpanSink:
 
     def run_ended(self, run: RunRecord) -> None:
         """End the run span with its status."""
+        if self._batch is not None:
+            self._batch.flush()  # the run's spans before the run's own
         run.slots.pop(_TASK_CTX, None)
         span: Span | None = run.slots.get(_SPAN)
         if span is None:  # its start failed, and was counted then
@@ -276,7 +285,7 @@ class SpanSink:
         end = run.slots[_OFFSET] + (task.end_ns or 0)  # _wall(), inline
         status = task.status
         if type(span) is RecordedSpan and (status is None or status == n.STATUS_OK):
-            span.end_with(n.ATTR_STATUS, n.STATUS_OK, end)  # _end()'s first step
+            span.end_with(n.ATTR_STATUS, n.STATUS_OK, end, self._batch)
             return
         self._end(span, status, task.error, end, event, run)
 
@@ -429,7 +438,9 @@ class SpanSink:
         # An ok call without results (nearly all of them) ends in one step.
         status = call.status
         if results is None and status == n.STATUS_OK and type(span) is RecordedSpan:
-            span.end_with(n.ATTR_STATUS, n.STATUS_OK, end)  # _end()'s first step
+            # _end()'s first step; emitted in a batch if a run's end will flush it.
+            batch = self._batch if run is not None else None
+            span.end_with(n.ATTR_STATUS, n.STATUS_OK, end, batch)
             return
         if (results is not None or status != n.STATUS_OK) and span.is_recording():
             if results is not None:

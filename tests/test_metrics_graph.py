@@ -18,6 +18,7 @@ from prometheus_client.openmetrics.exposition import generate_latest
 from typing_extensions import TypedDict
 
 import lg_otel
+from lg_otel import _batch
 from lg_otel import _names as n
 from lg_otel.testing import SimulatedChatModel
 from tests.conftest import attrs_of, instrumentation, meter_provider_for
@@ -507,3 +508,98 @@ def test_first_token_and_chunk_reach_the_sinks_after_the_caller(
     assert seen[first_token] == ("messages", 1.0, 0.0)
     assert all(row[2] == 1.0 for row in seen[first_token + 1 :])
     assert (count(ttfc), count(ttft)) == (1.0, 1.0)
+
+
+def _recorded(meters: Meters) -> tuple[float, int, float, int]:
+    """(Prometheus, OTel) counts of the ``first`` task and of the run's
+    ``get_tuple`` saver calls, as the backends show them now."""
+    first = {
+        "langgraph_graph": "batched",
+        "langgraph_node": "first",
+        "langgraph_namespace": "",
+        "langgraph_status": "ok",
+    }
+    loads = {
+        "langgraph_graph": "batched",
+        "langgraph_checkpoint_operation": "get_tuple",
+        "langgraph_checkpoint_saver": "InMemorySaver",
+        "langgraph_status": "ok",
+    }
+    get = meters.registry.get_sample_value
+    return (
+        get("langgraph_task_duration_seconds_count", first) or 0.0,
+        _otel_count(meters.reader, n.METRIC_TASK_DURATION, **{n.ATTR_NODE: "first"}),
+        get("langgraph_checkpoint_duration_seconds_count", loads) or 0.0,
+        _otel_count(
+            meters.reader,
+            n.METRIC_CHECKPOINT_DURATION,
+            **{n.ATTR_CHECKPOINT_OPERATION: "get_tuple"},
+        ),
+    )
+
+
+def _batched_graph(
+    meters: Meters, tracing: Any, seen: list[Any], wait: bool = True
+) -> Any:
+    """first -> watcher, on an InMemorySaver; the watcher records what the
+    backends show of ``first`` and of the run's first saver call, polling (when
+    ``wait``) up to 10 s for both paths to show them."""
+
+    class State(TypedDict):
+        n: int
+
+    def first(state: State) -> Any:
+        return {"n": state["n"] + 1}
+
+    def watcher(state: State) -> Any:
+        deadline = time.monotonic() + 10
+        seen.append(_recorded(meters))
+        while wait and seen[-1] != (1.0, 1, 1.0, 1) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            seen.append(_recorded(meters))
+        return {"n": state["n"] + 1}
+
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    g = StateGraph(State)
+    g.add_node("first", first)
+    g.add_node("watcher", watcher)
+    g.add_edge(START, "first")
+    g.add_edge("first", "watcher")
+    g.add_edge("watcher", END)
+    compiled = g.compile(name="batched", checkpointer=InMemorySaver())
+    return meters.instrument(compiled, tracing)
+
+
+def test_batched_durations_are_recorded_while_the_run_goes_on(
+    meters: Meters, tracing: Any
+) -> None:
+    """A node's duration and a saver call's reach both metric paths while the
+    run is still going (the batch's timer records them), not only at its end."""
+    seen: list[Any] = []
+    graph = _batched_graph(meters, tracing, seen)
+    graph.invoke({"n": 0}, {"configurable": {"thread_id": "t"}})
+    # Recorded within the batch's interval, long before the 10 s the watcher waits.
+    assert seen[-1] == (1.0, 1, 1.0, 1)
+    assert len(seen) * 0.01 < 5 * _batch.FLUSH_INTERVAL_S + 1
+
+
+def test_a_run_end_records_every_batched_duration(
+    meters: Meters, tracing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no timer in reach (an hour's interval), the run's end records every
+    task and saver call it queued: all of them are in when ``invoke()`` returns."""
+    monkeypatch.setattr(_batch, "FLUSH_INTERVAL_S", 3600.0)
+    seen: list[Any] = []
+    graph = _batched_graph(meters, tracing, seen, wait=False)
+    graph.invoke({"n": 0}, {"configurable": {"thread_id": "t"}})
+    assert seen == [(0.0, 0, 0.0, 0)]  # queued while the run went on
+    assert _recorded(meters) == (1.0, 1, 1.0, 1)
+    watcher = meters.value(
+        "langgraph_task_duration_seconds_count",
+        langgraph_graph="batched",
+        langgraph_node="watcher",
+        langgraph_namespace="",
+        langgraph_status="ok",
+    )
+    assert watcher == 1

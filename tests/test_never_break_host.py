@@ -76,13 +76,17 @@ class FinishedCounter(CountingProcessor):
             return span
 
         def counting_end(
-            span: RecordedSpan, key: str | None, value: str, end_time: int | None
+            span: RecordedSpan,
+            key: str | None,
+            value: str,
+            end_time: int | None,
+            batch: Any = None,
         ) -> None:
             if span.is_recording():
                 span_id = span.get_span_context().span_id
                 with self.lock:
                     self.ended[span_id] = self.ended.get(span_id, 0) + 1
-            end_with(span, key, value, end_time)
+            end_with(span, key, value, end_time, batch)
 
         monkeypatch.setattr(FinishedSpans, "start", counting_start)
         monkeypatch.setattr(RecordedSpan, "end_with", counting_end)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,9 +34,9 @@ from opentelemetry.util._once import Once
 from typing_extensions import TypedDict
 
 import lg_otel
+from lg_otel import _batch, _tap
 from lg_otel import _names as n
-from lg_otel import _tap
-from lg_otel._spanpath import SpanPath
+from lg_otel._spanpath import RecordedSpan, SpanPath
 from tests.conftest import (
     _UUID,
     OnStartProcessor,
@@ -148,18 +149,23 @@ def test_adding_a_processor_switches_path_for_the_next_run() -> None:
 @pytest.mark.parametrize("path", ["finished", "api"])
 def test_a_processor_added_mid_run_gets_the_spans_that_end_after(path: str) -> None:
     """As the SDK's fan-out does: a processor added while a run is in flight gets
-    every span that ends after it was added (here: b's and c's, and the run's)."""
+    every span that ends after it was added (here: b's and c's, and the run's;
+    one added in c, c's and the run's), however late lg_otel hands them over."""
     provider, exporter = provider_for(path)
-    late = InMemorySpanExporter()
+    late, later = InMemorySpanExporter(), InMemorySpanExporter()
 
     def add(state: Any) -> Any:
         provider.add_span_processor(SimpleSpanProcessor(late))
         return {}
 
+    def add_again(state: Any) -> Any:
+        provider.add_span_processor(SimpleSpanProcessor(later))
+        return {}
+
     g = StateGraph(LateState)
     g.add_node("a", lambda state: {})
     g.add_node("b", add)
-    g.add_node("c", lambda state: {})
+    g.add_node("c", add_again)
     g.add_edge(START, "a")
     g.add_edge("a", "b")
     g.add_edge("b", "c")
@@ -167,6 +173,10 @@ def test_a_processor_added_mid_run_gets_the_spans_that_end_after(path: str) -> N
     graph.invoke({"x": 0})
     assert sorted(s.name for s in late.get_finished_spans()) == [
         f"{n.SPAN_TASK} b",
+        f"{n.SPAN_TASK} c",
+        f"{n.SPAN_RUN} late",
+    ]
+    assert sorted(s.name for s in later.get_finished_spans()) == [
         f"{n.SPAN_TASK} c",
         f"{n.SPAN_RUN} late",
     ]
@@ -617,3 +627,82 @@ def _without_stacks(row: dict[str, Any]) -> dict[str, Any]:
             }
         events.append((name, attributes, dropped))
     return {**row, "events": events}
+
+
+def _watched(provider: Any, seen: list[set[str]], wait: bool) -> Any:
+    """first -> watcher on an InMemorySaver; the watcher notes the span names
+    exported so far, polling (when ``wait``) up to 10 s for first's task span and
+    the run's first saver call span."""
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    wanted = {f"{n.SPAN_TASK} first", f"{n.SPAN_CHECKPOINT} get_tuple"}
+
+    def watcher(state: Any) -> Any:
+        deadline = time.monotonic() + 10
+        seen.append({s.name for s in exporter.get_finished_spans()})
+        while wait and not wanted <= seen[-1] and time.monotonic() < deadline:
+            time.sleep(0.01)
+            seen.append({s.name for s in exporter.get_finished_spans()})
+        return {}
+
+    g = StateGraph(LateState)
+    g.add_node("first", lambda state: {})
+    g.add_node("watcher", watcher)
+    g.add_edge(START, "first")
+    g.add_edge("first", "watcher")
+    graph = g.compile(name="watched", checkpointer=InMemorySaver())
+    return lg_otel.instrument(graph, tracer_provider=provider), exporter, wanted
+
+
+def test_recorded_spans_reach_the_processors_while_the_run_goes_on() -> None:
+    """On the finished path a task's span, and a saver call's, are handed over in
+    a batch: within the batch's interval even while their run is still going."""
+    provider = TracerProvider()
+    seen: list[set[str]] = []
+    graph, _, wanted = _watched(provider, seen, wait=True)
+    graph.invoke({"x": 0}, {"configurable": {"thread_id": "t"}})
+    assert wanted <= seen[-1]
+    assert len(seen) * 0.01 < 5 * _batch.FLUSH_INTERVAL_S + 1
+    provider.shutdown()
+
+
+def test_a_run_end_hands_over_every_batched_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no timer in reach, the run's end hands over its batched spans, before
+    the run's own span: all are exported when ``invoke()`` returns."""
+    monkeypatch.setattr(_batch, "FLUSH_INTERVAL_S", 3600.0)
+    provider = TracerProvider()
+    seen: list[set[str]] = []
+    graph, exporter, wanted = _watched(provider, seen, wait=False)
+    graph.invoke({"x": 0}, {"configurable": {"thread_id": "t"}})
+    assert not wanted & seen[0]  # queued while the run went on
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert wanted <= set(names)
+    assert names[-1] == f"{n.SPAN_RUN} watched"
+    assert names.count(f"{n.SPAN_TASK} first") == 1
+    provider.shutdown()
+
+
+def test_a_span_that_fails_to_emit_is_counted_and_the_rest_exported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batched span whose hand-over raises counts as a spans failure; the
+    batch's other spans are still exported."""
+    provider = TracerProvider()
+    seen: list[set[str]] = []
+    graph, exporter, _ = _watched(provider, seen, wait=False)
+    emit = RecordedSpan.emit
+
+    def failing(span: RecordedSpan, end: int, processors: Any, unused: Any) -> None:
+        if span._name == f"{n.SPAN_TASK} first":
+            raise RuntimeError("emit failed")
+        emit(span, end, processors, unused)
+
+    monkeypatch.setattr(RecordedSpan, "emit", failing)
+    graph.invoke({"x": 0}, {"configurable": {"thread_id": "t"}})
+    names = {s.name for s in exporter.get_finished_spans()}
+    assert f"{n.SPAN_TASK} first" not in names
+    assert {f"{n.SPAN_TASK} watcher", f"{n.SPAN_RUN} watched"} <= names
+    assert instrumentation(graph).errors.counts == {n.COMPONENT_SPANS: 1}
+    provider.shutdown()
