@@ -511,6 +511,8 @@ class MetricsSink(NullSink):
         self._batch = Batch(self._batch_failed)
         self._later = self._batch.items.append
         self._observe_task = self._task_duration.observe_child
+        # Bound once: one queued call per task.
+        self._record_task_call = self._record_task
         self._observe_checkpoint = self._checkpoint_duration.observe_child
         self._observe_store = self._store_duration.observe_child
         #: Histograms still behind the API's proxy (see :meth:`_rebind`).
@@ -581,7 +583,15 @@ class MetricsSink(NullSink):
     # --- tasks ----------------------------------------------------------------
 
     def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
-        """Record the task's duration."""
+        """Queue the task's duration: the batch records it (:meth:`_record_task`)."""
+        if task.end_ns is None:
+            return
+        # An ended task's record no longer changes: read it when the batch runs.
+        self._later((self._record_task_call, run, task, None, None))
+        if monotonic_ns() > self._batch.due_ns:
+            self._batch.arm()
+
+    def _record_task(self, run: RunRecord, task: TaskRecord, _: None, __: None) -> None:
         end = task.end_ns
         if end is None:
             return
@@ -592,9 +602,7 @@ class MetricsSink(NullSink):
         span = task.slots.get(_SPAN)
         # No span (its start failed): no context either, as it would name the parent.
         ctx = task.slots.get(_CTX) if span is not None else None
-        self._later((self._observe_task, child, (end - task.start_ns) / 1e9, span, ctx))
-        if monotonic_ns() > self._batch.due_ns:
-            self._batch.arm()
+        self._observe_task(child, (end - task.start_ns) / 1e9, span, ctx)
 
     def _task_child(self, key: tuple[str, str, str, str | None]) -> _Child:
         """Resolve a task's labels (capped) once per (graph, node, namespace,
