@@ -172,7 +172,6 @@ def _isolated_layer(layer: str, reps: int, loops: int) -> dict[str, list[float]]
     check_histogram_path(graph, layer)
     graph.checkpointer = saver
     instr = type(graph)._lg_otel
-    flush = instr.metrics.flush if instr.metrics is not None else None
     root: Any = {"configurable": {"thread_id": "bench", "checkpoint_ns": ""}}
     config: Any = saver.put(root, empty_checkpoint(), {}, {})
     merged: Any = ensure_config(config)
@@ -196,9 +195,9 @@ def _isolated_layer(layer: str, reps: int, loops: int) -> dict[str, list[float]]
     for _ in range(reps):
         for name, (bare, traced) in ops.items():
             bare_s = _cpu(bare, loops)
-            # The saver calls' durations wait in the metrics batch until the run
-            # ends (or a timer records them): recorded here, inside the timing.
-            traced_s = _cpu(traced, loops, flush)
+            # The saver calls' spans and durations wait in batches until the run
+            # ends (or a timer hands them on): handed on here, inside the timing.
+            traced_s = _cpu(traced, loops, instr.flush)
             out[name].append((traced_s - bare_s) * 1e6)
     tracker.finish("ok")
     return out

@@ -2,9 +2,9 @@
 
 A node task's or saver call's span and duration are known when it ends, in the
 node's thread, between two stretches of LangGraph's own code. Handed on there, one
-finished span or one observation on both metric paths costs far more than among
-others (measured in ``benchmarks/README.md``): the libraries' code and objects are
-cold each time. So the sinks queue those calls here, and the queue runs at the end
+finished span or one observation on both metric paths costs more than among others
+(measured in ``benchmarks/README.md``): the libraries' code and objects are cold
+each time. So the sinks queue those calls here, and the queue runs at the end
 of the run, or from a timer at most :data:`FLUSH_INTERVAL_S` after the call was
 queued, whichever comes first.
 

@@ -105,13 +105,14 @@ class GraphInstrumentation(Instrumentation):
         )
         self.links = InterruptLinks(config.max_interrupted_threads)
         self.active = _ActiveRuns()
+        self._span_batch = Batch(lambda exc: self.errors.record(n.COMPONENT_SPANS, exc))
         spans = SpanSink(
             tracer,
             self._read_clock,
             content_on_spans=self.policy.spans,
             content_as_events=self.policy.events,
             provider=tracer_provider,
-            batch=Batch(lambda exc: self.errors.record(n.COMPONENT_SPANS, exc)),
+            batch=self._span_batch,
         )
         # The spans sink runs first: the others read the span it stores on records.
         sinks: list[tuple[Sink, str]] = [
@@ -142,6 +143,13 @@ class GraphInstrumentation(Instrumentation):
         self._logged_sink = FanOut(logged, self.errors)
         self._logs: bool | None = config.logs
         self._binder = SpanBinder()
+
+    def flush(self) -> None:
+        """Hand on every batched span and observation now (a run's end does this
+        for its own; see :mod:`lg_otel._batch`)."""
+        self._span_batch.flush()
+        if self.metrics is not None:
+            self.metrics.flush()
 
     def run_sink(self) -> FanOut:
         """The sinks of a run starting now: with logs if they are on at this moment.

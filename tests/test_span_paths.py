@@ -629,15 +629,20 @@ def _without_stacks(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "events": events}
 
 
-def _watched(provider: Any, seen: list[set[str]], wait: bool) -> Any:
+def _watched(
+    provider: Any, seen: list[set[str]], wait: bool, flush: bool = False
+) -> Any:
     """first -> watcher on an InMemorySaver; the watcher notes the span names
     exported so far, polling (when ``wait``) up to 10 s for first's task span and
-    the run's first saver call span."""
+    the run's first saver call span; with ``flush``, after flushing the batches."""
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     wanted = {f"{n.SPAN_TASK} first", f"{n.SPAN_CHECKPOINT} get_tuple"}
+    made: list[Any] = []
 
     def watcher(state: Any) -> Any:
+        if flush:
+            instrumentation(made[0]).flush()
         deadline = time.monotonic() + 10
         seen.append({s.name for s in exporter.get_finished_spans()})
         while wait and not wanted <= seen[-1] and time.monotonic() < deadline:
@@ -651,7 +656,8 @@ def _watched(provider: Any, seen: list[set[str]], wait: bool) -> Any:
     g.add_edge(START, "first")
     g.add_edge("first", "watcher")
     graph = g.compile(name="watched", checkpointer=InMemorySaver())
-    return lg_otel.instrument(graph, tracer_provider=provider), exporter, wanted
+    made.append(lg_otel.instrument(graph, tracer_provider=provider))
+    return made[0], exporter, wanted
 
 
 def test_recorded_spans_reach_the_processors_while_the_run_goes_on() -> None:
@@ -705,4 +711,18 @@ def test_a_span_that_fails_to_emit_is_counted_and_the_rest_exported(
     assert f"{n.SPAN_TASK} first" not in names
     assert {f"{n.SPAN_TASK} watcher", f"{n.SPAN_RUN} watched"} <= names
     assert instrumentation(graph).errors.counts == {n.COMPONENT_SPANS: 1}
+    provider.shutdown()
+
+
+def test_flush_hands_on_what_a_running_run_queued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``flush()`` on the instrumentation hands on the batched spans at once."""
+    monkeypatch.setattr(_batch, "FLUSH_INTERVAL_S", 3600.0)
+    provider = TracerProvider()
+    seen: list[set[str]] = []
+    graph, _, _ = _watched(provider, seen, wait=False, flush=True)
+    graph.invoke({"x": 0}, {"configurable": {"thread_id": "t"}})
+    # The load before the first node surely ended (and was queued) by then.
+    assert f"{n.SPAN_CHECKPOINT} get_tuple" in seen[0]
     provider.shutdown()
