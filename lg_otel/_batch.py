@@ -14,7 +14,9 @@ each observation is recorded exactly once whoever flushes.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from time import monotonic_ns
@@ -32,7 +34,14 @@ Item = tuple[Callable[[Any, Any, Any, Any], None], Any, Any, Any, Any]
 class Batch:
     """Calls waiting to be made, and the timer that makes them."""
 
-    __slots__ = ("_interval_ns", "_interval_s", "_on_error", "due_ns", "items")
+    __slots__ = (
+        "__weakref__",
+        "_interval_ns",
+        "_interval_s",
+        "_on_error",
+        "due_ns",
+        "items",
+    )
 
     def __init__(
         self,
@@ -57,6 +66,7 @@ class Batch:
         #: ``monotonic_ns()`` past which no armed timer is left to make a newly
         #: queued call: the sink calls :meth:`arm` then.
         self.due_ns = -1
+        _BATCHES.add(self)
 
     def arm(self) -> None:
         """Make every call queued so far, and until then, in one interval.
@@ -83,3 +93,19 @@ class Batch:
                 call(a, b, c, d)
             except Exception as exc:  # noqa: BLE001 - one failure stops no other
                 self._on_error(exc)
+
+
+#: Every batch alive, so that a forked child starts with none of them queued.
+_BATCHES: weakref.WeakSet[Batch] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    # The parent makes its queued calls itself; a forked child making them again
+    # would count each observation and export each span twice. Its copy of the
+    # parent's timer does not run: the child's first queued call arms its own.
+    for batch in list(_BATCHES):
+        batch.items.clear()
+        batch.due_ns = -1
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

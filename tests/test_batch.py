@@ -1,8 +1,9 @@
-"""The batch of histogram observations: each recorded once, in order, failures
-counted without stopping the rest."""
+"""The batch of queued telemetry calls: each made once, in order, failures
+counted without stopping the rest, nothing made twice after a fork."""
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -81,3 +82,23 @@ def test_a_non_positive_interval_is_refused(interval: float) -> None:
     """The interval is named, with the fix, at construction."""
     with pytest.raises(ValueError, match="interval_s must be > 0"):
         Batch(lambda exc: None, interval_s=interval)
+
+
+def test_a_forked_child_starts_with_nothing_queued() -> None:
+    """The parent makes what it queued; a forked child must not make it again
+    (each observation would count twice across processes)."""
+    batch = Batch(lambda exc: None, interval_s=3600)
+    got: list[Any] = []
+    _queue(batch, got, 3)
+    batch.due_ns = 1 << 62  # as if a timer were armed: the child's never runs
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it holds, and leave at once
+        os.write(write, f"{len(batch.items)} {batch.due_ns}".encode())
+        os._exit(0)
+    os.close(write)
+    reported = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert reported == "0 -1"
+    assert len(batch.items) == 3  # the parent's are untouched
