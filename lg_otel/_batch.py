@@ -8,8 +8,10 @@ each time. So the sinks queue those calls here, and the queue runs at the end
 of the run, or from a timer at most :data:`FLUSH_INTERVAL_S` after the call was
 queued, whichever comes first.
 
-Thread-safe without a lock: ``deque.append`` and ``deque.popleft`` are atomic, so
-each observation is recorded exactly once whoever flushes.
+Queuing takes no lock: ``deque.append`` and ``deque.popleft`` are atomic, so each
+queued call is made exactly once, whoever flushes. A flush holds the batch's lock
+while it makes its calls, so a run's end that finds the queue empty still waits
+for a timer's flush that took some of its calls and has not made them yet.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Batch:
         "__weakref__",
         "_interval_ns",
         "_interval_s",
+        "_lock",
         "_on_error",
         "due_ns",
         "items",
@@ -59,6 +62,9 @@ class Batch:
         if not interval_s > 0:
             raise ValueError(f"interval_s must be > 0 seconds, got {interval_s!r}")
         self._on_error = on_error
+        # Reentrant: a processor or exporter may itself end a run of an
+        # instrumented graph, whose end flushes this batch again, in this thread.
+        self._lock = threading.RLock()
         self._interval_s = interval_s
         self._interval_ns = int(interval_s * 1e9)
         #: Queued calls, oldest first; the sinks append to it directly.
@@ -82,17 +88,19 @@ class Batch:
         timer.start()
 
     def flush(self) -> None:
-        """Make every queued call, oldest first."""
+        """Make every queued call, oldest first; returns once the calls queued
+        before it are made, also those another thread's flush had taken."""
         popleft = self.items.popleft
-        while True:
-            try:
-                call, a, b, c, d = popleft()
-            except IndexError:
-                return
-            try:
-                call(a, b, c, d)
-            except Exception as exc:  # noqa: BLE001 - one failure stops no other
-                self._on_error(exc)
+        with self._lock:
+            while True:
+                try:
+                    call, a, b, c, d = popleft()
+                except IndexError:
+                    return
+                try:
+                    call(a, b, c, d)
+                except Exception as exc:  # noqa: BLE001 - one failure stops no other
+                    self._on_error(exc)
 
 
 #: Every batch alive, so that a forked child starts with none of them queued.
@@ -103,9 +111,11 @@ def _forget_in_child() -> None:
     # The parent makes its queued calls itself; a forked child making them again
     # would count each observation and export each span twice. Its copy of the
     # parent's timer does not run: the child's first queued call arms its own.
+    # A lock a parent's thread held at the fork stays held in the child: replaced.
     for batch in list(_BATCHES):
         batch.items.clear()
         batch.due_ns = -1
+        batch._lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)

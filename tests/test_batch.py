@@ -86,19 +86,64 @@ def test_a_non_positive_interval_is_refused(interval: float) -> None:
 
 def test_a_forked_child_starts_with_nothing_queued() -> None:
     """The parent makes what it queued; a forked child must not make it again
-    (each observation would count twice across processes)."""
+    (each observation would count twice across processes), and can flush although
+    a parent's thread held the batch's lock at the fork."""
     batch = Batch(lambda exc: None, interval_s=3600)
     got: list[Any] = []
     _queue(batch, got, 3)
     batch.due_ns = 1 << 62  # as if a timer were armed: the child's never runs
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a timer's flush, in the middle of its calls
+        with batch._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report what it holds, and leave at once
-        os.write(write, f"{len(batch.items)} {batch.due_ns}".encode())
+        free = batch._lock.acquire(timeout=5)
+        os.write(write, f"{len(batch.items)} {batch.due_ns} {free}".encode())
         os._exit(0)
     os.close(write)
     reported = os.read(read, 100).decode()
     os.close(read)
     os.waitpid(pid, 0)
-    assert reported == "0 -1"
+    release.set()
+    holder.join(10)
+    assert reported == "0 -1 True"
     assert len(batch.items) == 3  # the parent's are untouched
+
+
+def test_a_flush_waits_for_the_calls_another_flush_took() -> None:
+    """A run's end that finds the queue empty returns only once the calls a timer's
+    flush took from it are made: then all of the run's are in."""
+    batch = Batch(lambda exc: None, interval_s=3600)
+    entered, release, second_done = (threading.Event() for _ in range(3))
+    made: list[Any] = []
+
+    def slow(child: Any, value: Any, span: Any, ctx: Any) -> None:
+        entered.set()
+        release.wait(10)
+        made.append(child)
+
+    batch.items.append((slow, "x", None, None, None))
+    first = threading.Thread(target=batch.flush)
+    first.start()
+    assert entered.wait(10)
+
+    def second() -> None:
+        batch.flush()
+        second_done.set()
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    assert not second_done.wait(0.2)  # still making "x" in the first flush
+    release.set()
+    waiter.join(10)
+    first.join(10)
+    assert second_done.is_set()
+    assert made == ["x"]
