@@ -29,7 +29,7 @@ FLUSH_INTERVAL_S = 0.25
 
 #: One queued call and its four arguments: an observation is
 #: ``(observe, child, value, span, context)``, a finished span
-#: ``(RecordedSpan.emit, span, end, None, None)``.
+#: ``(RecordedSpan.emit, span, end, processors, None)``.
 Item = tuple[Callable[[Any, Any, Any, Any], None], Any, Any, Any, Any]
 
 

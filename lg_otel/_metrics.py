@@ -693,8 +693,7 @@ class MetricsSink(NullSink):
         if duration is None:
             return
         labels = (call.graph, call.operation, call.status or n.STATUS_OK)
-        series = self._store_duration
-        child = series._children.get(labels) or series.child(labels)
+        child = self._store_duration.child(labels)
         span = call.slots.get(_SPAN)
         ctx = call.slots.get(_CTX) if span is not None else None
         if run is None:
