@@ -60,8 +60,6 @@ TARGET_REPS = 100
 #: 100 the 95 % interval of the median was about 0.6 µs wide, as wide as the distance
 #: between the medians measured and the 1.5 µs limit; 400 halve it.
 CHUNK_REPS = 400
-#: The variant the per-chunk target is judged on.
-CHUNK_VARIANT = "spans+metrics"
 #: Processes per side of the cross-tool comparison (about 2 s each).
 SIDE_REPS = 30
 
@@ -319,7 +317,7 @@ def main() -> None:
     if not args.quick:
         # Only the judged variant against bare: its interval narrows twice as fast
         # per minute as with every variant interleaved.
-        judged = [v for v in variants if v.name in ("bare", CHUNK_VARIANT)]
+        judged = [v for v in variants if v.name in ("bare", targets.JUDGED)]
         slope = per_chunk_slope(max(args.reps or CHUNK_REPS, 15), judged)
         found = competitors(args.reps or SIDE_REPS)
         lines += ["", *targets.report(results, slope, found)]
