@@ -298,23 +298,12 @@ class _ClockBreakingModel(StallingChatModel):
     break_at: int = 3
     broken: list[bool] = Field(default_factory=lambda: [False])
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        ai, tokens = self._next()
-        for idx, chunk in enumerate(self._chunks(ai, tokens, messages)):
-            # LangChain dispatches on_llm_new_token once the chunk is yielded
-            # (or here, when it hands this method a run manager).
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        # LangChain dispatches on_llm_new_token once a chunk is yielded, before
+        # it asks for the next one.
+        for idx, chunk in enumerate(super()._stream(*args, **kwargs)):
             self.broken[0] = idx == self.break_at
             try:
-                if run_manager:
-                    run_manager.on_llm_new_token(
-                        str(chunk.message.content), chunk=chunk
-                    )
                 yield chunk
             finally:
                 self.broken[0] = False
