@@ -182,8 +182,9 @@ def exporter_down(runs: int = 16_000) -> ExporterDown:
     One p99 per side over all ``runs``, with a bootstrap interval for the ratio: on
     this machine a p99 over 400 runs moved by up to 60 % between identical setups,
     and over 4,000 runs the ratio still moved by several per cent from run to run
-    (95 % intervals 0.96-1.23 and 0.93-1.06, straddling the 1.05 limit); 16,000
-    runs per side (about 8 minutes) narrowed it to 0.99-1.03.
+    (95 % intervals 0.96-1.23 and 0.93-1.06, straddling the 1.05 limit). Two runs
+    of 16,000 per side (about 8 minutes each) read 0.99-1.03 and 0.98-1.03, but
+    20,000 and 40,000 on 2 December did not resolve it: the tail drifts over minutes.
     The tail is made of the runs that overlap some export batch, and sides with
     equal span counts would export in lockstep; so each side starts a third of a
     batch after the one before, and no two sides export at once. The sides run in
