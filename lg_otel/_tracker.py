@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from lg_otel import _names as n
 from lg_otel._parse import namespace_of, task_triggers
@@ -33,6 +33,9 @@ from lg_otel._records import (
 Clock = Callable[[], int]
 #: ``leads_to`` of a checkpointer call whose writes were not read.
 NOT_READ: Any = object()
+#: What a dict's pop() gives for a call no longer open.
+_GONE: Any = object()
+_C = TypeVar("_C", CheckpointRecord, StoreRecord)
 
 #: Bits of ``RunTracker.firsts_due``.
 _FIRST_TOKEN, _FIRST_CHUNK = 1, 2
@@ -108,7 +111,9 @@ class RunTracker:
         self._llms: dict[Hashable, LlmRecord] = {}
         self._tools: dict[Hashable, ToolRecord] = {}
         # Checkpointer and store calls in flight (ended by finish() if still open).
-        self._calls: set[CheckpointRecord | StoreRecord] = set()
+        # Taken without the lock (see checkpoint_started): whoever pops a call
+        # from it, its own end or finish(), ends it.
+        self._calls: dict[CheckpointRecord | StoreRecord, None] = {}
         # Where tasks led (langgraph.task.next), from the writes LangGraph hands the
         # checkpointer: None when no such writes will come for this run. Under the
         # default "async" durability they often come after the task's result, so
@@ -594,48 +599,68 @@ class RunTracker:
 
         ``leads_to``: where the writes of a ``put_writes`` lead (see
         :meth:`expect_writes`), read only when :attr:`wants_writes`.
+
+        Takes the run's lock only to hand over where a task led. Saver calls run
+        in LangGraph's background threads while node tasks report from theirs:
+        a lock both take twice per call was contended, and cost more than the
+        rest of the call's telemetry (``benchmarks/README.md``).
         """
-        with self._lock:
-            if self._done:
-                return None
-            if leads_to is not NOT_READ and task_id is not None:
-                self._task_writes(task_id, leads_to)  # type: ignore[arg-type]
-            try:
-                self._last_ns = now = self._clock()
-            except Exception as exc:  # noqa: BLE001 - see _now()
-                now = self._clock_failed(exc)
-            call = CheckpointRecord(
-                graph=self.run.graph,
-                operation=operation,
-                saver=saver,
-                start_ns=now,
-                parent_task_id=parent_task_id,
-                parent=parent,
-                checkpoint_ns=checkpoint_ns,
-                task_id=task_id,
-                writes=writes,
-            )
-            self._calls.add(call)
-            self._sink.checkpoint_started(self.run, call)
-            return call
+        if self._done:
+            return None
+        if leads_to is not NOT_READ and task_id is not None:
+            with self._lock:
+                if not self._done:
+                    self._task_writes(task_id, leads_to)  # type: ignore[arg-type]
+        try:
+            self._last_ns = now = self._clock()
+        except Exception as exc:  # noqa: BLE001 - see _now()
+            now = self._clock_failed(exc)
+        call = CheckpointRecord(
+            graph=self.run.graph,
+            operation=operation,
+            saver=saver,
+            start_ns=now,
+            parent_task_id=parent_task_id,
+            parent=parent,
+            checkpoint_ns=checkpoint_ns,
+            task_id=task_id,
+            writes=writes,
+        )
+        self._sink.checkpoint_started(self.run, call)
+        # _open(), inline: once per saver call.
+        calls = self._calls
+        calls[call] = None
+        if self._done and calls.pop(call, _GONE) is not _GONE:
+            self._close(call, n.STATUS_CANCELLED)
+            return None
+        return call
 
     def store_started(
         self, operation: str, store: str, *, parent: object = None
     ) -> StoreRecord | None:
         """A store call made inside this run began; None once the run has ended."""
-        with self._lock:
-            if self._done:
-                return None
-            call = StoreRecord(
-                graph=self.run.graph,
-                operation=operation,
-                store=store,
-                start_ns=self._now(),
-                parent=parent,
-            )
-            self._calls.add(call)
-            self._sink.store_started(self.run, call)
-            return call
+        if self._done:
+            return None
+        call = StoreRecord(
+            graph=self.run.graph,
+            operation=operation,
+            store=store,
+            start_ns=self._now(),
+            parent=parent,
+        )
+        self._sink.store_started(self.run, call)
+        return self._open(call)
+
+    def _open(self, call: _C) -> _C | None:
+        # Registered after its sinks started it, so that whoever ends it finds a
+        # span to end. finish() sets _done before it ends the calls it finds: a
+        # call registered too late for it sees _done here and ends itself.
+        calls = self._calls
+        calls[call] = None
+        if self._done and calls.pop(call, _GONE) is not _GONE:
+            self._close(call, n.STATUS_CANCELLED)
+            return None
+        return call
 
     def call_ended(
         self,
@@ -644,23 +669,30 @@ class RunTracker:
         results: int | None = None,
     ) -> None:
         """A checkpointer or store call returned or raised; ends it exactly once."""
-        with self._lock:
-            if call not in self._calls:  # already ended (by finish())
-                return
-            self._calls.discard(call)
-            try:
-                self._last_ns = now = self._clock()
-            except Exception as exc:  # noqa: BLE001 - see _now()
-                now = self._clock_failed(exc)
-            run = self.run
-            if error is None and results is None:
-                # Nearly every call (one per task and superstep): inline.
-                call.end_ns, call.status = now, n.STATUS_OK
-            else:
-                _close_call(call, now, error, results)
-                if call.error is not None and len(run.call_errors) < MAX_CALL_ERRORS:
-                    run.call_errors = (*run.call_errors, call.error)
-            _end_call(self._sink, run, call)
+        if self._calls.pop(call, _GONE) is _GONE:  # already ended (by finish())
+            return
+        try:
+            self._last_ns = now = self._clock()
+        except Exception as exc:  # noqa: BLE001 - see _now()
+            now = self._clock_failed(exc)
+        if error is None and results is None:
+            # Nearly every call (one per task and superstep): inline.
+            call.end_ns, call.status = now, n.STATUS_OK
+        else:
+            _close_call(call, now, error, results)
+            if call.error is not None:
+                with self._lock:
+                    run = self.run
+                    if len(run.call_errors) < MAX_CALL_ERRORS:
+                        run.call_errors = (*run.call_errors, call.error)
+        if type(call) is CheckpointRecord:
+            self._sink.checkpoint_ended(self.run, call)
+        else:
+            self._sink.store_ended(self.run, call)  # type: ignore[arg-type]
+
+    def _close(self, call: CheckpointRecord | StoreRecord, status: str) -> None:
+        call.end_ns, call.status = self._now(), status
+        _end_call(self._sink, self.run, call)
 
     # --- what the caller sees ------------------------------------------------------
 
@@ -742,10 +774,12 @@ class RunTracker:
                 tool.end_ns, tool.status, tool.error = now, leftover, error
                 self._sink.tool_ended(self.run, tool)
             # A call still in flight outlived its run: how it ends is not known.
-            for call in self._calls:
-                call.end_ns, call.status = now, n.STATUS_CANCELLED
-                _end_call(self._sink, self.run, call)
-            self._calls.clear()
+            # Popped one by one: a call that returns meanwhile ends itself.
+            calls = self._calls
+            for call in list(calls):
+                if calls.pop(call, _GONE) is not _GONE:
+                    call.end_ns, call.status = now, n.STATUS_CANCELLED
+                    _end_call(self._sink, self.run, call)
             # Tasks that ended but still waited for their writes: in the order they
             # ended (children before the tasks that run their subgraphs).
             if self._parked:

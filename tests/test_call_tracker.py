@@ -8,6 +8,7 @@ call, and is counted.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -124,6 +125,54 @@ def test_finish_ends_calls_still_in_flight_before_the_run() -> None:
     assert call.status == n.STATUS_CANCELLED
     tracker.call_ended(call)  # the call returning later changes nothing
     assert sink.names().count("store_ended") == 1
+
+
+def test_a_call_starting_as_the_run_ends_is_ended_once() -> None:
+    """A call registered after finish() took its calls ends itself, once."""
+
+    class FinishingMidStart(Events):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tracker: RunTracker | None = None
+
+        def checkpoint_started(
+            self, run: RunRecord | None, call: CheckpointRecord
+        ) -> None:
+            super().checkpoint_started(run, call)
+            assert self.tracker is not None
+            self.tracker.finish(n.STATUS_OK)  # the run ends between start and record
+
+    sink = FinishingMidStart()
+    tracker = RunTracker(sink, Clock(), graph="g")
+    sink.tracker = tracker
+    assert tracker.checkpoint_started("put", "S") is None
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
+    assert sink.events[1][2].status == n.STATUS_CANCELLED
+
+
+def test_calls_from_many_threads_end_once_whenever_the_run_ends() -> None:
+    """Calls started and ended in 8 threads while the run finishes: each once."""
+    tracker, sink, _ = _tracker()
+    started = threading.Barrier(9)
+
+    def calls() -> None:
+        started.wait()
+        for _ in range(300):
+            call = tracker.checkpoint_started("put_writes", "S")
+            if call is not None:
+                tracker.call_ended(call)
+
+    threads = [threading.Thread(target=calls) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    tracker.finish(n.STATUS_OK)
+    for thread in threads:
+        thread.join()
+    opened = [c for name, _, c in sink.events if name == "checkpoint_started"]
+    ended = [c for name, _, c in sink.events if name == "checkpoint_ended"]
+    assert sorted(map(id, opened)) == sorted(map(id, ended))
+    assert all(call.end_ns is not None for call in ended)
 
 
 def test_no_call_is_recorded_after_the_run_ended() -> None:
