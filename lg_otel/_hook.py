@@ -61,6 +61,12 @@ class Binder:
         """The current context if it belongs to ``run``'s trace, else None."""
         return None
 
+    def context_var(self) -> Any:
+        """The context variable :meth:`activate` sets a record's context on
+        (``record.slots[SPAN_CONTEXT_SLOT]``), for callers that set it inline;
+        None: call :meth:`activate`."""
+        return None
+
 
 class RunHook(BaseCallbackHandler):
     """Feeds one run's tracker from inside the nodes; never raises."""

@@ -31,6 +31,7 @@ import copy
 import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextvars import Token
 from typing import Any, Protocol
 
 # LangGraph's own config merge (ambient < graph config < call, with its rules for
@@ -44,7 +45,12 @@ from langgraph.store.base import BaseStore
 from lg_otel import _names as n
 from lg_otel._hook import Binder
 from lg_otel._parse import NULL_TASK_ID, next_nodes, reports_next, split_checkpoint_ns
-from lg_otel._records import CheckpointRecord, RunRecord, StoreRecord
+from lg_otel._records import (
+    SPAN_CONTEXT_SLOT,
+    CheckpointRecord,
+    RunRecord,
+    StoreRecord,
+)
 from lg_otel._tracker import NOT_READ, OutsideRun
 
 #: LangGraph's config keys: the run's checkpointer, and the runtime holding its store.
@@ -127,6 +133,7 @@ class CallSite:
         "_run",
         "_runtimes",
         "_tracker",
+        "_var",
     )
 
     def __init__(
@@ -151,42 +158,15 @@ class CallSite:
         # id(runtime) -> (runtime, the same with the user's store): the runtimes
         # of one run's graphs (a few), the first kept alive so its id stays its own.
         self._runtimes: dict[int, tuple[Any, Any]] = {}
+        self._var = binder.context_var()
 
-    def bare_args(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """A checkpointer call's arguments as they would be without lg_otel.
-
-        LangGraph copies the run's ``configurable`` into the configs it hands the
-        saver, and there it finds the view lg_otel put in: without lg_otel the key
-        holds the saver the view wraps, and at the top of a run whose caller lent
-        none it is absent. Anything else passes as it is (the same objects).
-        """
-        try:
-            if args:
-                config = args[0]
-                bare = self._bare_config(config)
-                if bare is not config:
-                    args = (bare, *args[1:])
-            elif "config" in kwargs:
-                config = kwargs["config"]
-                bare = self._bare_config(config)
-                if bare is not config:
-                    kwargs = {**kwargs, "config": bare}
-        except Exception as exc:  # noqa: BLE001 - the call itself must go on
-            self._on_error(n.COMPONENT_SAVERS, exc)
-        return args, kwargs
-
-    def _bare_config(self, config: Any) -> Any:
-        if type(config) is not dict:
-            return config
-        conf = config.get("configurable")
-        if type(conf) is not dict:
-            return config
+    def _bare(self, config: Any, conf: dict[str, Any]) -> Any:
         lent = conf.get(_CHECKPOINTER_KEY)
         lent_view = isinstance(lent, _View)
         runtime: Any = conf.get(_RUNTIME_KEY)
-        viewed = isinstance(getattr(runtime, "store", None), _View)
+        viewed = runtime is not None and isinstance(
+            getattr(runtime, "store", None), _View
+        )
         if not viewed and not lent_view:
             return config
         conf = dict(conf)
@@ -208,17 +188,27 @@ class CallSite:
             conf[_RUNTIME_KEY] = bare[1]
         return {**config, "configurable": conf}
 
-    def checkpoint(
+    def enter(
         self, operation: str, saver: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[CheckpointRecord | None, object]:
-        """Start a checkpointer call and make its span current: (record, token)."""
+    ) -> tuple[CheckpointRecord | None, object, tuple[Any, ...], dict[str, Any]]:
+        """Start a checkpointer call and make its span current; and the call's
+        arguments as they would be without lg_otel: ``(record, token, args,
+        kwargs)``. One call per saver call, never raises.
+
+        LangGraph copies the run's ``configurable`` into the configs it hands the
+        saver, and there it finds the view lg_otel put in: without lg_otel the key
+        holds the saver the view wraps, and at the top of a run whose caller lent
+        none it is absent. Anything else passes as it is (the same objects).
+        """
+        config = args[0] if args else kwargs.get("config")
+        conf = config.get("configurable") if type(config) is dict else None
+        call: CheckpointRecord | None = None
+        token: object = None
         try:
-            config = args[0] if args else kwargs.get("config")
             ns = None
-            if type(config) is dict:
-                conf = config.get("configurable")
-                value = conf.get(_NS_KEY) if type(conf) is dict else None
-                if type(value) is str and value:
+            if type(conf) is dict:
+                value = conf.get(_NS_KEY)
+                if value and type(value) is str:
                     ns = value
             task_id = writes = None
             leads_to: Any = NOT_READ
@@ -234,21 +224,10 @@ class CallSite:
                 ):
                     # Where the task led: channel names and Send targets only.
                     leads_to = next_nodes(written)
-            parent_task = parent = None
-            if self._current is not None:
-                parent = self._current()
-            elif ns is not None:
-                parent_task = split_checkpoint_ns(ns)[0]
-                if parent_task is None:
-                    # A checkpointer=True subgraph keeps no task ids in its
-                    # namespace: the task running it is found by its node. Before
-                    # any of its tasks began, the subgraph's loop runs in the node's
-                    # context, where that task's span is current. (Later, under
-                    # asyncio, a save can run in a context copied from one of the
-                    # subgraph's own tasks: the context alone would be wrong.)
-                    parent_task = self._tracker.graph_owner(ns)
-                    if parent_task is None:
-                        parent = self._binder.current_parent(self._run)
+            if ns is None and self._current is None:
+                parent_task = parent = None  # a top-level call of a run: the run's
+            else:
+                parent_task, parent = self._parent(ns)
             call = self._tracker.checkpoint_started(
                 operation,
                 saver,
@@ -259,12 +238,44 @@ class CallSite:
                 parent=parent,
                 leads_to=leads_to,
             )
-            if call is None:
-                return None, None
-            return call, self._binder.activate(self._run, call)
+            if call is not None:
+                # activate(), inline where it only sets the context variable.
+                var, ctx = self._var, call.slots.get(SPAN_CONTEXT_SLOT)
+                if var is not None and ctx is not None:
+                    token = var.set(ctx)
+                else:
+                    token = self._binder.activate(self._run, call)
         except Exception as exc:  # noqa: BLE001 - the call itself must go on
             self._on_error(n.COMPONENT_SAVERS, exc)
+        if type(conf) is dict:
+            try:
+                bare = self._bare(config, conf)
+                if bare is not config and args:
+                    args = (bare, *args[1:])
+                elif bare is not config:
+                    kwargs = {**kwargs, "config": bare}
+            except Exception as exc:  # noqa: BLE001 - the call itself must go on
+                self._on_error(n.COMPONENT_SAVERS, exc)
+        return call, token, args, kwargs
+
+    def _parent(self, ns: str | None) -> tuple[str | None, object]:
+        """A call's parent: (the task whose subgraph made it, an explicit parent)."""
+        if self._current is not None:
+            return None, self._current()
+        if ns is None:
             return None, None
+        parent_task = split_checkpoint_ns(ns)[0]
+        if parent_task is not None:
+            return parent_task, None
+        # A checkpointer=True subgraph keeps no task ids in its namespace: the
+        # task running it is found by its node. Before any of its tasks began,
+        # the subgraph's loop runs in the node's context, where that task's span
+        # is current. (Later, under asyncio, a save can run in a context copied
+        # from one of the subgraph's own tasks: the context alone would be wrong.)
+        parent_task = self._tracker.graph_owner(ns)
+        if parent_task is not None:
+            return parent_task, None
+        return None, self._binder.current_parent(self._run)
 
     def store(self, operation: str, store: str) -> tuple[StoreRecord | None, object]:
         """Start a store call and make its span current: (record, token)."""
@@ -310,9 +321,17 @@ class CallSite:
         results: int | None = None,
     ) -> None:
         """The call returned (or raised ``error``): leave its span, then end it."""
-        if token is not None:  # deactivate(), inline: once per saver call
+        if token is not None:
             try:
-                self._binder.deactivate(token)
+                var = self._var
+                if var is not None and type(token) is Token and token.var is var:
+                    # deactivate(), inline, as enter() set it: once per saver call.
+                    try:  # noqa: SIM105 - suppress() adds two calls per saver call
+                        var.reset(token)
+                    except (ValueError, RuntimeError):
+                        pass  # another context: as deactivate() leaves it
+                else:
+                    self._binder.deactivate(token)
             except Exception as exc:  # noqa: BLE001 - the call itself must go on
                 self._on_error(n.COMPONENT_SAVERS, exc)
         if call is None:
@@ -367,8 +386,7 @@ def _timed_sync(name: str, operation: str, store: bool, original: Any) -> Any:
         if store:
             call, token = site.store(operation, label)
         else:
-            call, token = site.checkpoint(operation, label, args, kwargs)
-            args, kwargs = site.bare_args(args, kwargs)
+            call, token, args, kwargs = site.enter(operation, label, args, kwargs)
         try:
             result = getattr(inner, name)(*args, **kwargs)
         except BaseException as exc:
@@ -390,8 +408,7 @@ def _timed_async(name: str, operation: str, store: bool, original: Any) -> Any:
         if store:
             call, token = site.store(operation, label)
         else:
-            call, token = site.checkpoint(operation, label, args, kwargs)
-            args, kwargs = site.bare_args(args, kwargs)
+            call, token, args, kwargs = site.enter(operation, label, args, kwargs)
         try:
             result = await getattr(inner, name)(*args, **kwargs)
         except BaseException as exc:
@@ -492,8 +509,8 @@ def _timed_list(name: str, original: Any) -> Any:
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         inner = object.__getattribute__(self, _INNER)
         site: CallSite = object.__getattribute__(self, _SITE)
-        call, token = site.checkpoint("list", type(self)._lg_otel_label, args, kwargs)
-        args, kwargs = site.bare_args(args, kwargs)
+        label = type(self)._lg_otel_label
+        call, token, args, kwargs = site.enter("list", label, args, kwargs)
         try:
             found = getattr(inner, name)(*args, **kwargs)
             it = found.__aiter__() if name == "alist" else iter(found)

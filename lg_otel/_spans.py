@@ -48,6 +48,11 @@ _EMPTY = otel_context.Context()
 _TASK_CTX = "task_ctx"
 #: The run's span maker (one path for the whole run).
 _MAKER = "span_maker"
+#: ``checkpoint {operation}`` for every operation lg_otel times, made once.
+_CHECKPOINT_NAMES = {
+    operation: f"{n.SPAN_CHECKPOINT} {operation}"
+    for operation in n.CHECKPOINT_OPERATIONS
+}
 
 
 def error_type(error: BaseException) -> str:
@@ -407,20 +412,43 @@ class SpanSink:
         # An explicit parent: outside a run (the caller's context at the call), or
         # the context current in the node; else the run or the subgraph's task.
         parent = call.parent
-        if not isinstance(parent, otel_context.Context):
-            parent = self._parent_of(run, parent_task_id) if run is not None else None
-        if run is not None:  # the hot path
-            maker = run.slots.get(_MAKER) or self._maker(run)
-            start = run.slots[_OFFSET] + call.start_ns
+        if run is not None:  # the hot path: _parent_of() and _maker(), inline
+            slots = run.slots
+            if not isinstance(parent, otel_context.Context):
+                parent = None
+                if parent_task_id is not None:
+                    by_task = slots.get(_TASK_CTX)
+                    if by_task:
+                        parent = by_task.get(parent_task_id)
+                if parent is None:
+                    parent = slots.get(_CTX) or _EMPTY
+            maker = slots.get(_MAKER) or self._maker(run)
+            span = maker.start(
+                name,
+                parent,
+                SpanKind.INTERNAL,
+                attributes,
+                slots[_OFFSET] + call.start_ns,
+            )
         else:
-            maker = self._path.current()
-            start = self._call_wall(None, call, call.start_ns)
-        span = maker.start(
-            name, parent, SpanKind.INTERNAL, attributes, start, root=run is None
-        )
+            if not isinstance(parent, otel_context.Context):
+                parent = None
+            span = self._path.current().start(
+                name,
+                parent,
+                SpanKind.INTERNAL,
+                attributes,
+                self._call_wall(None, call, call.start_ns),
+                root=True,
+            )
         slots = call.slots
         slots[_SPAN] = span
-        slots[_CTX] = context_with(span)
+        # context_with(span), inline: once per saver call.
+        slots[_CTX] = (
+            otel_context.Context({_SPAN_KEY: span})
+            if _SPAN_KEY is not None
+            else context_with(span)
+        )
 
     def _call_ended(
         self, run: RunRecord | None, call: CheckpointRecord | StoreRecord
@@ -461,13 +489,10 @@ class SpanSink:
             attributes[n.ATTR_TASK_ID] = call.task_id
         if call.writes is not None:
             attributes[n.ATTR_CHECKPOINT_WRITES] = call.writes
-        self._call_started(
-            run,
-            call,
-            f"{n.SPAN_CHECKPOINT} {call.operation}",
-            attributes,
-            call.parent_task_id,
-        )
+        name = _CHECKPOINT_NAMES.get(call.operation)
+        if name is None:
+            name = f"{n.SPAN_CHECKPOINT} {call.operation}"
+        self._call_started(run, call, name, attributes, call.parent_task_id)
 
     def store_started(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Open a ``store {operation}`` span under the span current in the node."""
@@ -497,6 +522,13 @@ class SpanBinder(Binder):
             # What its attach() does, two calls fewer, once per node task.
             return runtime._current_context.set(ctx)
         return otel_context.attach(ctx)
+
+    def context_var(self) -> contextvars.ContextVar[Any] | None:
+        """OTel's context variable under its default (contextvars) runtime."""
+        runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+        if type(runtime) is ContextVarsRuntimeContext:
+            return runtime._current_context
+        return None
 
     def deactivate(self, token: object) -> bool:
         """Detach what :meth:`activate` attached, if in the context that attached it.
