@@ -627,13 +627,7 @@ class RunTracker:
             writes=writes,
         )
         self._sink.checkpoint_started(self.run, call)
-        # _open(), inline: once per saver call.
-        calls = self._calls
-        calls[call] = None
-        if self._done and calls.pop(call, _GONE) is not _GONE:
-            self._close(call, n.STATUS_CANCELLED)
-            return None
-        return call
+        return self._open(call)
 
     def store_started(
         self, operation: str, store: str, *, parent: object = None
@@ -685,10 +679,7 @@ class RunTracker:
                     run = self.run
                     if len(run.call_errors) < MAX_CALL_ERRORS:
                         run.call_errors = (*run.call_errors, call.error)
-        if type(call) is CheckpointRecord:
-            self._sink.checkpoint_ended(self.run, call)
-        else:
-            self._sink.store_ended(self.run, call)  # type: ignore[arg-type]
+        _end_call(self._sink, self.run, call)
 
     def _close(self, call: CheckpointRecord | StoreRecord, status: str) -> None:
         call.end_ns, call.status = self._now(), status
