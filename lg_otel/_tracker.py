@@ -609,8 +609,12 @@ class RunTracker:
             return None
         if leads_to is not NOT_READ and task_id is not None:
             with self._lock:
-                if not self._done:
-                    self._task_writes(task_id, leads_to)  # type: ignore[arg-type]
+                led = (
+                    None if self._done else self._task_writes(task_id, leads_to)  # type: ignore[arg-type]
+                )
+            if led is not None:
+                # Its end's sinks after the lock: the task threads wait on it.
+                self._sink.task_ended(self.run, led)
         try:
             self._last_ns = now = self._clock()
         except Exception as exc:  # noqa: BLE001 - see _now()
@@ -844,20 +848,23 @@ class RunTracker:
         """Whether tasks wait for their writes (see :meth:`expect_writes`)."""
         return self._parked is not None
 
-    def _task_writes(self, task_id: str, nodes: tuple[str, ...] | None) -> None:
+    def _task_writes(
+        self, task_id: str, nodes: tuple[str, ...] | None
+    ) -> TaskRecord | None:
         # LangGraph handed the checkpointer the task's writes, leading to `nodes`
         # (under the lock, the run still open). A retried task's writes come once
-        # per attempt: the last ones win.
+        # per attempt: the last ones win. Returns the parked task they end, taken
+        # out of finish()'s reach: the caller hands it to the sinks.
         parked = self._parked
         if parked is None:
-            return
+            return None
         task = parked.pop(task_id, None)
         if task is None:
             if task_id in self._tasks:
                 self._writes[task_id] = nodes
-            return
+            return None
         task.next = nodes
-        self._sink.task_ended(self.run, task)
+        return task
 
     def graph_owner(self, checkpoint_ns: str) -> str | None:
         """The running task that runs the graph of ``checkpoint_ns``, if one does.
