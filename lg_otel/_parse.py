@@ -204,7 +204,9 @@ def next_nodes(writes: object) -> tuple[str, ...] | None:
         not isinstance(writes, Sequence) or isinstance(writes, str | bytes)
     ):
         return None
-    found: list[str] = []
+    # A dict keeps the first-seen order and finds a node already seen in one step
+    # (a join's task writes one trigger per node of the next superstep).
+    found: dict[str, None] = {}
     pairs: Sequence[object] = writes  # type: ignore[assignment]  # checked above
     for write in pairs:
         if type(write) is not tuple and not isinstance(write, tuple | list):
@@ -214,6 +216,8 @@ def next_nodes(writes: object) -> tuple[str, ...] | None:
         channel, value = write
         if type(channel) is not str:
             return None
+        if ":" not in channel and not channel.startswith("__"):
+            continue  # a state channel: LangGraph's own names all have one or other
         if channel in _UNFINISHED:
             return None
         if channel.startswith(_BRANCH_PREFIX):
@@ -224,8 +228,8 @@ def next_nodes(writes: object) -> tuple[str, ...] | None:
             node = getattr(value, "node", None)
         else:
             continue
-        if type(node) is str and node and node not in found:
-            found.append(node)
+        if type(node) is str and node:
+            found[node] = None
     return tuple(found)
 
 

@@ -219,6 +219,9 @@ def test_writes_parse_channel_names_only() -> None:
     ]
     assert next_nodes(writes) == ("b", "w", "d")
     assert next_nodes([("log", Opaque())]) == ()
+    # State channels named like LangGraph's own pass the quick skip and still
+    # trigger nothing.
+    assert next_nodes([("a:b", Opaque()), ("__mine", Opaque())]) == ()
     assert next_nodes([("__interrupt__", Opaque()), ("branch:to:b", None)]) is None
     assert next_nodes([("__error__", Opaque())]) is None
     assert next_nodes("branch:to:b") is None
