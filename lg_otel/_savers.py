@@ -225,7 +225,7 @@ class CallSite:
                     # Where the task led: channel names and Send targets only.
                     leads_to = next_nodes(written)
             if ns is None and self._current is None:
-                parent_task = parent = None  # a top-level call of a run: the run's
+                parent_task = parent = None  # a run's top-level call: the run's span
             else:
                 parent_task, parent = self._parent(ns)
             call = self._tracker.checkpoint_started(
@@ -250,10 +250,11 @@ class CallSite:
         if type(conf) is dict:
             try:
                 bare = self._bare(config, conf)
-                if bare is not config and args:
-                    args = (bare, *args[1:])
-                elif bare is not config:
-                    kwargs = {**kwargs, "config": bare}
+                if bare is not config:
+                    if args:
+                        args = (bare, *args[1:])
+                    else:
+                        kwargs = {**kwargs, "config": bare}
             except Exception as exc:  # noqa: BLE001 - the call itself must go on
                 self._on_error(n.COMPONENT_SAVERS, exc)
         return call, token, args, kwargs

@@ -287,6 +287,30 @@ def test_a_failing_tracker_never_reaches_the_saver_call() -> None:
     assert counted == [n.COMPONENT_SAVERS] * 2  # one per call
 
 
+def test_the_saver_gets_the_bare_config_by_keyword_too() -> None:
+    """A config passed by keyword reaches the saver without the view in it."""
+
+    class Seeing(InMemorySaver):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[Any] = []
+
+        def get_tuple(self, config: Any) -> Any:
+            self.seen.append(config)
+            return super().get_tuple(config)
+
+    saver = Seeing()
+    tracker, sink, _ = _tracker()
+    view = _view(saver, CallSite(tracker, Binder(), print, lent=False))
+    conf = {"thread_id": "t", "checkpoint_ns": "", "__pregel_checkpointer": view}
+    config: Any = {"configurable": conf}
+    view.get_tuple(config)
+    view.get_tuple(config=config)
+    bare = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    assert saver.seen == [bare, bare]
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"] * 2
+
+
 def test_a_failing_binder_never_reaches_the_store_call() -> None:
     """A binder that raises: the store still answers, and the call still ends."""
     counted: list[str] = []
