@@ -608,10 +608,10 @@ class RunTracker:
         if self._done:
             return None
         if leads_to is not NOT_READ and task_id is not None:
+            led = None
             with self._lock:
-                led = (
-                    None if self._done else self._task_writes(task_id, leads_to)  # type: ignore[arg-type]
-                )
+                if not self._done:
+                    led = self._task_writes(task_id, leads_to)  # type: ignore[arg-type]
             if led is not None:
                 # Its end's sinks after the lock: the task threads wait on it.
                 self._sink.task_ended(self.run, led)
@@ -656,7 +656,7 @@ class RunTracker:
         calls = self._calls
         calls[call] = None
         if self._done and calls.pop(call, _GONE) is not _GONE:
-            self._close(call, n.STATUS_CANCELLED)
+            self._cancel(call, self._now())
             return None
         return call
 
@@ -685,8 +685,10 @@ class RunTracker:
                         run.call_errors = (*run.call_errors, call.error)
         _end_call(self._sink, self.run, call)
 
-    def _close(self, call: CheckpointRecord | StoreRecord, status: str) -> None:
-        call.end_ns, call.status = self._now(), status
+    def _cancel(self, call: CheckpointRecord | StoreRecord, now: int) -> None:
+        # A call the run's end took from the calls in flight: how it ends is not
+        # known, so it ends cancelled, now.
+        call.end_ns, call.status = now, n.STATUS_CANCELLED
         _end_call(self._sink, self.run, call)
 
     # --- what the caller sees ------------------------------------------------------
@@ -773,8 +775,7 @@ class RunTracker:
             calls = self._calls
             for call in list(calls):
                 if calls.pop(call, _GONE) is not _GONE:
-                    call.end_ns, call.status = now, n.STATUS_CANCELLED
-                    _end_call(self._sink, self.run, call)
+                    self._cancel(call, now)
             # Tasks that ended but still waited for their writes: in the order they
             # ended (children before the tasks that run their subgraphs).
             if self._parked:
