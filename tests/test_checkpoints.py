@@ -12,6 +12,7 @@ import inspect
 import operator
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Generator, Iterator
 from typing import Annotated, Any, TypedDict, cast
@@ -1022,6 +1023,53 @@ def test_sqlite_saver_calls_are_traced_and_sqlite_spans_nest_under_them(
     puts = by_name(spans, f"{n.SPAN_CHECKPOINT} put")
     assert any(parent_of(s, spans) in puts for s in sql)
     conn.close()
+
+
+def test_the_span_a_saver_reads_while_it_runs_is_its_calls_span(
+    tracing: Any,
+) -> None:
+    """A saver that writes on the current span: it lands on ``checkpoint put``,
+    whose times are still the call's own, and a span it starts nests under it.
+
+    A call's span is made only when something asks for it while the call runs;
+    otherwise later, from the run's batch. Both must give the same span.
+    """
+    from opentelemetry import trace
+
+    provider, exporter = tracing
+    tracer = provider.get_tracer("saver-instrumentation")
+    bounds: list[tuple[int, int]] = []
+
+    class Annotating(InMemorySaver):
+        def put(self, *args: Any, **kwargs: Any) -> Any:
+            before = time.time_ns()
+            time.sleep(0.02)  # so a span started only now would show it
+            current = trace.get_current_span()
+            assert current.is_recording()
+            current.set_attribute("saver.note", "seen")
+            with tracer.start_as_current_span("db put"):
+                result = super().put(*args, **kwargs)
+            bounds.append((before, time.time_ns()))
+            return result
+
+    traced = lg_otel.instrument(linear(Annotating()), tracer_provider=provider)
+    assert traced.invoke({"log": []}, thread_config()) == {"log": ["a", "b"]}
+    spans = exporter.get_finished_spans()
+    puts = by_name(spans, f"{n.SPAN_CHECKPOINT} put")
+    assert len(puts) == len(bounds) >= 2
+    for put, (before, after) in zip(
+        sorted(puts, key=start_ns), sorted(bounds), strict=True
+    ):
+        assert (put.attributes or {})["saver.note"] == "seen"
+        assert (put.attributes or {})[n.ATTR_STATUS] == n.STATUS_OK
+        # Started when the call began, not when the saver first read the span
+        # 20 ms later (5 ms of slack for the wall clock's own corrections).
+        assert start_ns(put) <= before + 5_000_000
+        assert (put.end_time or 0) >= after - 5_000_000
+    for db in by_name(spans, "db put"):
+        assert parent_of(db, spans) in puts
+    # The calls whose span nobody read were made too, once each.
+    assert len(by_name(spans, f"{n.SPAN_CHECKPOINT} put_writes")) >= 2
 
 
 async def test_async_sqlite_saver_calls_are_traced(tracing: Any, tmp_path: Any) -> None:
