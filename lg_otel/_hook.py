@@ -67,12 +67,6 @@ class Binder:
         None: call :meth:`activate`."""
         return None
 
-    def defer(self, call: Any, start: Callable[[Any], None]) -> None:
-        """Give ``call``, whose start the sinks have not had, a context for
-        :meth:`activate` (``call.slots[SPAN_CONTEXT_SLOT]``) whose span is made,
-        by ``start(call)``, only if something asks for it."""
-        return None
-
 
 class RunHook(BaseCallbackHandler):
     """Feeds one run's tracker from inside the nodes; never raises."""

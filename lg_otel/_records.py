@@ -190,9 +190,6 @@ class CheckpointRecord:
     end_ns: int | None = None
     status: str | None = None
     error: BaseException | None = None
-    #: Whether the sinks have heard of its start (a run hands a call's start to
-    #: them when it hands its end, unless something asked for its span sooner).
-    started: bool = False
     slots: dict[str, Any] = field(default_factory=dict)
 
 
@@ -213,8 +210,6 @@ class StoreRecord:
     end_ns: int | None = None
     status: str | None = None
     error: BaseException | None = None
-    #: As :attr:`CheckpointRecord.started`.
-    started: bool = False
     slots: dict[str, Any] = field(default_factory=dict)
 
 
@@ -266,13 +261,9 @@ class Sink(Protocol):
         return None
 
     # --- checkpoints and stores: ``run`` is None for calls outside any run ---
-    #
-    # A run's calls usually reach the sinks after they ended, start and end back
-    # to back, from the run's batch (see ``RunTracker``); their records carry the
-    # times they really started and ended.
 
     def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
-        """A checkpointer call began (told at once, or with its end)."""
+        """A checkpointer call began."""
         return None
 
     def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:

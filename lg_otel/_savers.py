@@ -118,10 +118,6 @@ class CallTracker(Protocol):
         """A call returned or raised."""
         ...
 
-    def start_now(self, call: _Call) -> None:
-        """Hand the call's start to the sinks now, if they have not had it."""
-        ...
-
 
 class CallSite:
     """Where the calls of one run's views (or of one state method's) are reported.
@@ -136,7 +132,6 @@ class CallSite:
         "_on_error",
         "_run",
         "_runtimes",
-        "_start_now",
         "_tracker",
         "_var",
     )
@@ -164,7 +159,6 @@ class CallSite:
         # of one run's graphs (a few), the first kept alive so its id stays its own.
         self._runtimes: dict[int, tuple[Any, Any]] = {}
         self._var = binder.context_var()
-        self._start_now = tracker.start_now
 
     def _bare(self, config: Any, conf: dict[str, Any]) -> Any:
         lent = conf.get(_CHECKPOINTER_KEY)
@@ -245,8 +239,6 @@ class CallSite:
                 leads_to=leads_to,
             )
             if call is not None:
-                if not call.started:
-                    self._binder.defer(call, self._start_now)
                 # activate(), inline where it only sets the context variable.
                 var, ctx = self._var, call.slots.get(SPAN_CONTEXT_SLOT)
                 if var is not None and ctx is not None:
@@ -298,8 +290,6 @@ class CallSite:
             call = self._tracker.store_started(operation, store, parent=parent)
             if call is None:
                 return None, None
-            if not call.started:
-                self._binder.defer(call, self._start_now)
             return call, self._binder.activate(self._run, call)
         except Exception as exc:  # noqa: BLE001 - the call itself must go on
             self._on_error(n.COMPONENT_SAVERS, exc)

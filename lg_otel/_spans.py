@@ -12,14 +12,13 @@ import contextvars
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
-from opentelemetry.util import types
 
 from lg_otel import _names as n
 from lg_otel._batch import Batch
@@ -510,92 +509,6 @@ class SpanSink:
     store_ended = _call_ended
 
 
-class PendingSpan(Span):
-    """The span of a checkpointer or store call, current while the call runs,
-    before the sinks have had the call's start.
-
-    Most calls' spans are never asked for while they run: the sinks get such a
-    call's start and end back to back, from the run's batch. The first use of
-    this object (reading its context to nest a span under it, setting an
-    attribute...) has them start the call at once, and then stands for the
-    span they started. Its end still comes when the call ends.
-    """
-
-    __slots__ = ("_call", "_start")
-
-    def __init__(self, call: Any, start: Callable[[Any], None]) -> None:
-        """``start(call)`` hands the call's start to the sinks (once)."""
-        self._call = call
-        self._start = start
-
-    def _span(self) -> Span:
-        span: Span | None = self._call.slots.get(_SPAN)
-        if span is None:
-            self._start(self._call)
-            span = self._call.slots.get(_SPAN)
-        # No span (its start failed, and was counted): as the API's invalid span.
-        return span if span is not None else trace.INVALID_SPAN
-
-    def __repr__(self) -> str:
-        """As the span it stands for."""
-        return repr(self._span())
-
-    def get_span_context(self) -> trace.SpanContext:
-        """The call's span's context."""
-        return self._span().get_span_context()
-
-    def is_recording(self) -> bool:
-        """Whether the call's span records."""
-        return self._span().is_recording()
-
-    def set_attribute(self, key: str, value: types.AnyValue) -> None:
-        """Set an attribute on the call's span."""
-        self._span().set_attribute(key, value)
-
-    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
-        """Set attributes on the call's span."""
-        self._span().set_attributes(attributes)
-
-    def add_event(
-        self,
-        name: str,
-        attributes: types.Attributes = None,
-        timestamp: int | None = None,
-    ) -> None:
-        """Add an event to the call's span."""
-        self._span().add_event(name, attributes, timestamp)
-
-    def add_link(
-        self, context: trace.SpanContext, attributes: types.Attributes = None
-    ) -> None:
-        """Add a link to the call's span."""
-        self._span().add_link(context, attributes)
-
-    def update_name(self, name: str) -> None:
-        """Rename the call's span."""
-        self._span().update_name(name)
-
-    def set_status(
-        self, status: Status | StatusCode, description: str | None = None
-    ) -> None:
-        """Set the call's span's status."""
-        self._span().set_status(status, description)
-
-    def record_exception(
-        self,
-        exception: BaseException,
-        attributes: types.Attributes = None,
-        timestamp: int | None = None,
-        escaped: bool = False,
-    ) -> None:
-        """Record an exception on the call's span."""
-        self._span().record_exception(exception, attributes, timestamp, escaped)
-
-    def end(self, end_time: int | None = None) -> None:
-        """End the call's span (lg_otel's own end of it then does nothing)."""
-        self._span().end(end_time)
-
-
 class SpanBinder(Binder):
     """Makes a task's span current while its node runs (in the node's context)."""
 
@@ -616,14 +529,6 @@ class SpanBinder(Binder):
         if type(runtime) is ContextVarsRuntimeContext:
             return runtime._current_context
         return None
-
-    def defer(self, call: Any, start: Callable[[Any], None]) -> None:
-        """A context holding a :class:`PendingSpan` of ``call`` (see
-        :meth:`Binder.defer`)."""
-        if _SPAN_KEY is None:  # pragma: no cover - another API release
-            start(call)  # the span now, and the context its start gives
-            return
-        call.slots[_CTX] = otel_context.Context({_SPAN_KEY: PendingSpan(call, start)})
 
     def deactivate(self, token: object) -> bool:
         """Detach what :meth:`activate` attached, if in the context that attached it.

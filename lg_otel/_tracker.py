@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from time import monotonic_ns
 from typing import Any, TypeVar
 
 from lg_otel import _names as n
-from lg_otel._batch import Batch
 from lg_otel._parse import namespace_of, task_triggers
 from lg_otel._records import (
     MAX_CALL_ERRORS,
@@ -48,10 +46,8 @@ class RunTracker:
 
     __slots__ = (
         "_announced",
-        "_batch",
         "_calls",
         "_clock",
-        "_deliver_call",
         "_done",
         "_failed",
         "_last_ns",
@@ -61,7 +57,6 @@ class RunTracker:
         "_parked",
         "_per_chunk",
         "_sink",
-        "_starts",
         "_stream_has_subgraphs",
         "_stream_tasks",
         "_tasks",
@@ -84,7 +79,6 @@ class RunTracker:
         stream_tasks: bool = True,
         on_clock_error: Callable[[BaseException], None] | None = None,
         per_chunk: bool = False,
-        batch: Batch | None = None,
     ) -> None:
         """Start tracking a run (emits ``run_started`` at once).
 
@@ -94,8 +88,6 @@ class RunTracker:
         mode); when it does not, every task ends when its node returns.
         ``per_chunk`` keeps every gap between a model call's chunks (for per-chunk
         metrics); otherwise only the largest.
-        ``batch``: the checkpointer and store calls reach the sinks from it once
-        they ended (see :meth:`call_ended`); None hands them on at once.
         """
         self._per_chunk = per_chunk
         self._stream_has_subgraphs = stream_has_subgraphs
@@ -122,10 +114,6 @@ class RunTracker:
         # Taken without the lock (see checkpoint_started): whoever pops a call
         # from it, its own end or finish(), ends it.
         self._calls: dict[CheckpointRecord | StoreRecord, None] = {}
-        self._batch = batch
-        self._deliver_call = self._deliver  # one bound method, not one per call
-        # Reentrant: a call's start may read the span of the call it runs inside.
-        self._starts = threading.RLock()
         # Where tasks led (langgraph.task.next), from the writes LangGraph hands the
         # checkpointer: None when no such writes will come for this run. Under the
         # default "async" durability they often come after the task's result, so
@@ -642,9 +630,7 @@ class RunTracker:
             task_id=task_id,
             writes=writes,
         )
-        if self._batch is None:
-            call.started = True
-            self._sink.checkpoint_started(self.run, call)
+        self._sink.checkpoint_started(self.run, call)
         return self._open(call)
 
     def store_started(
@@ -660,14 +646,12 @@ class RunTracker:
             start_ns=self._now(),
             parent=parent,
         )
-        if self._batch is None:
-            call.started = True
-            self._sink.store_started(self.run, call)
+        self._sink.store_started(self.run, call)
         return self._open(call)
 
     def _open(self, call: _C) -> _C | None:
-        # Registered once its record is whole, so that whoever ends it ends a
-        # whole call. finish() sets _done before it ends the calls it finds: a
+        # Registered after its sinks started it, so that whoever ends it finds a
+        # span to end. finish() sets _done before it ends the calls it finds: a
         # call registered too late for it sees _done here and ends itself.
         calls = self._calls
         calls[call] = None
@@ -699,46 +683,13 @@ class RunTracker:
                     run = self.run
                     if len(run.call_errors) < MAX_CALL_ERRORS:
                         run.call_errors = (*run.call_errors, call.error)
-        batch = self._batch
-        if batch is None:
-            _end_call(self._sink, self.run, call)
-            return
-        # Its start and end reach the sinks from the batch: in the saver's thread
-        # a call's telemetry ran cold, between two stretches of LangGraph's code,
-        # and cost about twice what it costs among the others
-        # (benchmarks/README.md). The batch runs before the run's end reaches them.
-        batch.items.append((self._deliver_call, call, None, None, None))
-        if monotonic_ns() > batch.due_ns:
-            batch.arm()
-
-    def start_now(self, call: CheckpointRecord | StoreRecord) -> None:
-        """Hand a call's start to the sinks now if they have not had it: its span
-        was asked for while the call runs (a database instrumentation nesting
-        under it, say). Its end still comes from the batch."""
-        if call.started:
-            return
-        with self._starts:
-            if not call.started:
-                _start_call(self._sink, self.run, call)
-                call.started = True
-
-    def _deliver(
-        self, call: CheckpointRecord | StoreRecord, _a: None, _b: None, _c: None
-    ) -> None:
-        # A batch's call: the sinks get the call's start, unless they had it,
-        # then its end. Under the lock only while a start_now() may be at work.
-        if not call.started:
-            with self._starts:
-                if not call.started:
-                    _start_call(self._sink, self.run, call)
-                    call.started = True
         _end_call(self._sink, self.run, call)
 
     def _cancel(self, call: CheckpointRecord | StoreRecord, now: int) -> None:
         # A call the run's end took from the calls in flight: how it ends is not
         # known, so it ends cancelled, now.
         call.end_ns, call.status = now, n.STATUS_CANCELLED
-        self._deliver(call, None, None, None)
+        _end_call(self._sink, self.run, call)
 
     # --- what the caller sees ------------------------------------------------------
 
@@ -825,9 +776,6 @@ class RunTracker:
             for call in list(calls):
                 if calls.pop(call, _GONE) is not _GONE:
                     self._cancel(call, now)
-            if self._batch is not None:
-                # The calls that ended reach the sinks before the run's end does.
-                self._batch.flush()
             # Tasks that ended but still waited for their writes: in the order they
             # ended (children before the tasks that run their subgraphs).
             if self._parked:
@@ -977,15 +925,6 @@ def _close_call(
         call.results = results
 
 
-def _start_call(
-    sink: Sink, run: RunRecord | None, call: CheckpointRecord | StoreRecord
-) -> None:
-    if isinstance(call, CheckpointRecord):
-        sink.checkpoint_started(run, call)
-    else:
-        sink.store_started(run, call)
-
-
 def _end_call(
     sink: Sink, run: RunRecord | None, call: CheckpointRecord | StoreRecord
 ) -> None:
@@ -1060,7 +999,6 @@ class OutsideRun:
             checkpoint_ns=checkpoint_ns,
             task_id=task_id,
             writes=writes,
-            started=True,
         )
         self._sink.checkpoint_started(None, call)
         return call
@@ -1075,7 +1013,6 @@ class OutsideRun:
             store=store,
             start_ns=self._now(),
             parent=parent,
-            started=True,
         )
         self._sink.store_started(None, call)
         return call
@@ -1091,7 +1028,3 @@ class OutsideRun:
             return
         _close_call(call, self._now(), error, results)
         _end_call(self._sink, None, call)
-
-    def start_now(self, call: CheckpointRecord | StoreRecord) -> None:
-        """Nothing to do: a call outside a run reaches the sinks as it starts."""
-        return None

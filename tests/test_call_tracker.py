@@ -17,7 +17,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from lg_otel import _names as n
-from lg_otel._batch import Batch
 from lg_otel._hook import Binder
 from lg_otel._records import CheckpointRecord, NullSink, RunRecord, StoreRecord
 from lg_otel._savers import CallSite, _view, inner_of, is_view
@@ -57,17 +56,9 @@ class Events(NullSink):
         return [name for name, _, _ in self.events]
 
 
-def _tracker(batch: Batch | None = None) -> tuple[RunTracker, Events, Clock]:
+def _tracker() -> tuple[RunTracker, Events, Clock]:
     sink, clock = Events(), Clock()
-    return RunTracker(sink, clock, graph="g", batch=batch), sink, clock
-
-
-def _batch() -> Batch:
-    # A long interval: only the test's flush (or the run's end) runs it.
-    def failed(exc: BaseException) -> None:
-        raise AssertionError(f"a batched call raised {exc!r}")
-
-    return Batch(failed, interval_s=3600)
+    return RunTracker(sink, clock, graph="g"), sink, clock
 
 
 def test_a_call_is_timed_by_the_injected_clock() -> None:
@@ -159,23 +150,16 @@ def test_a_call_starting_as_the_run_ends_is_ended_once() -> None:
     assert sink.events[1][2].status == n.STATUS_CANCELLED
 
 
-@pytest.mark.parametrize("batched", [False, True], ids=["at-once", "batched"])
-def test_calls_from_many_threads_end_once_whenever_the_run_ends(
-    batched: bool,
-) -> None:
-    """Calls started and ended in 8 threads while the run finishes: each once,
-    also when some have their start handed on early (their span was read)."""
-    batch = _batch() if batched else None
-    tracker, sink, _ = _tracker(batch)
+def test_calls_from_many_threads_end_once_whenever_the_run_ends() -> None:
+    """Calls started and ended in 8 threads while the run finishes: each once."""
+    tracker, sink, _ = _tracker()
     started = threading.Barrier(9)
 
     def calls() -> None:
         started.wait()
-        for i in range(300):
+        for _ in range(300):
             call = tracker.checkpoint_started("put_writes", "S")
             if call is not None:
-                if i % 3 == 0:
-                    tracker.start_now(call)
                 tracker.call_ended(call)
 
     threads = [threading.Thread(target=calls) for _ in range(8)]
@@ -185,11 +169,8 @@ def test_calls_from_many_threads_end_once_whenever_the_run_ends(
     tracker.finish(n.STATUS_OK)
     for thread in threads:
         thread.join()
-    if batch is not None:
-        batch.flush()  # a timer would: what ended after the run's end
     opened = [c for name, _, c in sink.events if name == "checkpoint_started"]
     ended = [c for name, _, c in sink.events if name == "checkpoint_ended"]
-    assert len(set(map(id, opened))) == len(opened)
     assert sorted(map(id, opened)) == sorted(map(id, ended))
     assert all(call.end_ns is not None for call in ended)
 
@@ -286,9 +267,6 @@ class Exploding:
     def call_ended(self, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError("tracker down")
 
-    def start_now(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("tracker down")
-
 
 class ExplodingBinder(Binder):
     """A binder that cannot attach anything."""
@@ -379,76 +357,3 @@ def test_views_are_recognised_and_unwrap_to_the_users_object() -> None:
     assert is_view(view)
     assert not is_view(saver)
     assert inner_of(view) is saver
-
-
-# --- a run's calls handed on from its batch ---------------------------------------
-
-
-def test_a_batched_call_reaches_the_sinks_when_the_batch_runs() -> None:
-    """Start and end back to back, when the batch runs, with the call's own times."""
-    batch = _batch()
-    tracker, sink, clock = _tracker(batch)
-    call = tracker.checkpoint_started("put", "S", checkpoint_ns="")
-    assert call is not None
-    assert not call.started
-    tracker.call_ended(call)
-    assert sink.names() == []
-    assert (call.start_ns, call.end_ns) == (clock.now - clock.step, clock.now)
-    store = tracker.store_started("get", "Store")
-    assert store is not None
-    tracker.call_ended(store, results=None)
-    batch.flush()
-    assert sink.names() == [
-        "checkpoint_started",
-        "checkpoint_ended",
-        "store_started",
-        "store_ended",
-    ]
-    assert sink.events[1][2] is call
-    assert call.status == n.STATUS_OK
-
-
-def test_start_now_hands_the_start_on_once_and_the_end_from_the_batch() -> None:
-    """A call whose span is read while it runs starts at once, and only once."""
-    batch = _batch()
-    tracker, sink, _ = _tracker(batch)
-    call = tracker.checkpoint_started("put", "S")
-    assert call is not None
-    tracker.start_now(call)
-    tracker.start_now(call)
-    assert sink.names() == ["checkpoint_started"]
-    tracker.call_ended(call)
-    assert sink.names() == ["checkpoint_started"]
-    batch.flush()
-    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
-
-
-def test_the_run_end_hands_on_its_batched_calls_first() -> None:
-    """finish(): ended calls and the one still in flight (cancelled) reach the
-    sinks before the run's end does."""
-
-    class Ordered(Events):
-        def run_ended(self, run: RunRecord) -> None:
-            self.events.append(("run_ended", run, None))
-
-    batch, sink = _batch(), Ordered()
-    tracker = RunTracker(sink, Clock(), graph="g", batch=batch)
-    done = tracker.checkpoint_started("put_writes", "S")
-    open_call = tracker.checkpoint_started("get_tuple", "S")
-    assert done is not None
-    assert open_call is not None
-    tracker.call_ended(done, RuntimeError("disk full"))
-    tracker.finish(n.STATUS_OK)
-    assert [name for name, _, _ in sink.events] == [
-        "checkpoint_started",
-        "checkpoint_ended",
-        "checkpoint_started",
-        "checkpoint_ended",
-        "run_ended",
-    ]
-    ended = {c.operation: c for name, _, c in sink.events if name == "checkpoint_ended"}
-    assert ended["put_writes"].status == n.STATUS_ERROR
-    assert ended["get_tuple"].status == n.STATUS_CANCELLED
-    tracker.call_ended(open_call)  # returns after the run's end: nothing more
-    batch.flush()
-    assert len(sink.events) == 5

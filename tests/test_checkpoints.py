@@ -1029,11 +1029,7 @@ def test_the_span_a_saver_reads_while_it_runs_is_its_calls_span(
     tracing: Any,
 ) -> None:
     """A saver that writes on the current span: it lands on ``checkpoint put``,
-    whose times are still the call's own, and a span it starts nests under it.
-
-    A call's span is made only when something asks for it while the call runs;
-    otherwise later, from the run's batch. Both must give the same span.
-    """
+    whose times are the call's own, and a span it starts nests under it."""
     from opentelemetry import trace
 
     provider, exporter = tracing
@@ -1063,12 +1059,13 @@ def test_the_span_a_saver_reads_while_it_runs_is_its_calls_span(
         assert (put.attributes or {})["saver.note"] == "seen"
         assert (put.attributes or {})[n.ATTR_STATUS] == n.STATUS_OK
         # Started when the call began, not when the saver first read the span
-        # 20 ms later (5 ms of slack for the wall clock's own corrections).
+        # 20 ms later (5 ms of slack for the wall clock's own corrections): a
+        # span made lazily, on first use, must still carry the call's times.
         assert start_ns(put) <= before + 5_000_000
         assert (put.end_time or 0) >= after - 5_000_000
     for db in by_name(spans, "db put"):
         assert parent_of(db, spans) in puts
-    # The calls whose span nobody read were made too, once each.
+    # The calls whose span nobody read have theirs too.
     assert len(by_name(spans, f"{n.SPAN_CHECKPOINT} put_writes")) >= 2
 
 
