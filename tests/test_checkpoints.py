@@ -1059,8 +1059,7 @@ def test_the_span_a_saver_reads_while_it_runs_is_its_calls_span(
         assert (put.attributes or {})["saver.note"] == "seen"
         assert (put.attributes or {})[n.ATTR_STATUS] == n.STATUS_OK
         # Started when the call began, not when the saver first read the span
-        # 20 ms later (5 ms of slack for the wall clock's own corrections): a
-        # span made lazily, on first use, must still carry the call's times.
+        # 20 ms later (5 ms of slack for the wall clock's own corrections).
         assert start_ns(put) <= before + 5_000_000
         assert (put.end_time or 0) >= after - 5_000_000
     for db in by_name(spans, "db put"):
