@@ -80,7 +80,7 @@ def _no_views(
     # The run's config as it is: the saver is called unwrapped. ``*rest`` takes
     # whatever else ``run_config`` is given: a signature that stopped matching made
     # the tap fall back to an untraced run, and the "off" variant measured bare.
-    return hooked
+    return hooked, graph
 
 
 _INPUT = {"n": 0, "payload": ""}
@@ -203,10 +203,10 @@ def _isolated_layer(layer: str, reps: int, loops: int) -> dict[str, list[float]]
     config: Any = saver.put(root, empty_checkpoint(), {}, {})
     merged: Any = ensure_config(config)
     tracker, _ = instr.new_run(graph, dict(merged), None, False)
-    wired = run_config(instr, graph, config, merged, config, tracker)
-    view = wired["configurable"]["__pregel_checkpointer"]
+    wired, run_graph = run_config(instr, graph, config, merged, config, tracker)
+    view = run_graph.checkpointer
     # As in a run: LangGraph hands the saver configs carrying the run's
-    # `configurable`, the view included (which the view gives back as the saver).
+    # `configurable` (the view is the run's graph's own saver, not in there).
     run_conf = {**wired["configurable"], **config["configurable"]}
     config = {**config, "configurable": run_conf}
     writes = [("n", 1)]

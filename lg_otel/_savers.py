@@ -665,18 +665,25 @@ def run_config(
     hooked: dict[str, Any],
     tracker: CallTracker,
     durability: object = None,
-) -> dict[str, Any]:
-    """``hooked`` with this run's checkpointer and store views in ``configurable``.
+) -> tuple[dict[str, Any], Any]:
+    """``(config, graph)`` to run: with this run's checkpointer and store views.
 
     ``config`` is the caller's, ``merged`` the caller's ensured config,
     ``durability`` the call's own (None: LangGraph's default). Returns ``hooked``
-    itself when the run has neither (nothing is wrapped: no cost). When each
-    task's writes will reach the checkpointer view during the run, the tracker is
-    told to wait for them (``langgraph.task.next``).
+    and ``graph`` themselves when the run has neither (nothing is wrapped: no
+    cost). The store's view goes in the config's runtime. The checkpointer's view
+    goes where LangGraph would find the saver: in ``configurable`` when the
+    caller's config names one (as the API server's does), else as the checkpointer
+    of a copy of ``graph`` made for this run. LangGraph copies a run's
+    ``configurable`` into every config it hands the saver, so a view put there
+    would have to be taken out of each call's config again (two dict copies per
+    call, measured in ``benchmarks/README.md``). When each task's writes will
+    reach the checkpointer view during the run, the tracker is told to wait for
+    them (``langgraph.task.next``).
     """
     try:
         if not _may_have_calls(graph, merged):
-            return hooked
+            return hooked, graph
         # What LangGraph's stream() resolves from: context < graph config < call.
         conf = ensure_config(graph.config, config).get("configurable") or {}
         saver = _saver_of(graph, conf)
@@ -684,7 +691,7 @@ def run_config(
             # LangGraph refuses a checkpointed run whose `configurable` is empty
             # (no thread_id...) by checking just that: adding a view's key would
             # let the run start and fail later, with another exception.
-            return hooked
+            return hooked, graph
         store = runtime = None
         if _RUNTIME_KEY in conf:
             runtime = conf[_RUNTIME_KEY]
@@ -695,7 +702,7 @@ def run_config(
         if store is not None and is_view(store):
             store = None
         if saver is None and store is None:
-            return hooked
+            return hooked, graph
         site = CallSite(
             tracker,
             wiring.call_binder(),
@@ -703,8 +710,12 @@ def run_config(
             lent=_CHECKPOINTER_KEY in conf,
         )
         configurable = {**(hooked.get("configurable") or {})}
+        run_graph = graph
         if saver is not None:
-            configurable[_CHECKPOINTER_KEY] = _view(saver, site)
+            if _CHECKPOINTER_KEY in conf:
+                configurable[_CHECKPOINTER_KEY] = _view(saver, site)
+            else:
+                run_graph = _with_checkpointer(graph, _view(saver, site))
             if durability is None:
                 durability = conf.get(_DURABILITY_KEY, "async")
             # Under "exit" durability the writes are saved once, after the run.
@@ -712,10 +723,23 @@ def run_config(
                 tracker.expect_writes()
         if store is not None and isinstance(runtime, Runtime):
             configurable[_RUNTIME_KEY] = runtime.override(store=_view(store, site))
-        return {**hooked, "configurable": configurable}
+        return {**hooked, "configurable": configurable}, run_graph
     except Exception as exc:  # noqa: BLE001 - if we cannot wrap, run it unwrapped
         wiring.record_error(n.COMPONENT_SAVERS, exc)
-        return hooked
+        return hooked, graph
+
+
+def _with_checkpointer(graph: Any, saver: Any) -> Any:
+    """A copy of ``graph`` for one run whose own checkpointer is ``saver``.
+
+    Of the same class, sharing every other value (as the instrumented copy does):
+    LangGraph's ``stream()`` reads the saver from it, and the graph the caller
+    holds is not changed.
+    """
+    run_graph = object.__new__(type(graph))
+    run_graph.__dict__.update(graph.__dict__)
+    run_graph.checkpointer = saver
+    return run_graph
 
 
 def state_target(wiring: Wiring, graph: Any, config: Any) -> tuple[Any, Any]:

@@ -139,6 +139,9 @@ class _Plan:
     kwargs: dict[str, Any]
     tracker: RunTracker
     hook: RunHook
+    #: The graph whose ``stream()`` runs: the caller's, or a copy of it for this
+    #: run with the checkpointer's view as its own (see ``_savers.run_config``).
+    graph: AnyGraph
     #: Modes handed to the caller untouched, with nothing to read (v2 fast path).
     passthrough: frozenset[str] = frozenset()
     fast: bool = False
@@ -418,13 +421,17 @@ def _plan(
         durability = kwargs.get("durability")
         if durability is None and kwargs.get("checkpoint_during") is False:
             durability = "exit"  # LangGraph's deprecated spelling of it
-        hooked = run_config(instr, graph, config, merged, hooked, tracker, durability)
+        hooked, run_graph = run_config(
+            instr, graph, config, merged, hooked, tracker, durability
+        )
         call_kwargs = {
             **kwargs,
             "stream_mode": request.tap_modes(TAP_MODES if stream_tasks else ()),
             "subgraphs": subgraphs,
         }
-        plan = _Plan(instr, request, subgraphs, hooked, call_kwargs, tracker, hook)
+        plan = _Plan(
+            instr, request, subgraphs, hooked, call_kwargs, tracker, hook, run_graph
+        )
         plan.ttfc = _INVOKING.get() is not graph
         if isinstance(request.stream_mode, list) or request.version == "v2":
             # tasks feed the tracker; updates/values may carry an interrupt; the
@@ -461,7 +468,7 @@ def _sync_tap(
     if plan is None:
         yield from base_stream(graph, input, config, **kwargs)
         return
-    inner = base_stream(graph, input, plan.config, **plan.kwargs)
+    inner = base_stream(plan.graph, input, plan.config, **plan.kwargs)
     status, error = n.STATUS_OK, None
     try:
         hook, route, clock = plan.hook, plan.route, plan.instr.clock
@@ -538,7 +545,7 @@ async def _async_tap(
         async for item in base_astream(graph, input, config, **kwargs):
             yield item
         return
-    inner = base_astream(graph, input, plan.config, **plan.kwargs)
+    inner = base_astream(plan.graph, input, plan.config, **plan.kwargs)
     status, error = n.STATUS_OK, None
     try:
         hook, route, clock = plan.hook, plan.route, plan.instr.clock

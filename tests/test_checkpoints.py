@@ -414,6 +414,31 @@ def test_the_users_saver_and_graph_are_untouched(tracing: Any) -> None:
     assert saver.get_tuple(config) is not None
 
 
+def test_the_graphs_keep_their_own_saver_while_a_run_is_on(tracing: Any) -> None:
+    """The run's view is the saver of a copy made for the run: the graph the
+    caller holds, and the one it instrumented, hold their own saver throughout."""
+    provider, exporter = tracing
+    saver = InMemorySaver()
+    held: dict[str, Any] = {}
+    seen: list[tuple[bool, bool]] = []
+
+    def node(state: S) -> dict[str, Any]:
+        seen.append(
+            (held["graph"].checkpointer is saver, held["traced"].checkpointer is saver)
+        )
+        return {"log": ["a"]}
+
+    builder = StateGraph(S)
+    builder.add_node("a", node)
+    builder.add_edge(START, "a")
+    graph = builder.compile(checkpointer=saver, name="cp")
+    traced = lg_otel.instrument(graph, tracer_provider=provider)
+    held.update(graph=graph, traced=traced)
+    traced.invoke({"log": []}, thread_config())
+    assert seen == [(True, True)]
+    assert checkpoint_spans(exporter.get_finished_spans())  # the run's calls traced
+
+
 def test_allow_list_clone_is_still_traced_and_leaves_the_saver_alone() -> None:
     """with_allowlist on the view returns a traced view of the saver's clone."""
     # A strict msgpack serializer: an allow-list makes a new one (and a clone).

@@ -276,7 +276,9 @@ def test_malformed_parts_are_counted_not_raised(tracing: Any) -> None:
     from lg_otel._reshape import Request
 
     tracker, hook = instr.new_run(traced, {}, None, False)
-    plan = _Plan(instr, Request("updates", False, "v2"), False, {}, {}, tracker, hook)
+    plan = _Plan(
+        instr, Request("updates", False, "v2"), False, {}, {}, tracker, hook, traced
+    )
     weird: list[Any] = [
         {"type": "tasks", "ns": (), "data": {"id": 3}},
         {"type": "tasks", "ns": (), "data": "nonsense"},
