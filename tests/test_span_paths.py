@@ -219,11 +219,20 @@ def _value(key: str, value: Any) -> Any:
 def _fields(spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
     """Every exported field of each span, ids replaced by the span's position.
 
-    Ordered by name, then start: LangGraph hands a task's ``put_writes`` and the
-    next ``put`` to two background threads, and either may start first (also
-    under ``durability="sync"``), so an order by start alone differs by run.
+    Ordered by name, then attributes, then start: LangGraph hands each
+    ``put_writes`` and ``put`` to background threads, and any of them may start
+    first (also under ``durability="sync"``: the input's ``put_writes`` can start
+    after the first node ran), so an order by start differs by run. Spans of one
+    name and the same attributes are alike in every compared field.
     """
-    order = sorted(spans, key=lambda s: (s.name, s.start_time or 0))
+    order = sorted(
+        spans,
+        key=lambda s: (
+            s.name,
+            repr([(k, _value(k, v)) for k, v in sorted(attrs_of(s).items())]),
+            s.start_time or 0,
+        ),
+    )
     index = {s.context.span_id: i for i, s in enumerate(order)}
     rows = []
     for span in order:
