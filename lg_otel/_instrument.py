@@ -226,6 +226,8 @@ class GraphInstrumentation(Instrumentation):
             on_clock_error=lambda exc: self.errors.record(n.COMPONENT_PARSE, exc),
             # Gaps are kept only for a sink that records them.
             per_chunk=self.metrics is not None and bool(self.config.per_chunk_metrics),
+            # Where the writes handed to the checkpointer are read: with the spans.
+            batch=self._span_batch,
         )
         return tracker, RunHook(tracker, self._binder, self.errors.record, self.policy)
 

@@ -18,7 +18,9 @@ How a run gets its views: LangGraph resolves a run's checkpointer from
 ``configurable["__pregel_checkpointer"]`` before the graph's own (that is how a
 parent graph lends its saver to subgraphs, and how the LangGraph API server passes
 its own), and its store from ``configurable["__pregel_runtime"].store`` before the
-graph's own. :func:`run_config` puts the run's views there. LangGraph then applies
+graph's own. :func:`run_config` puts the run's store view there, and its saver view
+there too when the caller's config names a saver; otherwise the view is the own
+saver of a copy of the graph made for the run. LangGraph then applies
 its msgpack allow-list to the view (``with_allowlist`` returns a view of the user's
 clone), and every subgraph inherits both through its task's config. State methods
 (``get_state()``...) get a view through :func:`state_target`, parented under
@@ -44,7 +46,7 @@ from langgraph.store.base import BaseStore
 
 from lg_otel import _names as n
 from lg_otel._hook import Binder
-from lg_otel._parse import NULL_TASK_ID, next_nodes, reports_next, split_checkpoint_ns
+from lg_otel._parse import NULL_TASK_ID, reports_next, split_checkpoint_ns
 from lg_otel._records import (
     SPAN_CONTEXT_SLOT,
     CheckpointRecord,
@@ -85,9 +87,9 @@ class CallTracker(Protocol):
         writes: int | None = None,
         parent_task_id: str | None = None,
         parent: object = None,
-        leads_to: object = NOT_READ,
+        written: object = NOT_READ,
     ) -> CheckpointRecord | None:
-        """A checkpointer call began (a ``put_writes``: where its task led)."""
+        """A checkpointer call began (a ``put_writes``: the writes it hands on)."""
         ...
 
     @property
@@ -211,7 +213,7 @@ class CallSite:
                 if value and type(value) is str:
                     ns = value
             task_id = writes = None
-            leads_to: Any = NOT_READ
+            handed: Any = NOT_READ
             if operation == "put_writes":
                 task = args[2] if len(args) > 2 else kwargs.get("task_id")
                 task_id = task if type(task) is str else None
@@ -222,8 +224,9 @@ class CallSite:
                     and task_id != NULL_TASK_ID
                     and self._tracker.wants_writes
                 ):
-                    # Where the task led: channel names and Send targets only.
-                    leads_to = next_nodes(written)
+                    # Where the task led (read later: channel names and Send
+                    # targets only).
+                    handed = written
             if ns is None and self._current is None:
                 parent_task = parent = None  # a run's top-level call: the run's span
             else:
@@ -236,7 +239,7 @@ class CallSite:
                 writes=writes,
                 parent_task_id=parent_task,
                 parent=parent,
-                leads_to=leads_to,
+                written=handed,
             )
             if call is not None:
                 # activate(), inline where it only sets the context variable.

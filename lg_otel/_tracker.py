@@ -14,11 +14,14 @@ has finished, so a straggling worker can never reopen or double-end anything.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping
+from time import monotonic_ns
 from typing import Any, TypeVar
 
 from lg_otel import _names as n
-from lg_otel._parse import namespace_of, task_triggers
+from lg_otel._batch import Batch
+from lg_otel._parse import namespace_of, next_nodes, task_triggers
 from lg_otel._records import (
     MAX_CALL_ERRORS,
     CheckpointRecord,
@@ -31,8 +34,11 @@ from lg_otel._records import (
 )
 
 Clock = Callable[[], int]
-#: ``leads_to`` of a checkpointer call whose writes were not read.
+#: ``written`` of a checkpointer call whose writes are not to be read.
 NOT_READ: Any = object()
+#: Sequences of writes LangGraph hands ``put_writes``: copied (a shallow tuple)
+#: when the call is made, since a retried task's deque is cleared and refilled.
+_WRITES_SEQUENCES = frozenset({list, deque})
 #: What a dict's pop() gives for a call no longer open.
 _GONE: Any = object()
 _C = TypeVar("_C", CheckpointRecord, StoreRecord)
@@ -46,10 +52,12 @@ class RunTracker:
 
     __slots__ = (
         "_announced",
+        "_batch",
         "_calls",
         "_clock",
         "_done",
         "_failed",
+        "_incoming",
         "_last_ns",
         "_llms",
         "_lock",
@@ -62,6 +70,7 @@ class RunTracker:
         "_tasks",
         "_tools",
         "_writes",
+        "_writes_queued",
         "firsts_due",
         "run",
     )
@@ -79,6 +88,7 @@ class RunTracker:
         stream_tasks: bool = True,
         on_clock_error: Callable[[BaseException], None] | None = None,
         per_chunk: bool = False,
+        batch: Batch | None = None,
     ) -> None:
         """Start tracking a run (emits ``run_started`` at once).
 
@@ -87,7 +97,9 @@ class RunTracker:
         ``stream_tasks`` says whether the stream reports tasks at all (the ``tasks``
         mode); when it does not, every task ends when its node returns.
         ``per_chunk`` keeps every gap between a model call's chunks (for per-chunk
-        metrics); otherwise only the largest.
+        metrics); otherwise only the largest. ``batch``: where the writes a
+        checkpointer is handed are read (see :meth:`take_writes`); without one,
+        during the call.
         """
         self._per_chunk = per_chunk
         self._stream_has_subgraphs = stream_has_subgraphs
@@ -121,6 +133,12 @@ class RunTracker:
         # ends; writes that come first wait for their task.
         self._parked: dict[str, TaskRecord] | None = None
         self._writes: dict[str, tuple[str, ...] | None] = {}
+        # Writes handed to the checkpointer and not read yet: (task id, writes).
+        self._incoming: deque[tuple[str, object]] = deque()
+        self._batch = batch
+        # Whether the batch holds a take_writes() call that has not begun: then
+        # writes handed on before it begins need no other.
+        self._writes_queued = False
         self.run = RunRecord(
             graph=graph,
             thread_id=thread_id,
@@ -593,28 +611,35 @@ class RunTracker:
         writes: int | None = None,
         parent_task_id: str | None = None,
         parent: object = None,
-        leads_to: object = NOT_READ,
+        written: object = NOT_READ,
     ) -> CheckpointRecord | None:
         """A checkpointer call of this run began; None once the run has ended.
 
-        ``leads_to``: where the writes of a ``put_writes`` lead (see
-        :meth:`expect_writes`), read only when :attr:`wants_writes`.
+        ``written``: the writes of a ``put_writes`` (see :meth:`expect_writes`),
+        passed only when :attr:`wants_writes`. They are read later, in the batch
+        (:meth:`take_writes`).
 
-        Takes the run's lock only to hand over where a task led. Saver calls run
-        in LangGraph's background threads while node tasks report from theirs:
-        a lock both take twice per call was contended, and cost more than the
-        rest of the call's telemetry (``benchmarks/README.md``).
+        Takes no lock. Saver calls run in LangGraph's background threads while
+        node tasks report from theirs: a lock both take twice per call was
+        contended, and cost more than the rest of the call's telemetry
+        (``benchmarks/README.md``).
         """
         if self._done:
             return None
-        if leads_to is not NOT_READ and task_id is not None:
-            led = None
-            with self._lock:
-                if not self._done:
-                    led = self._task_writes(task_id, leads_to)  # type: ignore[arg-type]
-            if led is not None:
-                # Its end's sinks after the lock: the task threads wait on it.
-                self._sink.task_ended(self.run, led)
+        if written is not NOT_READ and task_id is not None:
+            if type(written) in _WRITES_SEQUENCES:
+                written = tuple(written)  # type: ignore[arg-type]
+            self._incoming.append((task_id, written))
+            batch = self._batch
+            if batch is None:
+                self.take_writes()
+            elif not self._writes_queued:
+                # Set before take_writes() clears it and reads on: writes appended
+                # before it clears it, it reads; after, their call queues another.
+                self._writes_queued = True
+                batch.items.append((_take_writes, self, None, None, None))
+                if monotonic_ns() > batch.due_ns:
+                    batch.arm()
         try:
             self._last_ns = now = self._clock()
         except Exception as exc:  # noqa: BLE001 - see _now()
@@ -761,6 +786,14 @@ class RunTracker:
             if self._done:
                 return
             self._announce_firsts()
+            # The writes the checkpointer was handed and not yet read: their
+            # tasks end with where they led.
+            incoming = self._incoming
+            while incoming:
+                task_id, written = incoming.popleft()
+                led = self._task_writes(task_id, next_nodes(written))
+                if led is not None:
+                    self._sink.task_ended(self.run, led)
             self._done = True
             now = self._now()
             leftover = n.STATUS_OK if status == n.STATUS_INTERRUPTED else status
@@ -809,7 +842,9 @@ class RunTracker:
             self.run.end_ns = now
             self.run.status = status
             self.run.error = error
-            self._sink.run_ended(self.run)
+        # After the lock: the run's end flushes the batch, whose calls (reading a
+        # run's writes) take a run's lock, holding the batch's.
+        self._sink.run_ended(self.run)
 
     def _task_ended(self, task: TaskRecord, final: bool = False) -> None:
         """Hand out an ended task; an interrupted one also explains the run's pause.
@@ -837,6 +872,32 @@ class RunTracker:
         self._sink.task_ended(self.run, task)
 
     # --- where tasks led -------------------------------------------------------
+
+    def take_writes(self) -> None:
+        """Read the writes handed to the checkpointer so far: each ends its task
+        if it waits for them (:meth:`expect_writes`).
+
+        Made from the batch (or by the run's end), not during the saver's call: a
+        call's own telemetry is all its thread pays for, and reading the writes
+        and ending the task among the batch's other calls costs less than
+        between stretches of LangGraph's code. Each read and hand-over holds the
+        run's lock, so the run's end, which reads what is left under it first,
+        never ends a task whose writes were taken but not yet handed over.
+        """
+        self._writes_queued = False
+        incoming = self._incoming
+        while incoming:
+            with self._lock:
+                try:
+                    task_id, written = incoming.popleft()
+                except IndexError:
+                    return
+                if self._done:
+                    continue  # the run ended: its tasks ended with it
+                led = self._task_writes(task_id, next_nodes(written))
+            if led is not None:
+                # Its end's sinks after the lock: the task threads wait on it.
+                self._sink.task_ended(self.run, led)
 
     def expect_writes(self) -> None:
         """This run's checkpointer will be handed each task's writes: wait for them."""
@@ -906,6 +967,11 @@ class RunTracker:
 
     def _depth(self, task: TaskRecord) -> int:
         return sum(1 for _ in self._parent_ids(task))
+
+
+def _take_writes(tracker: RunTracker, _a: object, _b: object, _c: object) -> None:
+    # A batch item (see lg_otel._batch): the call and its four arguments.
+    tracker.take_writes()
 
 
 def _close_call(
@@ -987,9 +1053,9 @@ class OutsideRun:
         writes: int | None = None,
         parent_task_id: str | None = None,
         parent: object = None,
-        leads_to: object = NOT_READ,
+        written: object = NOT_READ,
     ) -> CheckpointRecord | None:
-        """A checkpointer call began (``leads_to`` is not read: no task waits)."""
+        """A checkpointer call began (``written`` is not read: no task waits)."""
         call = CheckpointRecord(
             graph=self.graph,
             operation=operation,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import threading
 import time
 import uuid
+from collections import deque
 from typing import Annotated, Any
 
 import pytest
@@ -17,7 +19,10 @@ from typing_extensions import TypedDict
 
 import lg_otel
 from lg_otel import _names as n
+from lg_otel._batch import Batch
 from lg_otel._parse import next_nodes
+from lg_otel._records import NullSink, RunRecord, TaskRecord
+from lg_otel._tracker import RunTracker
 from tests.conftest import attrs_of, duration_s, provider_for
 from tests.graphs import nested
 
@@ -226,3 +231,69 @@ def test_writes_parse_channel_names_only() -> None:
     assert next_nodes([("__error__", Opaque())]) is None
     assert next_nodes("branch:to:b") is None
     assert next_nodes([("just-one",)]) is None
+
+
+# --- the hand-over, at the tracker ----------------------------------------------------
+
+
+class _Ended(NullSink):
+    """Keeps each task end: (task id, where it led)."""
+
+    def __init__(self) -> None:
+        self.ended: list[tuple[str, tuple[str, ...] | None]] = []
+        self._lock = threading.Lock()
+
+    def task_ended(self, run: RunRecord, task: TaskRecord) -> None:
+        with self._lock:
+            self.ended.append((task.task_id, task.next))
+
+
+@pytest.mark.parametrize("read", ["batched", "during-the-call"])
+@pytest.mark.parametrize("interval_s", [0.0005, 60.0], ids=["timer", "at-the-end"])
+def test_every_task_ends_once_with_its_writes_under_threads(
+    read: str, interval_s: float
+) -> None:
+    """Writes come from saver threads before or after their task ends, while the
+    batch's timer reads them (or only the run's end does): every task ends exactly
+    once, and with where it led, on both ways of reading them."""
+    sink = _Ended()
+    batch = Batch(lambda exc: pytest.fail(repr(exc)), interval_s)
+    tracker = RunTracker(
+        sink,
+        time.monotonic_ns,
+        graph="g",
+        stream_tasks=False,
+        batch=batch if read == "batched" else None,
+    )
+    tracker.expect_writes()
+    ids = [str(uuid.uuid4()) for _ in range(400)]
+    led = {task_id: (f"n{i % 7}",) for i, task_id in enumerate(ids)}
+
+    def run_tasks(chunk: list[str]) -> None:
+        for task_id in chunk:
+            tracker.task_began(task_id, "work", None, 1, (), None)
+            tracker.task_returned(task_id, n.STATUS_OK)
+
+    def save_writes(chunk: list[str]) -> None:
+        for task_id in chunk:
+            # What LangGraph hands put_writes: a list (or a task's deque).
+            writes = deque([("x", 1), (f"branch:to:{led[task_id][0]}", None)])
+            call = tracker.checkpoint_started(
+                "put_writes", "S", task_id=task_id, writes=2, written=writes
+            )
+            writes.clear()  # a retry clears the deque: what was handed stands
+            assert call is not None
+            tracker.call_ended(call)
+
+    threads = [
+        threading.Thread(target=fn, args=(ids[i::4],))
+        for i in range(4)
+        for fn in (run_tasks, save_writes)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    tracker.finish(n.STATUS_OK)
+    assert sorted(task_id for task_id, _ in sink.ended) == sorted(ids)
+    assert dict(sink.ended) == led
