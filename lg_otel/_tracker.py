@@ -170,6 +170,16 @@ class RunTracker:
     #: For the hook's inline count of a streamed chunk (see ``RunHook``).
     clock_failed = _clock_failed
 
+    def _led_to(self, written: object) -> tuple[str, ...] | None:
+        """Where writes lead (see :func:`next_nodes`); None, counted, if reading
+        them fails: the run's end reads them too, and must end everything."""
+        try:
+            return next_nodes(written)
+        except Exception as exc:  # noqa: BLE001 - telemetry must never fail the run
+            if self._on_error is not None:
+                self._on_error(exc)
+            return None
+
     @property
     def clock(self) -> Clock:
         """The clock the run's records are read with (nanoseconds)."""
@@ -791,7 +801,7 @@ class RunTracker:
             incoming = self._incoming
             while incoming:
                 task_id, written = incoming.popleft()
-                led = self._task_writes(task_id, next_nodes(written))
+                led = self._task_writes(task_id, self._led_to(written))
                 if led is not None:
                     self._sink.task_ended(self.run, led)
             self._done = True
@@ -894,7 +904,7 @@ class RunTracker:
                     return
                 if self._done:
                     continue  # the run ended: its tasks ended with it
-                led = self._task_writes(task_id, next_nodes(written))
+                led = self._task_writes(task_id, self._led_to(written))
             if led is not None:
                 # Its end's sinks after the lock: the task threads wait on it.
                 self._sink.task_ended(self.run, led)

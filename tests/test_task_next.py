@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import pytest
@@ -297,3 +298,44 @@ def test_every_task_ends_once_with_its_writes_under_threads(
     tracker.finish(n.STATUS_OK)
     assert sorted(task_id for task_id, _ in sink.ended) == sorted(ids)
     assert dict(sink.ended) == led
+
+
+class _Unreadable(Sequence[Any]):
+    """Writes that fail to be read: LangGraph hands lists, other callers may not."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: Any) -> Any:
+        raise RuntimeError("unreadable writes")
+
+
+@pytest.mark.parametrize("read", ["batched", "during-the-call"])
+def test_writes_that_fail_to_be_read_end_their_task_and_are_counted(read: str) -> None:
+    """Reading where a task led fails: the task still ends (without where it led),
+    the run ends, and the failure is counted, on both ways of reading them."""
+    sink = _Ended()
+    errors: list[BaseException] = []
+    batch = Batch(lambda exc: pytest.fail(repr(exc)), 60.0)
+    tracker = RunTracker(
+        sink,
+        time.monotonic_ns,
+        graph="g",
+        stream_tasks=False,
+        on_clock_error=errors.append,
+        batch=batch if read == "batched" else None,
+    )
+    tracker.expect_writes()
+    tracker.task_began("t1", "work", None, 1, (), None)
+    tracker.task_returned("t1", n.STATUS_OK)
+    call = tracker.checkpoint_started(
+        "put_writes", "S", task_id="t1", writes=1, written=_Unreadable()
+    )
+    assert call is not None
+    tracker.call_ended(call)
+    tracker.finish(n.STATUS_OK)
+    batch.flush()
+    assert sink.ended == [("t1", None)]
+    assert tracker.run.status == n.STATUS_OK
+    assert tracker.run.end_ns is not None
+    assert [str(e) for e in errors] == ["unreadable writes"]
