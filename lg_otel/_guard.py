@@ -72,7 +72,14 @@ _EVENTS = (
     "checkpoint_ended",
     "store_started",
     "store_ended",
+    "checkpoint_done",
+    "store_done",
 )
+#: Events whose default makes others: a sink that overrides any of them takes it.
+_MADE_OF = {
+    "checkpoint_done": ("checkpoint_started", "checkpoint_ended"),
+    "store_done": ("store_started", "store_ended"),
+}
 
 _Calls = tuple[tuple[Callable[..., None], str], ...]
 
@@ -103,6 +110,8 @@ class FanOut:
     _checkpoint_ended: _Calls
     _store_started: _Calls
     _store_ended: _Calls
+    _checkpoint_done: _Calls
+    _store_done: _Calls
 
     def __init__(
         self, sinks: Sequence[tuple[Sink, str]], errors: InternalErrors
@@ -110,11 +119,14 @@ class FanOut:
         """Fan out to ``(sink, component)`` pairs; failures count in ``errors``."""
         self._errors = errors
         for event in _EVENTS:
-            default = getattr(NullSink, event)
+            events = (event, *_MADE_OF.get(event, ()))
             calls: _Calls = tuple(
                 (getattr(sink, event), component)
                 for sink, component in sinks
-                if getattr(type(sink), event, None) is not default
+                if any(
+                    getattr(type(sink), e, None) is not getattr(NullSink, e)
+                    for e in events
+                )
             )
             setattr(self, f"_{event}", calls)
 
@@ -203,3 +215,15 @@ class FanOut:
     def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Fan out :meth:`Sink.store_ended`."""
         self._fire(self._store_ended, run, call)
+
+    def checkpoint_done(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """Fan out :meth:`Sink.checkpoint_done`."""
+        for fn, component in self._checkpoint_done:
+            try:
+                fn(run, call)
+            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
+                self._errors.record(component, exc)
+
+    def store_done(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """Fan out :meth:`Sink.store_done`."""
+        self._fire(self._store_done, run, call)

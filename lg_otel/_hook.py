@@ -67,6 +67,12 @@ class Binder:
         None: call :meth:`activate`."""
         return None
 
+    def pending_context(self, owner: Any, call: Any) -> object | None:
+        """A context to make current during a checkpointer or store ``call``
+        whose sinks have not heard of it yet (its record is ``deferred``): its
+        span is made when first read, by ``owner.call_seen(call)``."""
+        return None
+
 
 class RunHook(BaseCallbackHandler):
     """Feeds one run's tracker from inside the nodes; never raises."""

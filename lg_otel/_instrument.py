@@ -46,6 +46,11 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     _VERSION = "0"
 
+#: Whether a run's sinks hear of its checkpointer and store calls from the span
+#: batch, after each call ended (the default: the cheaper path, see
+#: ``RunTracker``'s ``defer_calls``), or during each call. The test suite runs
+#: its checkpoint and store tests on both.
+DEFER_CALLS = True
 
 #: A compiled graph's type: ``instrument()`` gives back the type it was given (the
 #: copy is an instance of a subclass of the graph's own class), so a typed caller's
@@ -228,6 +233,7 @@ class GraphInstrumentation(Instrumentation):
             per_chunk=self.metrics is not None and bool(self.config.per_chunk_metrics),
             # Where the writes handed to the checkpointer are read: with the spans.
             batch=self._span_batch,
+            defer_calls=DEFER_CALLS,
         )
         return tracker, RunHook(tracker, self._binder, self.errors.record, self.policy)
 

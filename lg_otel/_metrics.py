@@ -663,11 +663,7 @@ class MetricsSink(NullSink):
 
     # --- checkpoints and stores -------------------------------------------------
 
-    def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
-        """Record the checkpointer call's duration."""
-        end = call.end_ns
-        if end is None:
-            return
+    def _checkpoint_child(self, call: CheckpointRecord) -> _Child:
         key = (call.graph, call.operation, call.saver, call.status)
         child = self._calls.get(key)
         if child is None:
@@ -676,6 +672,14 @@ class MetricsSink(NullSink):
             child = self._checkpoint_duration.child(labels)
             if saver != n.LABEL_OTHER:  # past the cap: resolved each time, not kept
                 self._calls[key] = child
+        return child
+
+    def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """Record the checkpointer call's duration."""
+        end = call.end_ns
+        if end is None:
+            return
+        child = self._checkpoint_child(call)
         slots = call.slots
         span = slots.get(_SPAN)
         ctx = slots.get(_CTX) if span is not None else None
@@ -686,6 +690,21 @@ class MetricsSink(NullSink):
         self._later((self._observe_checkpoint, child, duration, span, ctx))
         if monotonic_ns() > self._batch.due_ns:
             self._batch.arm()
+
+    def checkpoint_done(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """Record the duration of a checkpointer call handed on once it ended
+        (from the batch: recorded now, not queued again)."""
+        end = call.end_ns
+        if end is None:
+            return
+        slots = call.slots
+        span = slots.get(_SPAN)
+        self._observe_checkpoint(
+            self._checkpoint_child(call),
+            (end - call.start_ns) / 1e9,
+            span,
+            slots.get(_CTX) if span is not None else None,
+        )
 
     def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Record the store call's duration."""
@@ -702,3 +721,13 @@ class MetricsSink(NullSink):
         self._later((self._observe_store, child, duration, span, ctx))
         if monotonic_ns() > self._batch.due_ns:
             self._batch.arm()
+
+    def store_done(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """Record the duration of a store call handed on once it ended."""
+        duration = _seconds(call.start_ns, call.end_ns)
+        if duration is None:
+            return
+        labels = (call.graph, call.operation, call.status or n.STATUS_OK)
+        span = call.slots.get(_SPAN)
+        ctx = call.slots.get(_CTX) if span is not None else None
+        self._observe_store(self._store_duration.child(labels), duration, span, ctx)

@@ -190,6 +190,9 @@ class CheckpointRecord:
     end_ns: int | None = None
     status: str | None = None
     error: BaseException | None = None
+    #: The sinks have not heard of the call yet: they will hear of its start and
+    #: its end together, after it ended (see ``RunTracker``'s ``defer_calls``).
+    deferred: bool = False
     slots: dict[str, Any] = field(default_factory=dict)
 
 
@@ -210,6 +213,8 @@ class StoreRecord:
     end_ns: int | None = None
     status: str | None = None
     error: BaseException | None = None
+    #: As :attr:`CheckpointRecord.deferred`.
+    deferred: bool = False
     slots: dict[str, Any] = field(default_factory=dict)
 
 
@@ -277,6 +282,19 @@ class Sink(Protocol):
     def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
         """A store call finished (before ``run_ended`` of its run)."""
         return None
+
+    # A run's calls usually reach the sinks once they ended, from a batch, start
+    # and end together: a sink may do both at once (and need queue nothing).
+
+    def checkpoint_done(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """A checkpointer call that ended, handed on only now: its start and end."""
+        self.checkpoint_started(run, call)
+        self.checkpoint_ended(run, call)
+
+    def store_done(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """A store call that ended, handed on only now: its start and end."""
+        self.store_started(run, call)
+        self.store_ended(run, call)
 
 
 class NullSink(Sink):

@@ -81,7 +81,6 @@ class CallTracker(Protocol):
         self,
         operation: str,
         saver: str,
-        *,
         checkpoint_ns: str | None = None,
         task_id: str | None = None,
         writes: int | None = None,
@@ -120,6 +119,10 @@ class CallTracker(Protocol):
         """A call returned or raised."""
         ...
 
+    def call_seen(self, call: _Call) -> None:
+        """A ``deferred`` call's span is read during the call: start it now."""
+        ...
+
 
 class CallSite:
     """Where the calls of one run's views (or of one state method's) are reported.
@@ -132,6 +135,7 @@ class CallSite:
         "_current",
         "_lent",
         "_on_error",
+        "_plain",
         "_run",
         "_runtimes",
         "_tracker",
@@ -145,11 +149,14 @@ class CallSite:
         on_error: OnError,
         current: Callable[[], object] | None = None,
         lent: bool = True,
+        plain: bool = False,
     ) -> None:
         """Report to ``tracker``; outside a run ``current`` gives each call's parent.
 
         ``lent``: the caller's config named the checkpointer itself (the API server
         does), so without lg_otel the run's own configs would carry it too.
+        ``plain``: no store view is in the run's runtime, so only a config that
+        lends a saver can hold a view to take out (see :meth:`enter`).
         """
         self._tracker = tracker
         self._run = tracker.run
@@ -157,6 +164,7 @@ class CallSite:
         self._on_error = on_error
         self._current = current
         self._lent = lent
+        self._plain = plain
         # id(runtime) -> (runtime, the same with the user's store): the runtimes
         # of one run's graphs (a few), the first kept alive so its id stays its own.
         self._runtimes: dict[int, tuple[Any, Any]] = {}
@@ -231,26 +239,22 @@ class CallSite:
                 parent_task = parent = None  # a run's top-level call: the run's span
             else:
                 parent_task, parent = self._parent(ns)
+            # Positional: once per saver call.
             call = self._tracker.checkpoint_started(
-                operation,
-                saver,
-                checkpoint_ns=ns,
-                task_id=task_id,
-                writes=writes,
-                parent_task_id=parent_task,
-                parent=parent,
-                written=handed,
+                operation, saver, ns, task_id, writes, parent_task, parent, handed
             )
             if call is not None:
                 # activate(), inline where it only sets the context variable.
                 var, ctx = self._var, call.slots.get(SPAN_CONTEXT_SLOT)
+                if ctx is None and call.deferred:
+                    ctx = self._pending(call)
                 if var is not None and ctx is not None:
                     token = var.set(ctx)
                 else:
                     token = self._binder.activate(self._run, call)
         except Exception as exc:  # noqa: BLE001 - the call itself must go on
             self._on_error(n.COMPONENT_SAVERS, exc)
-        if type(conf) is dict:
+        if type(conf) is dict and (not self._plain or _CHECKPOINTER_KEY in conf):
             try:
                 bare = self._bare(config, conf)
                 if bare is not config:
@@ -261,6 +265,15 @@ class CallSite:
             except Exception as exc:  # noqa: BLE001 - the call itself must go on
                 self._on_error(n.COMPONENT_SAVERS, exc)
         return call, token, args, kwargs
+
+    def _pending(self, call: _Call) -> object:
+        """The context to make current during a ``deferred`` call: its span is
+        made when someone first reads it (see ``RunTracker.call_seen``). Kept on
+        the record, for each step of a ``list`` iterator."""
+        ctx = call.slots[SPAN_CONTEXT_SLOT] = self._binder.pending_context(
+            self._tracker, call
+        )
+        return ctx
 
     def _parent(self, ns: str | None) -> tuple[str | None, object]:
         """A call's parent: (the task whose subgraph made it, an explicit parent)."""
@@ -293,6 +306,8 @@ class CallSite:
             call = self._tracker.store_started(operation, store, parent=parent)
             if call is None:
                 return None, None
+            if call.deferred:
+                self._pending(call)
             return call, self._binder.activate(self._run, call)
         except Exception as exc:  # noqa: BLE001 - the call itself must go on
             self._on_error(n.COMPONENT_SAVERS, exc)
@@ -711,6 +726,10 @@ def run_config(
             wiring.call_binder(),
             wiring.record_error,
             lent=_CHECKPOINTER_KEY in conf,
+            # The run's runtime holds no store view: neither ours nor (in a graph
+            # run inside another's node) the outer run's.
+            plain=store is None
+            and not (isinstance(runtime, Runtime) and is_view(runtime.store)),
         )
         configurable = {**(hooked.get("configurable") or {})}
         run_graph = graph

@@ -409,6 +409,51 @@ class SpanSink:
         attributes: dict[str, Any],
         parent_task_id: str | None,
     ) -> None:
+        span = self._call_span(run, call, name, attributes, parent_task_id)
+        slots = call.slots
+        slots[_SPAN] = span
+        # context_with(span), inline: once per saver call.
+        slots[_CTX] = (
+            otel_context.Context({_SPAN_KEY: span})
+            if _SPAN_KEY is not None
+            else context_with(span)
+        )
+
+    def _call_done(
+        self,
+        run: RunRecord | None,
+        call: CheckpointRecord | StoreRecord,
+        name: str,
+        attributes: dict[str, Any],
+        parent_task_id: str | None,
+        results: int | None,
+    ) -> None:
+        # A call handed on once it ended, from the batch (see Sink.checkpoint_done):
+        # its span started at the call's start and ended at its end, at once.
+        span = call.slots[_SPAN] = self._call_span(
+            run, call, name, attributes, parent_task_id
+        )
+        if (
+            run is not None
+            and results is None
+            and call.status == n.STATUS_OK
+            and type(span) is RecordedSpan
+        ):
+            # Nearly every call: ended, and handed to the processors, now (it is
+            # the batch that calls this; queued again, it would only wait).
+            end = run.slots[_OFFSET] + (call.end_ns or 0)
+            span.end_with(n.ATTR_STATUS, n.STATUS_OK, end, None)
+            return
+        self._call_ended(run, call)
+
+    def _call_span(
+        self,
+        run: RunRecord | None,
+        call: CheckpointRecord | StoreRecord,
+        name: str,
+        attributes: dict[str, Any],
+        parent_task_id: str | None,
+    ) -> Span:
         # An explicit parent: outside a run (the caller's context at the call), or
         # the context current in the node; else the run or the subgraph's task.
         parent = call.parent
@@ -423,31 +468,22 @@ class SpanSink:
                 if parent is None:
                     parent = slots.get(_CTX) or _EMPTY
             maker = slots.get(_MAKER) or self._maker(run)
-            span = maker.start(
+            return maker.start(
                 name,
                 parent,
                 SpanKind.INTERNAL,
                 attributes,
                 slots[_OFFSET] + call.start_ns,
             )
-        else:
-            if not isinstance(parent, otel_context.Context):
-                parent = None
-            span = self._path.current().start(
-                name,
-                parent,
-                SpanKind.INTERNAL,
-                attributes,
-                self._call_wall(None, call, call.start_ns),
-                root=True,
-            )
-        slots = call.slots
-        slots[_SPAN] = span
-        # context_with(span), inline: once per saver call.
-        slots[_CTX] = (
-            otel_context.Context({_SPAN_KEY: span})
-            if _SPAN_KEY is not None
-            else context_with(span)
+        if not isinstance(parent, otel_context.Context):
+            parent = None
+        return self._path.current().start(
+            name,
+            parent,
+            SpanKind.INTERNAL,
+            attributes,
+            self._call_wall(None, call, call.start_ns),
+            root=True,
         )
 
     def _call_ended(
@@ -479,34 +515,54 @@ class SpanSink:
     def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
         """Open a ``checkpoint {operation}`` span under the run, the task whose
         subgraph made the call, or (outside a run) the caller's span."""
-        attributes: dict[str, Any] = {
-            n.ATTR_CHECKPOINT_OPERATION: call.operation,
-            n.ATTR_CHECKPOINT_SAVER: call.saver,
-        }
-        if call.checkpoint_ns:
-            attributes[n.ATTR_CHECKPOINT_NS] = call.checkpoint_ns
-        if call.task_id:
-            attributes[n.ATTR_TASK_ID] = call.task_id
-        if call.writes is not None:
-            attributes[n.ATTR_CHECKPOINT_WRITES] = call.writes
-        name = _CHECKPOINT_NAMES.get(call.operation)
-        if name is None:
-            name = f"{n.SPAN_CHECKPOINT} {call.operation}"
+        name, attributes = _checkpoint_span(call)
         self._call_started(run, call, name, attributes, call.parent_task_id)
+
+    def checkpoint_done(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """The ``checkpoint {operation}`` span of a call that ended, at once."""
+        name, attributes = _checkpoint_span(call)
+        self._call_done(run, call, name, attributes, call.parent_task_id, None)
 
     def store_started(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Open a ``store {operation}`` span under the span current in the node."""
-        attributes: dict[str, Any] = {
-            n.ATTR_STORE_OPERATION: call.operation,
-            n.ATTR_STORE_CLASS: call.store,
-        }
-        self._call_started(
-            run, call, f"{n.SPAN_STORE} {call.operation}", attributes, None
-        )
+        name, attributes = _store_span(call)
+        self._call_started(run, call, name, attributes, None)
+
+    def store_done(self, run: RunRecord | None, call: StoreRecord) -> None:
+        """The ``store {operation}`` span of a call that ended, at once."""
+        name, attributes = _store_span(call)
+        self._call_done(run, call, name, attributes, None, call.results)
 
     # The sinks' call-end events are _call_ended itself: one frame fewer per call.
     checkpoint_ended = _call_ended
     store_ended = _call_ended
+
+
+def _checkpoint_span(call: CheckpointRecord) -> tuple[str, dict[str, Any]]:
+    """A checkpointer call's span name and attributes."""
+    attributes: dict[str, Any] = {
+        n.ATTR_CHECKPOINT_OPERATION: call.operation,
+        n.ATTR_CHECKPOINT_SAVER: call.saver,
+    }
+    if call.checkpoint_ns:
+        attributes[n.ATTR_CHECKPOINT_NS] = call.checkpoint_ns
+    if call.task_id:
+        attributes[n.ATTR_TASK_ID] = call.task_id
+    if call.writes is not None:
+        attributes[n.ATTR_CHECKPOINT_WRITES] = call.writes
+    name = _CHECKPOINT_NAMES.get(call.operation)
+    if name is None:
+        name = f"{n.SPAN_CHECKPOINT} {call.operation}"
+    return name, attributes
+
+
+def _store_span(call: StoreRecord) -> tuple[str, dict[str, Any]]:
+    """A store call's span name and attributes."""
+    attributes: dict[str, Any] = {
+        n.ATTR_STORE_OPERATION: call.operation,
+        n.ATTR_STORE_CLASS: call.store,
+    }
+    return f"{n.SPAN_STORE} {call.operation}", attributes
 
 
 class SpanBinder(Binder):
@@ -546,6 +602,12 @@ class SpanBinder(Binder):
         otel_context.detach(token)  # type: ignore[arg-type]  # non-contextvars runtime
         return True
 
+    def pending_context(self, owner: Any, call: Any) -> object | None:
+        """A context holding a stand-in for ``call``'s span, made on first use."""
+        if _SPAN_KEY is None:
+            return None
+        return otel_context.Context({_SPAN_KEY: PendingSpan(owner, call)})
+
     def current_parent(self, run: Any) -> object | None:
         """The current context when its span is in this run's trace."""
         current = trace.get_current_span().get_span_context()
@@ -555,6 +617,88 @@ class SpanBinder(Binder):
         if current.trace_id != run_span.get_span_context().trace_id:
             return None
         return otel_context.get_current()
+
+
+class PendingSpan(trace.Span):
+    """Stands in for the span of a checkpointer or store call whose sinks hear
+    of it after it ended (a ``deferred`` record): current during the call.
+
+    Nearly always nobody reads it, and the span is made from the batch, with the
+    call's own start and end. Any use of it during the call (a database
+    instrumentation starting its span under it, code reading the current span)
+    has the span made then, through ``owner.call_seen(call)``, and is the real
+    span's. After the call, the same, and on the span as it ended.
+    """
+
+    __slots__ = ("_call", "_owner")
+
+    def __init__(self, owner: Any, call: CheckpointRecord | StoreRecord) -> None:
+        """The stand-in for ``call``'s span; ``owner`` is its run's tracker."""
+        self._owner = owner
+        self._call = call
+
+    def real(self) -> Span:
+        """The call's span, made now if it was not yet."""
+        self._owner.call_seen(self._call)
+        span: Span | None = self._call.slots.get(_SPAN)
+        return span if span is not None else trace.INVALID_SPAN
+
+    def get_span_context(self) -> trace.SpanContext:
+        """The real span's context (its ids)."""
+        return self.real().get_span_context()
+
+    def is_recording(self) -> bool:
+        """Whether the real span records."""
+        return self.real().is_recording()
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Set an attribute on the real span."""
+        self.real().set_attribute(key, value)
+
+    def set_attributes(self, attributes: Any) -> None:
+        """Set attributes on the real span."""
+        self.real().set_attributes(attributes)
+
+    def add_event(
+        self, name: str, attributes: Any = None, timestamp: int | None = None
+    ) -> None:
+        """Add an event to the real span."""
+        self.real().add_event(name, attributes, timestamp)
+
+    def add_link(self, context: trace.SpanContext, attributes: Any = None) -> None:
+        """Add a link to the real span."""
+        self.real().add_link(context, attributes)
+
+    def update_name(self, name: str) -> None:
+        """Rename the real span."""
+        self.real().update_name(name)
+
+    def set_status(
+        self, status: Status | StatusCode, description: str | None = None
+    ) -> None:
+        """Set the real span's status."""
+        self.real().set_status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Any = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """Record an exception on the real span."""
+        self.real().record_exception(exception, attributes, timestamp, escaped)
+
+    def end(self, end_time: int | None = None) -> None:
+        """End the real span (lg_otel ends it when the call ends otherwise)."""
+        self.real().end(end_time)
+
+    def __getattr__(self, name: str) -> Any:
+        # An SDK span's other attributes (name, attributes, parent...); never
+        # its private ones (copy and pickle probe those before any slot is set).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.real(), name)
 
 
 def current_context() -> otel_context.Context:

@@ -53,6 +53,7 @@ class RunTracker:
     __slots__ = (
         "_announced",
         "_batch",
+        "_call_batch",
         "_calls",
         "_clock",
         "_done",
@@ -64,6 +65,7 @@ class RunTracker:
         "_on_error",
         "_parked",
         "_per_chunk",
+        "_seen_lock",
         "_sink",
         "_stream_has_subgraphs",
         "_stream_tasks",
@@ -89,6 +91,7 @@ class RunTracker:
         on_clock_error: Callable[[BaseException], None] | None = None,
         per_chunk: bool = False,
         batch: Batch | None = None,
+        defer_calls: bool = False,
     ) -> None:
         """Start tracking a run (emits ``run_started`` at once).
 
@@ -99,7 +102,9 @@ class RunTracker:
         ``per_chunk`` keeps every gap between a model call's chunks (for per-chunk
         metrics); otherwise only the largest. ``batch``: where the writes a
         checkpointer is handed are read (see :meth:`take_writes`); without one,
-        during the call.
+        during the call. ``defer_calls`` (with a ``batch``): the sinks hear of
+        each checkpointer and store call from the batch, its start and its end
+        together, after it ended (see :meth:`checkpoint_started`).
         """
         self._per_chunk = per_chunk
         self._stream_has_subgraphs = stream_has_subgraphs
@@ -136,6 +141,10 @@ class RunTracker:
         # Writes handed to the checkpointer and not read yet: (task id, writes).
         self._incoming: deque[tuple[str, object]] = deque()
         self._batch = batch
+        self._call_batch = batch if defer_calls else None
+        # Makes a deferred call's start known to the sinks exactly once: from
+        # the batch, or earlier for a reader of its span (see call_seen()).
+        self._seen_lock = threading.Lock()
         # Whether the batch holds a take_writes() call that has not begun: then
         # writes handed on before it begins need no other.
         self._writes_queued = False
@@ -615,7 +624,6 @@ class RunTracker:
         self,
         operation: str,
         saver: str,
-        *,
         checkpoint_ns: str | None = None,
         task_id: str | None = None,
         writes: int | None = None,
@@ -633,6 +641,14 @@ class RunTracker:
         node tasks report from theirs: a lock both take twice per call was
         contended, and cost more than the rest of the call's telemetry
         (``benchmarks/README.md``).
+
+        Under ``defer_calls`` the sinks hear nothing now: the record is
+        ``deferred``, and its start and end reach them from the batch once the
+        call ended. Its span and duration are the same; made among the batch's
+        other calls rather than between stretches of the saver's and LangGraph's
+        code, they cost less (``benchmarks/README.md``). A reader that needs the
+        span during the call (a database instrumentation nesting its own under
+        it) has it made then, through :meth:`call_seen`.
         """
         if self._done:
             return None
@@ -654,19 +670,29 @@ class RunTracker:
             self._last_ns = now = self._clock()
         except Exception as exc:  # noqa: BLE001 - see _now()
             now = self._clock_failed(exc)
+        # Positional, in the fields' order: once per saver call.
         call = CheckpointRecord(
-            graph=self.run.graph,
-            operation=operation,
-            saver=saver,
-            start_ns=now,
-            parent_task_id=parent_task_id,
-            parent=parent,
-            checkpoint_ns=checkpoint_ns,
-            task_id=task_id,
-            writes=writes,
+            self.run.graph,
+            operation,
+            saver,
+            now,
+            parent_task_id,
+            parent,
+            checkpoint_ns,
+            task_id,
+            writes,
         )
-        self._sink.checkpoint_started(self.run, call)
-        return self._open(call)
+        if self._call_batch is not None:
+            call.deferred = True
+        else:
+            self._sink.checkpoint_started(self.run, call)
+        # _open(), inline.
+        calls = self._calls
+        calls[call] = None
+        if self._done and calls.pop(call, _GONE) is not _GONE:
+            self._cancel(call, self._now())
+            return None
+        return call
 
     def store_started(
         self, operation: str, store: str, *, parent: object = None
@@ -681,13 +707,17 @@ class RunTracker:
             start_ns=self._now(),
             parent=parent,
         )
-        self._sink.store_started(self.run, call)
+        if self._call_batch is not None:
+            call.deferred = True
+        else:
+            self._sink.store_started(self.run, call)
         return self._open(call)
 
     def _open(self, call: _C) -> _C | None:
-        # Registered after its sinks started it, so that whoever ends it finds a
-        # span to end. finish() sets _done before it ends the calls it finds: a
-        # call registered too late for it sees _done here and ends itself.
+        # Registered after its sinks started it (or once it is deferred, when
+        # whoever ends it starts it first), so that whoever ends it finds a span
+        # to end. finish() sets _done before it ends the calls it finds: a call
+        # registered too late for it sees _done here and ends itself.
         calls = self._calls
         calls[call] = None
         if self._done and calls.pop(call, _GONE) is not _GONE:
@@ -718,12 +748,44 @@ class RunTracker:
                     run = self.run
                     if len(run.call_errors) < MAX_CALL_ERRORS:
                         run.call_errors = (*run.call_errors, call.error)
-        _end_call(self._sink, self.run, call)
+        batch = self._call_batch
+        if batch is None or not call.deferred:
+            _end_call(self._sink, self.run, call)
+            return
+        batch.items.append((_sink_call, self, call, None, None))
+        if now > batch.due_ns:
+            batch.arm()
 
     def _cancel(self, call: CheckpointRecord | StoreRecord, now: int) -> None:
         # A call the run's end took from the calls in flight: how it ends is not
         # known, so it ends cancelled, now.
         call.end_ns, call.status = now, n.STATUS_CANCELLED
+        self.sink_call(call)
+
+    def call_seen(self, call: CheckpointRecord | StoreRecord) -> None:
+        """Someone reads the span of a call in flight (see ``defer_calls``): the
+        sinks hear of its start now, once, if they have not yet."""
+        if not call.deferred:
+            return
+        with self._seen_lock:
+            if call.deferred:
+                call.deferred = False
+                _start_call(self._sink, self.run, call)
+
+    def sink_call(self, call: CheckpointRecord | StoreRecord) -> None:
+        """Hand an ended call to the sinks: start and end at once, or only its
+        end if they had its start (see :meth:`call_seen`)."""
+        if call.deferred:
+            # Under the lock: a reader of its span (call_seen) that came first
+            # has finished starting it before the end is handed on.
+            with self._seen_lock:
+                if call.deferred:
+                    call.deferred = False
+                    if isinstance(call, CheckpointRecord):
+                        self._sink.checkpoint_done(self.run, call)
+                    else:
+                        self._sink.store_done(self.run, call)
+                    return
         _end_call(self._sink, self.run, call)
 
     # --- what the caller sees ------------------------------------------------------
@@ -984,6 +1046,22 @@ def _take_writes(tracker: RunTracker, _a: object, _b: object, _c: object) -> Non
     tracker.take_writes()
 
 
+def _sink_call(
+    tracker: RunTracker, call: CheckpointRecord | StoreRecord, _b: object, _c: object
+) -> None:
+    # A batch item: a deferred call's start and end, to the sinks.
+    tracker.sink_call(call)
+
+
+def _start_call(
+    sink: Sink, run: RunRecord | None, call: CheckpointRecord | StoreRecord
+) -> None:
+    if isinstance(call, CheckpointRecord):
+        sink.checkpoint_started(run, call)
+    else:
+        sink.store_started(run, call)
+
+
 def _close_call(
     call: CheckpointRecord | StoreRecord,
     now: int,
@@ -1046,6 +1124,9 @@ class OutsideRun:
     def expect_writes(self) -> None:
         """Nothing to wait for: no task runs outside a run."""
 
+    def call_seen(self, call: CheckpointRecord | StoreRecord) -> None:
+        """Nothing to do: calls outside a run are never deferred."""
+
     #: Writes made outside any run (``update_state``) end no task.
     wants_writes = False
 
@@ -1057,7 +1138,6 @@ class OutsideRun:
         self,
         operation: str,
         saver: str,
-        *,
         checkpoint_ns: str | None = None,
         task_id: str | None = None,
         writes: int | None = None,

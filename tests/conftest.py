@@ -155,6 +155,32 @@ BOTH_TASK_SOURCES = {
 }
 
 
+#: When a run's sinks hear of its checkpointer and store calls: from the span batch
+#: after each call ended (the default), or during each call.
+CALL_PATHS = ("deferred", "inline")
+#: Test modules whose tests run on both call paths.
+BOTH_CALL_PATHS = {
+    "test_checkpoint_differential",
+    "test_checkpoint_timing",
+    "test_checkpoints",
+    "test_postgres",
+    "test_span_paths",
+    "test_task_next",
+}
+
+
+@pytest.fixture(autouse=True)
+def call_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Which call path the test's runs take."""
+    from lg_otel import _instrument
+
+    path = str(getattr(request, "param", CALL_PATHS[0]))
+    before = _instrument.DEFER_CALLS
+    _instrument.DEFER_CALLS = path == "deferred"
+    yield path
+    _instrument.DEFER_CALLS = before
+
+
 @pytest.fixture(autouse=True)
 def task_source(request: pytest.FixtureRequest) -> Iterator[str]:
     """Which task source the test's runs take."""
@@ -188,10 +214,13 @@ def _api_and_stream(item: pytest.Item) -> bool:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run tests that take ``span_path`` / ``metric_path`` on both paths in the
-    listed modules, and every test of the listed modules with both task sources."""
+    listed modules, and every test of the listed modules with both task sources
+    and on both call paths."""
     module = metafunc.module.__name__.rpartition(".")[2]
     if module in BOTH_TASK_SOURCES and "task_source" in metafunc.fixturenames:
         metafunc.parametrize("task_source", TASK_SOURCES, indirect=True)
+    if module in BOTH_CALL_PATHS and "call_path" in metafunc.fixturenames:
+        metafunc.parametrize("call_path", CALL_PATHS, indirect=True)
     if "span_path" in metafunc.fixturenames:
         paths = SPAN_PATHS if module in BOTH_PATHS else SPAN_PATHS[:1]
         metafunc.parametrize("span_path", paths, indirect=True)

@@ -17,6 +17,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from lg_otel import _names as n
+from lg_otel._batch import Batch
 from lg_otel._hook import Binder
 from lg_otel._records import CheckpointRecord, NullSink, RunRecord, StoreRecord
 from lg_otel._savers import CallSite, _view, inner_of, is_view
@@ -357,3 +358,155 @@ def test_views_are_recognised_and_unwrap_to_the_users_object() -> None:
     assert is_view(view)
     assert not is_view(saver)
     assert inner_of(view) is saver
+
+
+# --- calls the sinks hear of from the batch (defer_calls) ---------------------------
+
+
+def _deferring() -> tuple[RunTracker, Events, Clock, Batch]:
+    sink, clock = Events(), Clock()
+    errors: list[BaseException] = []
+    batch = Batch(errors.append)
+    tracker = RunTracker(sink, clock, graph="g", batch=batch, defer_calls=True)
+    return tracker, sink, clock, batch
+
+
+def test_a_deferred_call_reaches_the_sinks_from_the_batch_with_its_own_times() -> None:
+    """Nothing during the call; its start then its end once the batch runs,
+    with the times read at the call's start and end."""
+    tracker, sink, _, batch = _deferring()
+    call = tracker.checkpoint_started("put", "S", checkpoint_ns="", task_id=None)
+    assert call is not None
+    assert call.deferred
+    assert sink.names() == []
+    tracker.call_ended(call)
+    assert sink.names() == []
+    assert (call.start_ns, call.end_ns, call.status) == (2_000, 3_000, n.STATUS_OK)
+    batch.flush()
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
+    assert all(run is tracker.run and c is call for _, run, c in sink.events)
+    assert not call.deferred
+    tracker.finish(n.STATUS_OK)
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
+
+
+def test_a_deferred_call_read_during_the_call_starts_then_and_only_then() -> None:
+    """call_seen() hands the start on at once; the end comes from the batch;
+    reading it again, before or after, hands on nothing more."""
+    tracker, sink, _, batch = _deferring()
+    call = tracker.store_started("get", "InMemoryStore")
+    assert call is not None
+    tracker.call_seen(call)
+    tracker.call_seen(call)
+    assert sink.names() == ["store_started"]
+    tracker.call_ended(call, None, 3)
+    batch.flush()
+    tracker.call_seen(call)
+    assert sink.names() == ["store_started", "store_ended"]
+    assert call.results == 3
+
+
+def test_a_deferred_call_that_failed_is_kept_and_handed_on_as_an_error() -> None:
+    """The run keeps the call's exception at once; the sinks get status ERROR."""
+    tracker, sink, _, batch = _deferring()
+    call = tracker.checkpoint_started("get_tuple", "S")
+    assert call is not None
+    error = RuntimeError("db down")
+    tracker.call_ended(call, error)
+    assert tracker.run.call_errors == (error,)
+    batch.flush()
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
+    assert (call.status, call.error) == (n.STATUS_ERROR, error)
+
+
+def test_a_deferred_call_in_flight_at_the_run_end_starts_and_ends_cancelled() -> None:
+    """finish() hands on a call still open, start and end, before run_ended."""
+
+    class Ordered(Events):
+        def run_ended(self, run: RunRecord) -> None:
+            self.events.append(("run_ended", run, None))
+
+    sink, clock = Ordered(), Clock()
+    batch = Batch(lambda exc: None)
+    tracker = RunTracker(sink, clock, graph="g", batch=batch, defer_calls=True)
+    ended = tracker.checkpoint_started("put_writes", "S")
+    open_call = tracker.checkpoint_started("put", "S")
+    assert ended is not None
+    assert open_call is not None
+    tracker.call_ended(ended)
+    tracker.finish(n.STATUS_OK)
+    # The open call is handed on by finish() itself; the ended one from the
+    # batch, which the run's end flushes (here: by hand, as no span sink does).
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended", "run_ended"]
+    assert sink.events[0][2] is open_call
+    assert open_call.status == n.STATUS_CANCELLED
+    batch.flush()
+    assert [c for _, _, c in sink.events[3:]] == [ended, ended]
+    tracker.call_ended(open_call)  # returning later changes nothing
+    batch.flush()
+    assert len(sink.events) == 5
+
+
+def test_deferred_calls_read_and_flushed_in_threads_start_and_end_once() -> None:
+    """8 threads make calls while 2 read their spans (call_seen) and a third
+    flushes the batch: every call is started once, then ended once."""
+    tracker, sink, _, batch = _deferring()
+    lock = threading.Lock()
+    seen: list[Any] = []
+    done = threading.Event()
+    started = threading.Barrier(11)
+
+    def calls() -> None:
+        started.wait()
+        for i in range(300):
+            call = tracker.checkpoint_started("put_writes", "S")
+            assert call is not None
+            if i % 3 == 0:
+                with lock:
+                    seen.append(call)
+            tracker.call_ended(call)
+
+    def readers() -> None:
+        started.wait()
+        while not done.is_set():
+            with lock:
+                taken = seen[-5:]
+            for call in taken:
+                tracker.call_seen(call)
+
+    def flusher() -> None:
+        started.wait()
+        while not done.is_set():
+            batch.flush()
+
+    makers = [threading.Thread(target=calls) for _ in range(8)]
+    others = [threading.Thread(target=f) for f in (readers, readers, flusher)]
+    for thread in (*makers, *others):
+        thread.start()
+    for thread in makers:
+        thread.join()
+    done.set()
+    for thread in others:
+        thread.join()
+    batch.flush()
+    tracker.finish(n.STATUS_OK)
+    order: dict[int, list[str]] = {}
+    for name, _, call in sink.events:
+        order.setdefault(id(call), []).append(name)
+    assert len(order) == 8 * 300
+    assert all(
+        names == ["checkpoint_started", "checkpoint_ended"] for names in order.values()
+    )
+
+
+def test_calls_outside_a_run_are_never_deferred() -> None:
+    """OutsideRun hands each call on as it happens (no run end would flush it)."""
+    sink = Events()
+    calls = OutsideRun(sink, Clock(), graph="g")
+    call = calls.checkpoint_started("get_tuple", "S")
+    assert call is not None
+    assert not call.deferred
+    assert sink.names() == ["checkpoint_started"]
+    calls.call_seen(call)
+    calls.call_ended(call)
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
