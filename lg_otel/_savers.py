@@ -135,6 +135,7 @@ class CallSite:
         "_current",
         "_lent",
         "_on_error",
+        "_pend",
         "_plain",
         "_run",
         "_runtimes",
@@ -169,6 +170,7 @@ class CallSite:
         # of one run's graphs (a few), the first kept alive so its id stays its own.
         self._runtimes: dict[int, tuple[Any, Any]] = {}
         self._var = binder.context_var()
+        self._pend = binder.pending_context
 
     def _bare(self, config: Any, conf: dict[str, Any]) -> Any:
         lent = conf.get(_CHECKPOINTER_KEY)
@@ -247,7 +249,10 @@ class CallSite:
                 # activate(), inline where it only sets the context variable.
                 var, ctx = self._var, call.slots.get(SPAN_CONTEXT_SLOT)
                 if ctx is None and call.deferred:
-                    ctx = self._pending(call)
+                    # _pending(), inline: once per saver call.
+                    ctx = call.slots[SPAN_CONTEXT_SLOT] = self._pend(
+                        self._tracker, call
+                    )
                 if var is not None and ctx is not None:
                     token = var.set(ctx)
                 else:
@@ -395,12 +400,13 @@ def _results(operation: str, result: Any) -> int | None:
     return None
 
 
-def _timed_sync(name: str, operation: str, store: bool, original: Any) -> Any:
+def _timed_sync(
+    name: str, operation: str, store: bool, original: Any, label: str
+) -> Any:
     @functools.wraps(original)
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         inner = object.__getattribute__(self, _INNER)
         site: CallSite = object.__getattribute__(self, _SITE)
-        label = type(self)._lg_otel_label
         call: CheckpointRecord | StoreRecord | None
         if store:
             call, token = site.store(operation, label)
@@ -417,12 +423,13 @@ def _timed_sync(name: str, operation: str, store: bool, original: Any) -> Any:
     return method
 
 
-def _timed_async(name: str, operation: str, store: bool, original: Any) -> Any:
+def _timed_async(
+    name: str, operation: str, store: bool, original: Any, label: str
+) -> Any:
     @functools.wraps(original)
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         inner = object.__getattribute__(self, _INNER)
         site: CallSite = object.__getattribute__(self, _SITE)
-        label = type(self)._lg_otel_label
         call: CheckpointRecord | StoreRecord | None
         if store:
             call, token = site.store(operation, label)
@@ -523,12 +530,11 @@ class _AsyncListing(AsyncIterator[Any]):
             self._site.end(call, None)
 
 
-def _timed_list(name: str, original: Any) -> Any:
+def _timed_list(name: str, original: Any, label: str) -> Any:
     @functools.wraps(original)
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         inner = object.__getattribute__(self, _INNER)
         site: CallSite = object.__getattribute__(self, _SITE)
-        label = type(self)._lg_otel_label
         call, token, args, kwargs = site.enter("list", label, args, kwargs)
         try:
             found = getattr(inner, name)(*args, **kwargs)
@@ -585,11 +591,15 @@ def _view_class(base: type) -> type:
                 if not callable(original):
                     continue
                 if operation == "list" and not store:
-                    namespace[name] = _timed_list(name, original)
+                    namespace[name] = _timed_list(name, original, base.__name__)
                 elif name.startswith("a") and name != operation:
-                    namespace[name] = _timed_async(name, operation, store, original)
+                    namespace[name] = _timed_async(
+                        name, operation, store, original, base.__name__
+                    )
                 else:
-                    namespace[name] = _timed_sync(name, operation, store, original)
+                    namespace[name] = _timed_sync(
+                        name, operation, store, original, base.__name__
+                    )
         allowlist = getattr(base, "with_allowlist", None)
         if not store and callable(allowlist):
             namespace["with_allowlist"] = _with_allowlist(allowlist)

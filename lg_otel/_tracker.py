@@ -752,7 +752,8 @@ class RunTracker:
         if batch is None or not call.deferred:
             _end_call(self._sink, self.run, call)
             return
-        batch.items.append((_sink_call, self, call, None, None))
+        # A batch item (see lg_otel._batch): sink_call(self, call, None, None).
+        batch.items.append((RunTracker.sink_call, self, call, None, None))
         if now > batch.due_ns:
             batch.arm()
 
@@ -772,9 +773,12 @@ class RunTracker:
                 call.deferred = False
                 _start_call(self._sink, self.run, call)
 
-    def sink_call(self, call: CheckpointRecord | StoreRecord) -> None:
+    def sink_call(
+        self, call: CheckpointRecord | StoreRecord, _b: None = None, _c: None = None
+    ) -> None:
         """Hand an ended call to the sinks: start and end at once, or only its
-        end if they had its start (see :meth:`call_seen`)."""
+        end if they had its start (see :meth:`call_seen`). The unused arguments
+        make it a batch's call."""
         if call.deferred:
             # Under the lock: a reader of its span (call_seen) that came first
             # has finished starting it before the end is handed on.
@@ -1044,13 +1048,6 @@ class RunTracker:
 def _take_writes(tracker: RunTracker, _a: object, _b: object, _c: object) -> None:
     # A batch item (see lg_otel._batch): the call and its four arguments.
     tracker.take_writes()
-
-
-def _sink_call(
-    tracker: RunTracker, call: CheckpointRecord | StoreRecord, _b: object, _c: object
-) -> None:
-    # A batch item: a deferred call's start and end, to the sinks.
-    tracker.sink_call(call)
 
 
 def _start_call(
