@@ -110,6 +110,7 @@ SPAN_PATHS = ("finished", "api")
 #: Test modules whose tests run on both span paths.
 BOTH_PATHS = {
     "test_accuracy",
+    "test_call_paths",
     "test_context",
     "test_differential",
     "test_functional_tasks",
