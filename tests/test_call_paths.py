@@ -96,7 +96,7 @@ def _counts(reader: InMemoryMetricReader) -> list[tuple[str, tuple[Any, ...], in
                     n.METRIC_STORE_DURATION,
                 ):
                     continue
-                for point in metric.data.data_points:  # type: ignore[union-attr]
+                for point in metric.data.data_points:
                     labels = tuple(sorted((point.attributes or {}).items()))
                     rows.append((metric.name, labels, point.count))  # type: ignore[union-attr]
     return sorted(rows)
