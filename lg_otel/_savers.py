@@ -247,12 +247,15 @@ class CallSite:
             )
             if call is not None:
                 # activate(), inline where it only sets the context variable.
-                var, ctx = self._var, call.slots.get(SPAN_CONTEXT_SLOT)
-                if ctx is None and call.deferred:
-                    # _pending(), inline: once per saver call.
-                    ctx = call.slots[SPAN_CONTEXT_SLOT] = self._pend(
-                        self._tracker, call
-                    )
+                var = self._var
+                if call.deferred:
+                    ctx = self._pend(self._tracker, call)
+                    if operation == "list":
+                        # Made current again for each step of its iterator
+                        # (CallSite.activate); dropped when it ends (see end()).
+                        call.slots[SPAN_CONTEXT_SLOT] = ctx
+                else:
+                    ctx = call.slots.get(SPAN_CONTEXT_SLOT)
                 if var is not None and ctx is not None:
                     token = var.set(ctx)
                 else:
@@ -270,15 +273,6 @@ class CallSite:
             except Exception as exc:  # noqa: BLE001 - the call itself must go on
                 self._on_error(n.COMPONENT_SAVERS, exc)
         return call, token, args, kwargs
-
-    def _pending(self, call: _Call) -> object:
-        """The context to make current during a ``deferred`` call: its span is
-        made when someone first reads it (see ``RunTracker.call_seen``). Kept on
-        the record, for each step of a ``list`` iterator."""
-        ctx = call.slots[SPAN_CONTEXT_SLOT] = self._binder.pending_context(
-            self._tracker, call
-        )
-        return ctx
 
     def _parent(self, ns: str | None) -> tuple[str | None, object]:
         """A call's parent: (the task whose subgraph made it, an explicit parent)."""
@@ -312,7 +306,11 @@ class CallSite:
             if call is None:
                 return None, None
             if call.deferred:
-                self._pending(call)
+                # The stand-in's context, not kept on the record (see end()).
+                ctx = self._pend(self._tracker, call)
+                var = self._var
+                if var is not None and ctx is not None:
+                    return call, var.set(ctx)
             return call, self._binder.activate(self._run, call)
         except Exception as exc:  # noqa: BLE001 - the call itself must go on
             self._on_error(n.COMPONENT_SAVERS, exc)
@@ -360,6 +358,10 @@ class CallSite:
                 self._on_error(n.COMPONENT_SAVERS, exc)
         if call is None:
             return
+        if call.deferred and call.slots:
+            # A list's stand-in context: the record holds it, and it holds the
+            # record, a cycle only the garbage collector would break.
+            call.slots.pop(SPAN_CONTEXT_SLOT, None)
         try:
             self._tracker.call_ended(call, error, results)
         except Exception as exc:  # noqa: BLE001 - the call itself must go on

@@ -1155,3 +1155,37 @@ async def test_twenty_concurrent_runs_keep_their_own_parentage(tracing: Any) -> 
         assert parent.name == f"{n.SPAN_TASK} a"
         assert parent.context.trace_id == span.context.trace_id
     assert len(store_spans(spans)) == 20
+
+
+def test_a_runs_call_records_are_freed_without_the_garbage_collector(
+    tracing: Any,
+) -> None:
+    """After a run (saver, store, a history read), no call record is left alive
+    once nothing refers to it: no reference cycle (a stand-in span that holds its
+    record, say) leaves them, and their run, to the garbage collector."""
+    import gc
+
+    from lg_otel._records import CheckpointRecord, StoreRecord
+
+    provider, _ = tracing
+    traced = lg_otel.instrument(
+        linear(InMemorySaver(), store=InMemoryStore()), tracer_provider=provider
+    )
+    config = thread_config()
+    traced.invoke({"log": []}, config)  # warm: classes and caches made
+
+    def records() -> list[Any]:
+        kinds = (CheckpointRecord, StoreRecord)
+        return [o for o in gc.get_objects() if type(o) in kinds]
+
+    gc.collect()
+    gc.disable()
+    try:
+        # Records other tests left referenced (a kept exception, say) stay.
+        before = records()
+        traced.invoke({"log": []}, config)
+        list(traced.get_state_history(config))
+        alive = [r for r in records() if not any(r is b for b in before)]
+        assert alive == []
+    finally:
+        gc.enable()
