@@ -144,7 +144,8 @@ class RunTracker:
         self._call_batch = batch if defer_calls else None
         # Makes a deferred call's start known to the sinks exactly once: from
         # the batch, or earlier for a reader of its span (see call_seen()).
-        self._seen_lock = threading.Lock()
+        # Reentrant: a sink making a call's span may read another call's.
+        self._seen_lock = threading.RLock()
         # Whether the batch holds a take_writes() call that has not begun: then
         # writes handed on before it begins need no other.
         self._writes_queued = False
@@ -749,10 +750,12 @@ class RunTracker:
                     if len(run.call_errors) < MAX_CALL_ERRORS:
                         run.call_errors = (*run.call_errors, call.error)
         batch = self._call_batch
-        if batch is None or not call.deferred:
+        if batch is None:
             _end_call(self._sink, self.run, call)
             return
-        # A batch item (see lg_otel._batch): sink_call(self, call, None, None).
+        # Also a call whose span a reader made (call_seen), maybe still making
+        # it in another thread: sink_call waits for it. A batch item (see
+        # lg_otel._batch): sink_call(self, call, None, None).
         batch.items.append((RunTracker.sink_call, self, call, None, None))
         if now > batch.due_ns:
             batch.arm()
@@ -764,12 +767,15 @@ class RunTracker:
         self.sink_call(call)
 
     def call_seen(self, call: CheckpointRecord | StoreRecord) -> None:
-        """Someone reads the span of a call in flight (see ``defer_calls``): the
-        sinks hear of its start now, once, if they have not yet."""
-        if not call.deferred:
-            return
+        """Someone reads the span of a call (see ``defer_calls``): the sinks hear
+        of its start now, once, if they have not yet.
+
+        Returns once they have, also when another thread is handing the call on
+        (readers are rare: a database instrumentation's span, say)."""
         with self._seen_lock:
             if call.deferred:
+                # Cleared first: a read of the same span while it is made, in this
+                # thread (a processor's on_start), must not start it again.
                 call.deferred = False
                 _start_call(self._sink, self.run, call)
 
@@ -779,17 +785,17 @@ class RunTracker:
         """Hand an ended call to the sinks: start and end at once, or only its
         end if they had its start (see :meth:`call_seen`). The unused arguments
         make it a batch's call."""
-        if call.deferred:
-            # Under the lock: a reader of its span (call_seen) that came first
-            # has finished starting it before the end is handed on.
-            with self._seen_lock:
-                if call.deferred:
-                    call.deferred = False
-                    if isinstance(call, CheckpointRecord):
-                        self._sink.checkpoint_done(self.run, call)
-                    else:
-                        self._sink.store_done(self.run, call)
-                    return
+        # Under the lock: a reader of its span (call_seen) that came first has
+        # finished starting it before the end is handed on, and one that comes
+        # now waits for the span.
+        with self._seen_lock:
+            if call.deferred:
+                call.deferred = False
+                if isinstance(call, CheckpointRecord):
+                    self._sink.checkpoint_done(self.run, call)
+                else:
+                    self._sink.store_done(self.run, call)
+                return
         _end_call(self._sink, self.run, call)
 
     # --- what the caller sees ------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -449,8 +450,20 @@ def test_a_deferred_call_in_flight_at_the_run_end_starts_and_ends_cancelled() ->
 
 def test_deferred_calls_read_and_flushed_in_threads_start_and_end_once() -> None:
     """8 threads make calls while 2 read their spans (call_seen) and a third
-    flushes the batch: every call is started once, then ended once."""
-    tracker, sink, _, batch = _deferring()
+    flushes the batch: every call is started once, then ended once. Starting a
+    call lets other threads run (as a real span start may), so an end handed on
+    while a reader is still starting the call would show."""
+
+    class SlowStart(Events):
+        def checkpoint_started(
+            self, run: RunRecord | None, call: CheckpointRecord
+        ) -> None:
+            time.sleep(0)  # lets the batch's thread in
+            super().checkpoint_started(run, call)
+
+    sink = SlowStart()
+    batch = Batch(lambda exc: None)
+    tracker = RunTracker(sink, Clock(), graph="g", batch=batch, defer_calls=True)
     lock = threading.Lock()
     seen: list[Any] = []
     done = threading.Event()
@@ -461,10 +474,10 @@ def test_deferred_calls_read_and_flushed_in_threads_start_and_end_once() -> None
         for i in range(300):
             call = tracker.checkpoint_started("put_writes", "S")
             assert call is not None
-            if i % 3 == 0:
+            tracker.call_ended(call)
+            if i % 3 == 0:  # read once it ended: the batch may hand it on now
                 with lock:
                     seen.append(call)
-            tracker.call_ended(call)
 
     def readers() -> None:
         started.wait()
@@ -509,4 +522,68 @@ def test_calls_outside_a_run_are_never_deferred() -> None:
     assert sink.names() == ["checkpoint_started"]
     calls.call_seen(call)
     calls.call_ended(call)
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
+
+
+def test_an_end_waits_for_a_reader_that_is_still_starting_the_call() -> None:
+    """A reader starts a queued call's span (call_seen) while the batch hands the
+    call on: the batch waits, so the sinks get the start, then the end."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Blocking(Events):
+        def checkpoint_started(
+            self, run: RunRecord | None, call: CheckpointRecord
+        ) -> None:
+            entered.set()
+            release.wait(5)
+            super().checkpoint_started(run, call)
+
+    sink = Blocking()
+    batch = Batch(lambda exc: None)
+    tracker = RunTracker(sink, Clock(), graph="g", batch=batch, defer_calls=True)
+    call = tracker.checkpoint_started("put", "S")
+    assert call is not None
+    tracker.call_ended(call)  # queued on the batch
+    reader = threading.Thread(target=tracker.call_seen, args=(call,))
+    reader.start()
+    assert entered.wait(5)
+    flusher = threading.Thread(target=batch.flush)
+    flusher.start()
+    flusher.join(0.2)  # time enough to hand the end on, were it not waiting
+    assert sink.names() == []
+    release.set()
+    reader.join(5)
+    flusher.join(5)
+    assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
+
+
+def test_a_reader_waits_for_the_span_the_batch_is_making() -> None:
+    """The batch hands a call on (making its span) while a reader asks for the
+    span: the reader returns once it is made, and it is made once."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Blocking(Events):
+        def checkpoint_started(
+            self, run: RunRecord | None, call: CheckpointRecord
+        ) -> None:
+            entered.set()
+            release.wait(5)
+            super().checkpoint_started(run, call)
+
+    sink = Blocking()
+    batch = Batch(lambda exc: None)
+    tracker = RunTracker(sink, Clock(), graph="g", batch=batch, defer_calls=True)
+    call = tracker.checkpoint_started("put", "S")
+    assert call is not None
+    tracker.call_ended(call)
+    flusher = threading.Thread(target=batch.flush)
+    flusher.start()
+    assert entered.wait(5)  # the batch is making the span
+    reader = threading.Thread(target=tracker.call_seen, args=(call,))
+    reader.start()
+    reader.join(0.2)
+    assert reader.is_alive(), "the reader returned before the span was made"
+    release.set()
+    reader.join(5)
+    flusher.join(5)
     assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
