@@ -663,7 +663,24 @@ class MetricsSink(NullSink):
 
     # --- checkpoints and stores -------------------------------------------------
 
-    def _checkpoint_child(self, call: CheckpointRecord) -> _Child:
+    def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        """Record the checkpointer call's duration: in a run, from the batch."""
+        if run is None:  # get_state() and the like: no run end to flush it
+            self.checkpoint_done(None, call)
+            return
+        # A batch item: checkpoint_done(self, None, call, None).
+        self._later((MetricsSink.checkpoint_done, self, None, call, None))
+        if monotonic_ns() > self._batch.due_ns:
+            self._batch.arm()
+
+    def checkpoint_done(
+        self, run: RunRecord | None, call: CheckpointRecord, _unused: None = None
+    ) -> None:
+        """Record the duration of a checkpointer call that ended, now (from the
+        batch, or outside a run). The unused argument makes it a batch's call."""
+        end = call.end_ns
+        if end is None:
+            return
         key = (call.graph, call.operation, call.saver, call.status)
         child = self._calls.get(key)
         if child is None:
@@ -672,58 +689,26 @@ class MetricsSink(NullSink):
             child = self._checkpoint_duration.child(labels)
             if saver != n.LABEL_OTHER:  # past the cap: resolved each time, not kept
                 self._calls[key] = child
-        return child
-
-    def checkpoint_ended(self, run: RunRecord | None, call: CheckpointRecord) -> None:
-        """Record the checkpointer call's duration."""
-        end = call.end_ns
-        if end is None:
-            return
-        child = self._checkpoint_child(call)
         slots = call.slots
         span = slots.get(_SPAN)
         ctx = slots.get(_CTX) if span is not None else None
-        duration = (end - call.start_ns) / 1e9
-        if run is None:  # get_state() and the like: no run end to flush it
-            self._observe_checkpoint(child, duration, span, ctx)
-            return
-        self._later((self._observe_checkpoint, child, duration, span, ctx))
-        if monotonic_ns() > self._batch.due_ns:
-            self._batch.arm()
-
-    def checkpoint_done(self, run: RunRecord | None, call: CheckpointRecord) -> None:
-        """Record the duration of a checkpointer call handed on once it ended
-        (from the batch: recorded now, not queued again)."""
-        end = call.end_ns
-        if end is None:
-            return
-        slots = call.slots
-        span = slots.get(_SPAN)
-        self._observe_checkpoint(
-            self._checkpoint_child(call),
-            (end - call.start_ns) / 1e9,
-            span,
-            slots.get(_CTX) if span is not None else None,
-        )
+        self._observe_checkpoint(child, (end - call.start_ns) / 1e9, span, ctx)
 
     def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
-        """Record the store call's duration."""
-        duration = _seconds(call.start_ns, call.end_ns)
-        if duration is None:
-            return
-        labels = (call.graph, call.operation, call.status or n.STATUS_OK)
-        child = self._store_duration.child(labels)
-        span = call.slots.get(_SPAN)
-        ctx = call.slots.get(_CTX) if span is not None else None
+        """Record the store call's duration: in a run, from the batch."""
         if run is None:
-            self._observe_store(child, duration, span, ctx)
+            self.store_done(None, call)
             return
-        self._later((self._observe_store, child, duration, span, ctx))
+        # A batch item: store_done(self, None, call, None).
+        self._later((MetricsSink.store_done, self, None, call, None))
         if monotonic_ns() > self._batch.due_ns:
             self._batch.arm()
 
-    def store_done(self, run: RunRecord | None, call: StoreRecord) -> None:
-        """Record the duration of a store call handed on once it ended."""
+    def store_done(
+        self, run: RunRecord | None, call: StoreRecord, _unused: None = None
+    ) -> None:
+        """Record the duration of a store call that ended, now (from the batch,
+        or outside a run). The unused argument makes it a batch's call."""
         duration = _seconds(call.start_ns, call.end_ns)
         if duration is None:
             return

@@ -426,25 +426,12 @@ class SpanSink:
         name: str,
         attributes: dict[str, Any],
         parent_task_id: str | None,
-        results: int | None,
     ) -> None:
         # A call handed on once it ended, from the batch (see Sink.checkpoint_done):
-        # its span started at the call's start and ended at its end, at once.
-        span = call.slots[_SPAN] = self._call_span(
-            run, call, name, attributes, parent_task_id
-        )
-        if (
-            run is not None
-            and results is None
-            and call.status == n.STATUS_OK
-            and type(span) is RecordedSpan
-        ):
-            # Nearly every call: ended, and handed to the processors, now (it is
-            # the batch that calls this; queued again, it would only wait).
-            end = run.slots[_OFFSET] + (call.end_ns or 0)
-            span.end_with(n.ATTR_STATUS, n.STATUS_OK, end, None)
-            return
-        self._call_ended(run, call)
+        # its span started at the call's start and ended at its end, at once, and
+        # handed to the processors now (queued again, it would only wait).
+        call.slots[_SPAN] = self._call_span(run, call, name, attributes, parent_task_id)
+        self._call_ended(run, call, queue=False)
 
     def _call_span(
         self,
@@ -487,10 +474,14 @@ class SpanSink:
         )
 
     def _call_ended(
-        self, run: RunRecord | None, call: CheckpointRecord | StoreRecord
+        self,
+        run: RunRecord | None,
+        call: CheckpointRecord | StoreRecord,
+        queue: bool = True,
     ) -> None:
         """End a ``checkpoint`` or ``store`` span: status ERROR and ``error.type``
-        on failure, the result count of a search."""
+        on failure, the result count of a search. ``queue=False``: hand an ok
+        span to the processors now, not through the batch."""
         span: Span | None = call.slots.get(_SPAN)
         if span is None:  # its start failed, and was counted then
             return
@@ -503,7 +494,7 @@ class SpanSink:
         status = call.status
         if results is None and status == n.STATUS_OK and type(span) is RecordedSpan:
             # _end()'s first step; emitted in a batch if a run's end will flush it.
-            batch = self._batch if run is not None else None
+            batch = self._batch if run is not None and queue else None
             span.end_with(n.ATTR_STATUS, n.STATUS_OK, end, batch)
             return
         if (results is not None or status != n.STATUS_OK) and span.is_recording():
@@ -521,7 +512,7 @@ class SpanSink:
     def checkpoint_done(self, run: RunRecord | None, call: CheckpointRecord) -> None:
         """The ``checkpoint {operation}`` span of a call that ended, at once."""
         name, attributes = _checkpoint_span(call)
-        self._call_done(run, call, name, attributes, call.parent_task_id, None)
+        self._call_done(run, call, name, attributes, call.parent_task_id)
 
     def store_started(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Open a ``store {operation}`` span under the span current in the node."""
@@ -531,7 +522,7 @@ class SpanSink:
     def store_done(self, run: RunRecord | None, call: StoreRecord) -> None:
         """The ``store {operation}`` span of a call that ended, at once."""
         name, attributes = _store_span(call)
-        self._call_done(run, call, name, attributes, None, call.results)
+        self._call_done(run, call, name, attributes, None)
 
     # The sinks' call-end events are _call_ended itself: one frame fewer per call.
     checkpoint_ended = _call_ended
