@@ -376,8 +376,6 @@ class _View:
 
     #: Names this view class answers itself (its timed methods and bookkeeping).
     _lg_otel_own: frozenset[str] = frozenset()
-    #: The class name reported in telemetry (the user's class's).
-    _lg_otel_label: str = ""
 
     def __getattribute__(self, name: str) -> Any:
         if name in type(self)._lg_otel_own:
@@ -584,7 +582,6 @@ def _view_class(base: type) -> type:
         namespace: dict[str, Any] = {
             "__module__": base.__module__,
             "__doc__": base.__doc__,
-            "_lg_otel_label": base.__name__,
         }
         operations = n.STORE_OPERATIONS if store else n.CHECKPOINT_OPERATIONS
         for operation in operations:
