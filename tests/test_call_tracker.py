@@ -525,33 +525,42 @@ def test_calls_outside_a_run_are_never_deferred() -> None:
     assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
 
 
-def test_an_end_waits_for_a_reader_that_is_still_starting_the_call() -> None:
-    """A reader starts a queued call's span (call_seen) while the batch hands the
-    call on: the batch waits, so the sinks get the start, then the end."""
-    entered, release = threading.Event(), threading.Event()
+class Blocking(Events):
+    """Starting a call waits for ``release``; ``entered`` says one is waiting."""
 
-    class Blocking(Events):
-        def checkpoint_started(
-            self, run: RunRecord | None, call: CheckpointRecord
-        ) -> None:
-            entered.set()
-            release.wait(5)
-            super().checkpoint_started(run, call)
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
 
+    def checkpoint_started(self, run: RunRecord | None, call: CheckpointRecord) -> None:
+        self.entered.set()
+        self.release.wait(5)
+        super().checkpoint_started(run, call)
+
+
+def _queued_call() -> tuple[RunTracker, Blocking, Batch, CheckpointRecord]:
+    """A deferring tracker on a Blocking sink, with one ended call queued."""
     sink = Blocking()
     batch = Batch(lambda exc: None)
     tracker = RunTracker(sink, Clock(), graph="g", batch=batch, defer_calls=True)
     call = tracker.checkpoint_started("put", "S")
     assert call is not None
     tracker.call_ended(call)  # queued on the batch
+    return tracker, sink, batch, call
+
+
+def test_an_end_waits_for_a_reader_that_is_still_starting_the_call() -> None:
+    """A reader starts a queued call's span (call_seen) while the batch hands the
+    call on: the batch waits, so the sinks get the start, then the end."""
+    tracker, sink, batch, call = _queued_call()
     reader = threading.Thread(target=tracker.call_seen, args=(call,))
     reader.start()
-    assert entered.wait(5)
+    assert sink.entered.wait(5)
     flusher = threading.Thread(target=batch.flush)
     flusher.start()
     flusher.join(0.2)  # time enough to hand the end on, were it not waiting
     assert sink.names() == []
-    release.set()
+    sink.release.set()
     reader.join(5)
     flusher.join(5)
     assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
@@ -560,30 +569,15 @@ def test_an_end_waits_for_a_reader_that_is_still_starting_the_call() -> None:
 def test_a_reader_waits_for_the_span_the_batch_is_making() -> None:
     """The batch hands a call on (making its span) while a reader asks for the
     span: the reader returns once it is made, and it is made once."""
-    entered, release = threading.Event(), threading.Event()
-
-    class Blocking(Events):
-        def checkpoint_started(
-            self, run: RunRecord | None, call: CheckpointRecord
-        ) -> None:
-            entered.set()
-            release.wait(5)
-            super().checkpoint_started(run, call)
-
-    sink = Blocking()
-    batch = Batch(lambda exc: None)
-    tracker = RunTracker(sink, Clock(), graph="g", batch=batch, defer_calls=True)
-    call = tracker.checkpoint_started("put", "S")
-    assert call is not None
-    tracker.call_ended(call)
+    tracker, sink, batch, call = _queued_call()
     flusher = threading.Thread(target=batch.flush)
     flusher.start()
-    assert entered.wait(5)  # the batch is making the span
+    assert sink.entered.wait(5)  # the batch is making the span
     reader = threading.Thread(target=tracker.call_seen, args=(call,))
     reader.start()
     reader.join(0.2)
     assert reader.is_alive(), "the reader returned before the span was made"
-    release.set()
+    sink.release.set()
     reader.join(5)
     flusher.join(5)
     assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
