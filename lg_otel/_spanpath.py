@@ -225,6 +225,77 @@ class FinishedSpans:
             return NonRecordingSpan(ctx)
         return RecordedSpan(self, name, ctx, local, kind, attributes, start_ns, links)
 
+    def emit_ended(
+        self,
+        name: str,
+        parent: otel_context.Context,
+        attributes: dict[str, Any],
+        key: str,
+        value: str,
+        start_ns: int,
+        end_ns: int,
+    ) -> SpanContext | None:
+        """Emit at once a span that already ended, with ``attributes`` and
+        ``key: value`` and no status, events or links; its context, or None when
+        nothing was emitted and the caller must take :meth:`start`.
+
+        The span :meth:`start` and :meth:`RecordedSpan.end_with` give, for a child
+        of one of lg_otel's own sampled spans, without the live span between
+        them: a saver's call reaches the sinks once it ended, and nearly every one
+        is such a span (the rest, an unsampled parent or a user's span above the
+        call, take the live path). ``attributes`` becomes the span's: the caller
+        hands over a dict it made for it.
+        """
+        holder = parent.get(_SPAN_KEY) if _SPAN_KEY is not None else None
+        if (
+            type(holder) is not RecordedSpan
+            or key in attributes
+            or len(attributes) >= self.plain_limit
+            or not self.plain_ok
+        ):
+            return None
+        parent_ctx = holder._ctx
+        # The parent's context, made by start(): a SpanContext tuple.
+        trace_id, _, _, flags, parent_state, valid = parent_ctx
+        if not (valid and flags & _SAMPLED):
+            return None
+        span_id = self._ids.generate_span_id()
+        ctx = _new_tuple(
+            SpanContext,
+            (
+                trace_id,
+                span_id,
+                False,
+                _FLAGS[_SAMPLED | flags & _RANDOM],
+                parent_state,
+                0 < span_id <= _MAX_SPAN_ID,
+            ),
+        )
+        attributes[key] = value
+        readable = ReadableSpan(
+            name,
+            ctx,
+            parent_ctx,
+            self.tracer.resource,
+            attributes,
+            (),
+            (),
+            SpanKind.INTERNAL,
+            self.info,
+            _UNSET,
+            start_ns,
+            end_ns,
+            self.scope,
+        )
+        # As RecordedSpan.emit() hands a span ending now to the processors.
+        active = self.active
+        if active._span_processors is self.processors:
+            for on_end in self.on_end:
+                on_end(readable)
+        else:
+            active.on_end(readable)
+        return ctx
+
 
 def _on_end_of(processor: Any) -> Callable[[ReadableSpan], None]:
     """What ``processor`` does with a sampled span that ended.
@@ -356,6 +427,23 @@ class RecordedSpan(trace.Span):
             attrs[key] = value
             return
         self._bound()[key] = value
+
+    def set_own(self, key: str, value: str | tuple[str, ...]) -> None:
+        """:meth:`set_attribute` of a value lg_otel made, a ``str`` or a tuple of
+        ``str``, while the span records (ended, it does nothing): stored the same,
+        without the checks a user's value needs."""
+        if self._end is not None:
+            return
+        attrs = self._attrs
+        if (
+            type(attrs) is dict
+            and value
+            and key not in attrs
+            and len(attrs) < self._path.plain_limit
+        ):
+            attrs[key] = value
+            return
+        self.set_attribute(key, value)
 
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
         """Set several attributes, as the SDK would store them."""

@@ -18,7 +18,14 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 
 from lg_otel import _names as n
 from lg_otel._batch import Batch
@@ -282,8 +289,12 @@ class SpanSink:
         if task.subgraph is not None and span.is_recording():
             # Known only once the subgraph's first task started: set at the end.
             span.set_attribute(n.ATTR_SUBGRAPH_NAME, task.subgraph)
-        if task.next is not None and span.is_recording():
-            span.set_attribute(n.ATTR_TASK_NEXT, task.next)
+        if task.next is not None:
+            # Node names next_nodes() read: a tuple of str (one per checkpointed task).
+            if type(span) is RecordedSpan:
+                span.set_own(n.ATTR_TASK_NEXT, task.next)
+            elif span.is_recording():
+                span.set_attribute(n.ATTR_TASK_NEXT, task.next)
         event = None
         if task.status == n.STATUS_INTERRUPTED:
             event = _interrupt_event(task, task.interrupts or len(task.interrupt_ids))
@@ -430,6 +441,31 @@ class SpanSink:
         # A call handed on once it ended, from the batch (see Sink.checkpoint_done):
         # its span started at the call's start and ended at its end, at once, and
         # handed to the processors now (queued again, it would only wait).
+        if (
+            run is not None
+            and call.status == n.STATUS_OK
+            and (not isinstance(call, StoreRecord) or call.results is None)
+        ):
+            # Nearly every call: ok, in a run whose spans lg_otel records. Emitted
+            # finished, with no live span made and ended in between.
+            slots = run.slots
+            maker = slots.get(_MAKER) or self._maker(run)
+            if maker.finished:
+                offset = slots[_OFFSET]
+                ctx = maker.emit_ended(  # type: ignore[union-attr]
+                    name,
+                    _run_parent(slots, call.parent, parent_task_id),
+                    attributes,
+                    n.ATTR_STATUS,
+                    n.STATUS_OK,
+                    offset + call.start_ns,
+                    offset + (call.end_ns or 0),
+                )
+                if ctx is not None:
+                    # What a reader of the call's span gets from now on (its
+                    # stand-in, an exemplar): the span's context, ended.
+                    call.slots[_SPAN] = NonRecordingSpan(ctx)
+                    return
         call.slots[_SPAN] = self._call_span(run, call, name, attributes, parent_task_id)
         self._call_ended(run, call, queue=False)
 
@@ -444,20 +480,12 @@ class SpanSink:
         # An explicit parent: outside a run (the caller's context at the call), or
         # the context current in the node; else the run or the subgraph's task.
         parent = call.parent
-        if run is not None:  # the hot path: _parent_of() and _maker(), inline
+        if run is not None:  # the hot path: _maker(), inline
             slots = run.slots
-            if not isinstance(parent, otel_context.Context):
-                parent = None
-                if parent_task_id is not None:
-                    by_task = slots.get(_TASK_CTX)
-                    if by_task:
-                        parent = by_task.get(parent_task_id)
-                if parent is None:
-                    parent = slots.get(_CTX) or _EMPTY
             maker = slots.get(_MAKER) or self._maker(run)
             return maker.start(
                 name,
-                parent,
+                _run_parent(slots, parent, parent_task_id),
                 SpanKind.INTERNAL,
                 attributes,
                 slots[_OFFSET] + call.start_ns,
@@ -527,6 +555,22 @@ class SpanSink:
     # The sinks' call-end events are _call_ended itself: one frame fewer per call.
     checkpoint_ended = _call_ended
     store_ended = _call_ended
+
+
+def _run_parent(
+    slots: dict[str, Any], parent: object, parent_task_id: str | None
+) -> otel_context.Context:
+    """The context a run's call span goes under: its explicit parent (the context
+    current in the node), else the task whose subgraph made it, else the run."""
+    if isinstance(parent, otel_context.Context):
+        return parent
+    if parent_task_id is not None:
+        by_task = slots.get(_TASK_CTX)
+        if by_task:
+            found = by_task.get(parent_task_id)
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+    return slots.get(_CTX) or _EMPTY
 
 
 def _checkpoint_span(call: CheckpointRecord) -> tuple[str, dict[str, Any]]:

@@ -776,14 +776,18 @@ def test_no_key_value_or_namespace_reaches_telemetry(tracing: Any) -> None:
 # --- metrics ------------------------------------------------------------------------
 
 
-def _otel_points(reader: InMemoryMetricReader, name: str) -> list[HistogramDataPoint]:
-    data = reader.get_metrics_data()
+def _otel_points(
+    reader: InMemoryMetricReader, name: str, data: Any = None
+) -> list[HistogramDataPoint]:
+    """``name``'s points in ``data``, else in a collection made now (which hands
+    each exemplar out once: collect once to read several histograms')."""
+    data = data if data is not None else reader.get_metrics_data()
     points: list[HistogramDataPoint] = []
     for resource in data.resource_metrics if data else ():
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 if metric.name == name:
-                    points += list(metric.data.data_points)  # type: ignore[arg-type]
+                    points += list(metric.data.data_points)
     return points
 
 
@@ -824,6 +828,59 @@ def test_each_checkpoint_call_is_one_observation_on_both_paths(tracing: Any) -> 
             n.LABEL_CHECKPOINT_SAVER: "InMemorySaver",
             n.LABEL_STATUS: "ok",
         }
+
+
+def test_call_duration_exemplars_name_the_calls_own_spans(tracing: Any) -> None:
+    """Both call histograms' exemplars, on both metric paths, name a span of
+    that very operation that was exported (the call's own, not its run's)."""
+    # Exemplars are in the OpenMetrics exposition only.
+    from prometheus_client.openmetrics.exposition import generate_latest
+
+    provider, exporter = tracing
+    registry, reader = CollectorRegistry(), InMemoryMetricReader()
+    traced = lg_otel.instrument(
+        linear(InMemorySaver(), InMemoryStore()),
+        tracer_provider=provider,
+        registry=registry,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+    )
+    traced.invoke({"log": []}, thread_config())
+    spans = {
+        (f"{s.context.trace_id:032x}", f"{s.context.span_id:016x}"): s.name
+        for s in exporter.get_finished_spans()
+    }
+    seen: set[str] = set()
+    text = generate_latest(registry).decode()  # type: ignore[no-untyped-call]
+    for line in text.splitlines():
+        if " # {" not in line or not line.startswith(
+            ("langgraph_checkpoint_duration", "langgraph_store_duration")
+        ):
+            continue
+        operation = line.split('_operation="')[1].split('"')[0]
+        trace_id = line.split('trace_id="')[1].split('"')[0]
+        span_id = line.split('span_id="')[1].split('"')[0]
+        kind = n.SPAN_CHECKPOINT if "checkpoint" in line.split("{")[0] else n.SPAN_STORE
+        assert spans[(trace_id, span_id)] == f"{kind} {operation}", line
+        seen.add(f"{kind} {operation}")
+    assert {f"{n.SPAN_CHECKPOINT} put", f"{n.SPAN_STORE} search"} <= seen
+    otel = 0
+    data = reader.get_metrics_data()
+    for name, kind in (
+        (n.METRIC_CHECKPOINT_DURATION, n.SPAN_CHECKPOINT),
+        (n.METRIC_STORE_DURATION, n.SPAN_STORE),
+    ):
+        for point in _otel_points(reader, name, data):
+            attributes = point.attributes or {}
+            operation = str(
+                attributes.get(n.LABEL_CHECKPOINT_OPERATION)
+                or attributes.get(n.LABEL_STORE_OPERATION)
+            )
+            for exemplar in point.exemplars:
+                ids = (f"{exemplar.trace_id:032x}", f"{exemplar.span_id:016x}")
+                assert spans[ids] == f"{kind} {operation}"
+                otel += 1
+    # Each operation's on both paths (a slow call can add one in another bucket).
+    assert otel >= len(seen)
 
 
 def test_call_histograms_use_the_fine_buckets(tracing: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -740,3 +741,94 @@ def test_flush_hands_on_what_a_running_run_queued(
     # The load before the first node surely ended (and was queued) by then.
     assert f"{n.SPAN_CHECKPOINT} get_tuple" in seen[0]
     provider.shutdown()
+
+
+# --- saver and store calls: their spans emitted once they ended ---------------------
+
+
+def _saved(provider: TracerProvider, saver: Any = None, body: Any = None) -> Any:
+    """``work`` on a saver and a store; ``body()`` runs in the node."""
+    from langgraph.store.memory import InMemoryStore
+
+    def work(state: St) -> dict[str, Any]:
+        if body is not None:
+            body()
+        return {"x": 1}
+
+    g = StateGraph(St)
+    g.add_node("work", work)
+    g.add_edge(START, "work")
+    return lg_otel.instrument(
+        g.compile(
+            checkpointer=saver if saver is not None else InMemorySaver(),
+            store=InMemoryStore(),
+            name="saved",
+        ),
+        tracer_provider=provider,
+    )
+
+
+def test_ratio_sampling_keeps_whole_trees_with_saver_and_store_calls(
+    span_path: str,
+) -> None:
+    """Under a ratio sampler, a run's saver and store calls go with its tree:
+    all of it exported, or none (their spans are made once they ended)."""
+    from langgraph.config import get_store
+
+    provider, exporter = provider_for(span_path)
+    provider.sampler = ParentBasedTraceIdRatio(0.5)
+    graph = _saved(provider, body=lambda: get_store().put(("ns",), "k", {"v": 1}))
+    for _ in range(40):
+        graph.invoke({"x": 0}, {"configurable": {"thread_id": str(uuid.uuid4())}})
+    per_trace: dict[int, list[str]] = {}
+    for span in exporter.get_finished_spans():
+        per_trace.setdefault(span.context.trace_id, []).append(span.name)
+    assert 0 < len(per_trace) < 40
+    shapes = {tuple(sorted(names)) for names in per_trace.values()}
+    assert len(shapes) == 1, shapes
+    (names,) = shapes
+    assert f"{n.SPAN_STORE} put" in names
+    assert f"{n.SPAN_CHECKPOINT} put_writes" in names
+
+
+def test_a_store_call_under_a_users_span_nests_under_it(span_path: str) -> None:
+    """A store call made inside a span the node's code started is that span's
+    child, on both span paths (not the task's, not the run's)."""
+    from langgraph.config import get_store
+
+    provider, exporter = provider_for(span_path)
+    tracer = provider.get_tracer("user")
+
+    def body() -> None:
+        with tracer.start_as_current_span("mine"):
+            get_store().put(("ns",), "k", {"v": 1})
+
+    _saved(provider, body=body).invoke({"x": 0}, {"configurable": {"thread_id": "t"}})
+    spans = exporter.get_finished_spans()
+    (mine,) = [s for s in spans if s.name == "mine"]
+    (put,) = [s for s in spans if s.name == f"{n.SPAN_STORE} put"]
+    assert put.parent is not None
+    assert put.parent.span_id == mine.context.span_id
+    assert (put.attributes or {})[n.ATTR_STATUS] == n.STATUS_OK
+
+
+def test_the_span_a_saver_kept_reads_as_its_calls_after_the_call(
+    span_path: str,
+) -> None:
+    """A saver that keeps the current span and reads it only after the call (and
+    the run) ended gets its call's span: the exported span's ids, not recording."""
+    kept: list[Any] = []
+
+    class Keeping(InMemorySaver):
+        def put(self, *args: Any, **kwargs: Any) -> Any:
+            kept.append(trace.get_current_span())
+            return super().put(*args, **kwargs)
+
+    provider, exporter = provider_for(span_path)
+    _saved(provider, Keeping()).invoke({"x": 0}, {"configurable": {"thread_id": "t"}})
+    puts = [s for s in exporter.get_finished_spans() if s.name.endswith(" put")]
+    assert len(puts) == len(kept) >= 2
+    ids = {(s.context.trace_id, s.context.span_id) for s in puts}
+    read = [span.get_span_context() for span in kept]
+    assert ids == {(ctx.trace_id, ctx.span_id) for ctx in read}
+    assert not any(span.is_recording() for span in kept)
