@@ -190,6 +190,36 @@ _PAIR_SEQUENCES = frozenset({list, tuple, deque})
 NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
 
 
+#: What a channel name says of where a write leads: a node, or one of these.
+_STATE, _STOP, _PUSH = 0, 1, 2
+#: Channel name -> what it says (a node's name, or one of the three above): a
+#: graph's channel names are few and fixed, so each is read once per process. The
+#: names of every graph a process runs; cleared once it holds this many.
+_CHANNELS: dict[str, str | int] = {}
+_MAX_CHANNELS = 4096
+
+
+def _channel(channel: str) -> str | int:
+    """What a channel name says (see :data:`_CHANNELS`), remembered."""
+    said: str | int
+    if ":" not in channel and not channel.startswith("__"):
+        said = _STATE  # a state channel: LangGraph's own names all have one or other
+    elif channel in _UNFINISHED:
+        said = _STOP
+    elif channel.startswith(_BRANCH_PREFIX):
+        said = channel[len(_BRANCH_PREFIX) :] or _STATE
+    elif channel.startswith(_JOIN_PREFIX):
+        said = channel.rpartition(":")[2] or _STATE
+    elif channel == _PUSH_CHANNEL:
+        said = _PUSH
+    else:
+        said = _STATE
+    if len(_CHANNELS) >= _MAX_CHANNELS:
+        _CHANNELS.clear()
+    _CHANNELS[channel] = said
+    return said
+
+
 def next_nodes(writes: object) -> tuple[str, ...] | None:
     """The nodes a task's writes trigger, deduplicated in order; None if unknown.
 
@@ -207,29 +237,27 @@ def next_nodes(writes: object) -> tuple[str, ...] | None:
     # A dict keeps the first-seen order and finds a node already seen in one step
     # (a join's task writes one trigger per node of the next superstep).
     found: dict[str, None] = {}
-    pairs: Sequence[object] = writes  # type: ignore[assignment]  # checked above
-    for write in pairs:
-        if type(write) is not tuple and not isinstance(write, tuple | list):
-            return None
-        if len(write) != 2:
-            return None
-        channel, value = write
-        if type(channel) is not str:
-            return None
-        if ":" not in channel and not channel.startswith("__"):
-            continue  # a state channel: LangGraph's own names all have one or other
-        if channel in _UNFINISHED:
-            return None
-        if channel.startswith(_BRANCH_PREFIX):
-            node: object = channel[len(_BRANCH_PREFIX) :]
-        elif channel.startswith(_JOIN_PREFIX):
-            node = channel.rpartition(":")[2]
-        elif channel == _PUSH_CHANNEL:
-            node = getattr(value, "node", None)
-        else:
-            continue
-        if type(node) is str and node:
-            found[node] = None
+    # Checked above to be a sequence; each item is unpacked as a pair.
+    pairs: Sequence[tuple[object, object]] = writes  # type: ignore[assignment]
+    channels = _CHANNELS
+    try:
+        # A write that is no pair fails to unpack: the writes cannot say.
+        for channel, value in pairs:
+            if type(channel) is not str:
+                return None
+            said = channels.get(channel)
+            if said is None:
+                said = _channel(channel)
+            if type(said) is str:
+                found[said] = None
+            elif said == _PUSH:
+                node = getattr(value, "node", None)
+                if type(node) is str and node:
+                    found[node] = None
+            elif said == _STOP:
+                return None
+    except (TypeError, ValueError):
+        return None
     return tuple(found)
 
 

@@ -234,6 +234,33 @@ def test_writes_parse_channel_names_only() -> None:
     assert next_nodes([("just-one",)]) is None
 
 
+def test_next_nodes_answers_the_same_from_its_channel_table() -> None:
+    """Each channel name is read once and remembered (a bounded table, cleared
+    when full): the answers are the same the first time, the next, and after
+    the table was cleared by the names of many graphs."""
+    from lg_otel import _parse
+
+    writes = [
+        ("log", 1),
+        ("branch:to:b", None),
+        ("__pregel_tasks", Send("w", 2)),
+        ("join:b+c:d", None),
+    ]
+    _parse._CHANNELS.clear()
+    first = next_nodes(writes)
+    assert first == ("b", "w", "d")
+    assert set(_parse._CHANNELS) == {w[0] for w in writes}
+    assert next_nodes(writes) == first
+    # A Send's target is read from each write's value, never remembered.
+    assert next_nodes([("__pregel_tasks", Send("v", 2))]) == ("v",)
+    for i in range(_parse._MAX_CHANNELS):
+        next_nodes([(f"branch:to:n{i}", None)])
+    assert len(_parse._CHANNELS) <= _parse._MAX_CHANNELS
+    assert next_nodes(writes) == first
+    assert next_nodes([("__error__", 1), ("branch:to:b", None)]) is None
+    assert next_nodes([("__error__", 1)]) is None  # remembered: still unknown
+
+
 # --- the hand-over, at the tracker ----------------------------------------------------
 
 
