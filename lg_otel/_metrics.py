@@ -44,7 +44,7 @@ from lg_otel._records import (
     StoreRecord,
     TaskRecord,
 )
-from lg_otel._spanpath import RecordedSpan
+from lg_otel._spanpath import EndedSpan, RecordedSpan
 from lg_otel._spans import error_type
 
 try:
@@ -348,7 +348,9 @@ class _Series:
         if span is not None:
             # lg_otel's own span's context without the get_span_context() frame.
             span_ctx = (
-                span._ctx if type(span) is RecordedSpan else span.get_span_context()
+                span._ctx
+                if type(span) is RecordedSpan or type(span) is EndedSpan
+                else span.get_span_context()
             )
             # The sampled bit first: unsampled spans are the common case under a
             # ratio sampler, and they never make an exemplar. (A SpanContext is a

@@ -91,10 +91,8 @@ class CallTracker(Protocol):
         """A checkpointer call began (a ``put_writes``: the writes it hands on)."""
         ...
 
-    @property
-    def wants_writes(self) -> bool:
-        """Whether :meth:`checkpoint_started` should be told where tasks led."""
-        ...
+    #: Whether :meth:`checkpoint_started` should be told where tasks led.
+    wants_writes: bool
 
     def expect_writes(self) -> None:
         """Each task's writes will be handed to the checkpointer: wait for them."""

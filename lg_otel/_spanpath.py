@@ -297,6 +297,17 @@ class FinishedSpans:
         return ctx
 
 
+class EndedSpan(NonRecordingSpan):
+    """The span of a call that :meth:`FinishedSpans.emit_ended` emitted: its
+    context, no longer recording (as the SDK's span once ended, minus the
+    warnings a call on it would log). ``_ctx`` as on a :class:`RecordedSpan`."""
+
+    def __init__(self, context: SpanContext) -> None:
+        """The ended span of ``context``."""
+        super().__init__(context)
+        self._ctx = context
+
+
 def _on_end_of(processor: Any) -> Callable[[ReadableSpan], None]:
     """What ``processor`` does with a sampled span that ended.
 

@@ -20,7 +20,6 @@ from opentelemetry import trace
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import (
     Link,
-    NonRecordingSpan,
     Span,
     SpanKind,
     Status,
@@ -44,6 +43,7 @@ from lg_otel._records import (
 )
 from lg_otel._spanpath import (
     _SPAN_KEY,
+    EndedSpan,
     RecordedSpan,
     SpanMaker,
     SpanPath,
@@ -464,7 +464,7 @@ class SpanSink:
                 if ctx is not None:
                     # What a reader of the call's span gets from now on (its
                     # stand-in, an exemplar): the span's context, ended.
-                    call.slots[_SPAN] = NonRecordingSpan(ctx)
+                    call.slots[_SPAN] = EndedSpan(ctx)
                     return
         call.slots[_SPAN] = self._call_span(run, call, name, attributes, parent_task_id)
         self._call_ended(run, call, queue=False)
