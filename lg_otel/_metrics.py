@@ -57,6 +57,8 @@ _log = logging.getLogger("lg_otel")
 # Not the caller's current context, which may hold an unrelated span: the SDK
 # takes an empty context for none at all and falls back to the current one.
 _NO_SPAN = trace.set_span_in_context(trace.INVALID_SPAN, Context())
+#: lg_otel's own span types, whose context is their ``_ctx``.
+_OWN_SPANS = frozenset({RecordedSpan, EndedSpan})
 _SAMPLED = int(trace.TraceFlags.SAMPLED)
 
 # What OTel's Prometheus translation appends for a unit; annotations add nothing.
@@ -348,9 +350,7 @@ class _Series:
         if span is not None:
             # lg_otel's own span's context without the get_span_context() frame.
             span_ctx = (
-                span._ctx
-                if type(span) is RecordedSpan or type(span) is EndedSpan
-                else span.get_span_context()
+                span._ctx if type(span) in _OWN_SPANS else span.get_span_context()
             )
             # The sampled bit first: unsampled spans are the common case under a
             # ratio sampler, and they never make an exemplar. (A SpanContext is a

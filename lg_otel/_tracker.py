@@ -966,24 +966,34 @@ class RunTracker:
         Made from the batch (or by the run's end), not during the saver's call: a
         call's own telemetry is all its thread pays for, and reading the writes
         and ending the task among the batch's other calls costs less than
-        between stretches of LangGraph's code. Each read and hand-over holds the
+        between stretches of LangGraph's code. The writes are read under the
         run's lock, so the run's end, which reads what is left under it first,
-        never ends a task whose writes were taken but not yet handed over.
+        never ends a task whose writes were taken but not yet handed over. Up to
+        :data:`_WRITES_PER_LOCK` are read per hold: a task thread waits on the
+        lock for a few of them at most, and most batches take it once.
         """
         self._writes_queued = False
         incoming = self._incoming
+        sink, run = self._sink, self.run
         while incoming:
-            with self._lock:
-                try:
-                    task_id, written = incoming.popleft()
-                except IndexError:
-                    return
-                if self._done:
-                    continue  # the run ended: its tasks ended with it
-                led = self._task_writes(task_id, self._led_to(written))
-            if led is not None:
-                # Its end's sinks after the lock: the task threads wait on it.
-                self._sink.task_ended(self.run, led)
+            led_tasks = []
+            try:
+                with self._lock:
+                    for _ in range(_WRITES_PER_LOCK):
+                        try:
+                            task_id, written = incoming.popleft()
+                        except IndexError:
+                            break
+                        if self._done:
+                            continue  # the run ended: its tasks ended with it
+                        led = self._task_writes(task_id, self._led_to(written))
+                        if led is not None:
+                            led_tasks.append(led)
+            finally:
+                # Their ends' sinks after the lock (the task threads wait on it),
+                # also those taken before a failure.
+                for led in led_tasks:
+                    sink.task_ended(run, led)
 
     def expect_writes(self) -> None:
         """This run's checkpointer will be handed each task's writes: wait for them."""
@@ -1049,6 +1059,10 @@ class RunTracker:
 
     def _depth(self, task: TaskRecord) -> int:
         return sum(1 for _ in self._parent_ids(task))
+
+
+#: Writes :meth:`RunTracker.take_writes` reads per hold of the run's lock.
+_WRITES_PER_LOCK = 32
 
 
 def _take_writes(tracker: RunTracker, _a: object, _b: object, _c: object) -> None:

@@ -15,7 +15,7 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, Send, interrupt
+from langgraph.types import Command, Durability, Send, interrupt
 from typing_extensions import TypedDict
 
 import lg_otel
@@ -104,6 +104,41 @@ async def test_async_runs_report_it_too(tracing: Any, durability: str) -> None:
         pass
     got = _next_by_node(exporter.get_finished_spans())
     assert got == {node: {nxt} for node, nxt in ROUTED_NEXT.items()}
+
+
+@pytest.mark.parametrize("durability", DURABILITIES)
+def test_a_wide_fan_out_is_reported_while_the_run_goes_on(
+    tracing: Any, durability: Durability, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seventy tasks of one superstep, their writes read by the batch's timer
+    while the join still runs, more than one hold of the run's lock takes: by
+    then every one of their spans is exported, with where it led."""
+    from lg_otel import _batch, _tracker
+
+    monkeypatch.setattr(_batch, "FLUSH_INTERVAL_S", 0.05)
+    width = 2 * _tracker._WRITES_PER_LOCK + 6
+    provider, exporter = tracing
+    seen_in_join: list[dict[str, set[tuple[str, ...] | None]]] = []
+
+    def join(state: S) -> dict[str, Any]:
+        time.sleep(0.3)  # the timer's flush comes meanwhile
+        seen_in_join.append(_next_by_node(exporter.get_finished_spans()))
+        return {"log": ["join"]}
+
+    g = StateGraph(S)
+    for i in range(width):
+        g.add_node(f"n{i}", _visit(f"n{i}"))
+        g.add_edge(START, f"n{i}")
+        g.add_edge(f"n{i}", "join")
+    g.add_node("join", join)
+    g.add_edge("join", END)
+    graph = lg_otel.instrument(
+        g.compile(name="fan", checkpointer=InMemorySaver()), tracer_provider=provider
+    )
+    graph.invoke({"log": []}, _config(), durability=durability)
+    fanned = {f"n{i}": {("join",)} for i in range(width)}
+    assert seen_in_join == [fanned]
+    assert _next_by_node(exporter.get_finished_spans()) == {**fanned, "join": {()}}
 
 
 def test_concurrent_async_runs_keep_their_own(tracing: Any) -> None:
