@@ -304,8 +304,9 @@ class EndedSpan(NonRecordingSpan):
 
     def __init__(self, context: SpanContext) -> None:
         """The ended span of ``context``."""
-        super().__init__(context)
-        self._ctx = context
+        # NonRecordingSpan's own __init__ sets only _context: one frame fewer
+        # (made once per saver call).
+        self._context = self._ctx = context
 
 
 def _on_end_of(processor: Any) -> Callable[[ReadableSpan], None]:
