@@ -18,13 +18,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.trace import (
-    Link,
-    Span,
-    SpanKind,
-    Status,
-    StatusCode,
-)
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from lg_otel import _names as n
 from lg_otel._batch import Batch
@@ -454,7 +448,7 @@ class SpanSink:
                 offset = slots[_OFFSET]
                 ctx = maker.emit_ended(  # type: ignore[union-attr]
                     name,
-                    _run_parent(slots, call.parent, parent_task_id),
+                    self._explicit_or_task(run, call.parent, parent_task_id),
                     attributes,
                     n.ATTR_STATUS,
                     n.STATUS_OK,
@@ -485,7 +479,7 @@ class SpanSink:
             maker = slots.get(_MAKER) or self._maker(run)
             return maker.start(
                 name,
-                _run_parent(slots, parent, parent_task_id),
+                self._explicit_or_task(run, parent, parent_task_id),
                 SpanKind.INTERNAL,
                 attributes,
                 slots[_OFFSET] + call.start_ns,
@@ -555,22 +549,6 @@ class SpanSink:
     # The sinks' call-end events are _call_ended itself: one frame fewer per call.
     checkpoint_ended = _call_ended
     store_ended = _call_ended
-
-
-def _run_parent(
-    slots: dict[str, Any], parent: object, parent_task_id: str | None
-) -> otel_context.Context:
-    """The context a run's call span goes under: its explicit parent (the context
-    current in the node), else the task whose subgraph made it, else the run."""
-    if isinstance(parent, otel_context.Context):
-        return parent
-    if parent_task_id is not None:
-        by_task = slots.get(_TASK_CTX)
-        if by_task:
-            found = by_task.get(parent_task_id)
-            if found is not None:
-                return found  # type: ignore[no-any-return]
-    return slots.get(_CTX) or _EMPTY
 
 
 def _checkpoint_span(call: CheckpointRecord) -> tuple[str, dict[str, Any]]:
