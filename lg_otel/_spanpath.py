@@ -180,21 +180,8 @@ class FinishedSpans:
             random = flags & _RANDOM
             local = parent_ctx
             if not root and flags & _SAMPLED:
-                # The common case (every span but the run's, sampled), in short: the
-                # parent's decision, and a context whose only unchecked id is the
-                # new span id (SpanContext's own __new__ would check both).
-                span_id = self._ids.generate_span_id()
-                ctx = _new_tuple(
-                    SpanContext,
-                    (
-                        trace_id,
-                        span_id,
-                        False,
-                        _FLAGS[_SAMPLED | random],
-                        parent_state,
-                        0 < span_id <= _MAX_SPAN_ID,
-                    ),
-                )
+                # The common case (every span but the run's, sampled), in short.
+                ctx = self._sampled_child(trace_id, flags, parent_state)
                 return RecordedSpan(
                     self, name, ctx, local, kind, attributes, start_ns, links
                 )
@@ -224,6 +211,68 @@ class FinishedSpans:
         if not recording:
             return NonRecordingSpan(ctx)
         return RecordedSpan(self, name, ctx, local, kind, attributes, start_ns, links)
+
+    def _sampled_child(self, trace_id: int, flags: int, state: Any) -> SpanContext:
+        """The context of a sampled child of a parent with these trace id, flags
+        and trace state: the parent's decision, and a new span id, the only id
+        left to check (SpanContext's own ``__new__`` would check both)."""
+        span_id = self._ids.generate_span_id()
+        return _new_tuple(
+            SpanContext,
+            (
+                trace_id,
+                span_id,
+                False,
+                _FLAGS[_SAMPLED | flags & _RANDOM],
+                state,
+                0 < span_id <= _MAX_SPAN_ID,
+            ),
+        )
+
+    def emit(
+        self,
+        name: str,
+        ctx: SpanContext,
+        parent: SpanContext | None,
+        attributes: Any,
+        events: Any,
+        links: Any,
+        kind: SpanKind,
+        status: Status,
+        start_ns: int,
+        end_ns: int,
+        processors: Any,
+    ) -> None:
+        """Hand a finished span to the provider's processors: those it has now
+        (``processors`` None), or those it had as the span ended."""
+        readable = ReadableSpan(
+            name,
+            ctx,
+            parent,
+            self.tracer.resource,
+            attributes,
+            events,
+            links,
+            kind,
+            self.info,
+            status,
+            start_ns,
+            end_ns,
+            self.scope,
+        )
+        active = self.active
+        if processors is None:
+            processors = active._span_processors
+        if processors is self.processors:
+            for on_end in self.on_end:
+                on_end(readable)
+        elif processors is active._span_processors:
+            # A processor was added since the run began: the SDK's fan-out hands
+            # a span ending now to every processor the provider has now.
+            active.on_end(readable)
+        else:  # and one was added since this span ended: those it had then
+            for processor in processors:
+                processor.on_end(readable)
 
     def emit_ended(
         self,
@@ -259,41 +308,21 @@ class FinishedSpans:
         trace_id, _, _, flags, parent_state, valid = parent_ctx
         if not (valid and flags & _SAMPLED):
             return None
-        span_id = self._ids.generate_span_id()
-        ctx = _new_tuple(
-            SpanContext,
-            (
-                trace_id,
-                span_id,
-                False,
-                _FLAGS[_SAMPLED | flags & _RANDOM],
-                parent_state,
-                0 < span_id <= _MAX_SPAN_ID,
-            ),
-        )
+        ctx = self._sampled_child(trace_id, flags, parent_state)
         attributes[key] = value
-        readable = ReadableSpan(
+        self.emit(
             name,
             ctx,
             parent_ctx,
-            self.tracer.resource,
             attributes,
             (),
             (),
             SpanKind.INTERNAL,
-            self.info,
             _UNSET,
             start_ns,
             end_ns,
-            self.scope,
+            None,
         )
-        # As RecordedSpan.emit() hands a span ending now to the processors.
-        active = self.active
-        if active._span_processors is self.processors:
-            for on_end in self.on_end:
-                on_end(readable)
-        else:
-            active.on_end(readable)
         return ctx
 
 
@@ -620,36 +649,20 @@ class RecordedSpan(trace.Span):
         """Hand the finished span to the provider's processors (sampled spans
         only): those it has now, or (from a batch) those it had as the span
         ended. The unused argument makes it a batch's call."""
-        path = self._path
-        readable = ReadableSpan(
+        self._path.emit(
             self._name,
             self._ctx,
             self._parent,
-            path.tracer.resource,
             self._attrs,
             # Even an empty list: under max_events=0 it holds the dropped count.
             () if self._events is None else self._events,
             self._links,
             self._kind,
-            path.info,
             self._status,
             self._start,
             end,
-            path.scope,
+            processors,
         )
-        active = path.active
-        if processors is None:
-            processors = active._span_processors
-        if processors is path.processors:
-            for on_end in path.on_end:
-                on_end(readable)
-        elif processors is active._span_processors:
-            # A processor was added since the run began: the SDK's fan-out hands
-            # a span ending now to every processor the provider has now.
-            active.on_end(readable)
-        else:  # and one was added since this span ended: those it had then
-            for processor in processors:
-                processor.on_end(readable)
 
     def __exit__(
         self,
