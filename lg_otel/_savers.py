@@ -91,8 +91,10 @@ class CallTracker(Protocol):
         """A checkpointer call began (a ``put_writes``: the writes it hands on)."""
         ...
 
-    #: Whether :meth:`checkpoint_started` should be told where tasks led.
-    wants_writes: bool
+    @property
+    def wants_writes(self) -> bool:
+        """Whether :meth:`checkpoint_started` should be told where tasks led."""
+        ...
 
     def expect_writes(self) -> None:
         """Each task's writes will be handed to the checkpointer: wait for them."""

@@ -75,7 +75,6 @@ class RunTracker:
         "_writes_queued",
         "firsts_due",
         "run",
-        "wants_writes",
     )
 
     def __init__(
@@ -138,9 +137,6 @@ class RunTracker:
         # an ended task waits for its writes (parked) until they come or the run
         # ends; writes that come first wait for their task.
         self._parked: dict[str, TaskRecord] | None = None
-        #: Whether tasks wait for their writes (see :meth:`expect_writes`): a
-        #: plain attribute, read once per ``put_writes``.
-        self.wants_writes = False
         self._writes: dict[str, tuple[str, ...] | None] = {}
         # Writes handed to the checkpointer and not read yet: (task id, writes).
         self._incoming: deque[tuple[str, object]] = deque()
@@ -1000,7 +996,11 @@ class RunTracker:
         with self._lock:
             if self._parked is None:
                 self._parked = {}
-            self.wants_writes = True
+
+    @property
+    def wants_writes(self) -> bool:
+        """Whether tasks wait for their writes (see :meth:`expect_writes`)."""
+        return self._parked is not None
 
     def _task_writes(
         self, task_id: str, nodes: tuple[str, ...] | None
