@@ -791,17 +791,26 @@ def _otel_points(
     return points
 
 
-def test_each_checkpoint_call_is_one_observation_on_both_paths(tracing: Any) -> None:
-    """langgraph.checkpoint.duration: one observation per span, per operation."""
-    provider, exporter = tracing
+def _metered_run(
+    provider: Any, store: BaseStore | None = None
+) -> tuple[CollectorRegistry, InMemoryMetricReader]:
+    """One run of ``linear`` on an ``InMemorySaver`` (and ``store``), its
+    metrics on both paths: (the Prometheus registry, the OTel reader)."""
     registry, reader = CollectorRegistry(), InMemoryMetricReader()
     traced = lg_otel.instrument(
-        linear(InMemorySaver()),
+        linear(InMemorySaver(), store),
         tracer_provider=provider,
         registry=registry,
         meter_provider=MeterProvider(metric_readers=[reader]),
     )
     traced.invoke({"log": []}, thread_config())
+    return registry, reader
+
+
+def test_each_checkpoint_call_is_one_observation_on_both_paths(tracing: Any) -> None:
+    """langgraph.checkpoint.duration: one observation per span, per operation."""
+    provider, exporter = tracing
+    registry, reader = _metered_run(provider)
     spans = checkpoint_spans(exporter.get_finished_spans())
     points = _otel_points(reader, n.METRIC_CHECKPOINT_DURATION)
     for operation in ("get_tuple", "put", "put_writes"):
@@ -837,14 +846,7 @@ def test_call_duration_exemplars_name_the_calls_own_spans(tracing: Any) -> None:
     from prometheus_client.openmetrics.exposition import generate_latest
 
     provider, exporter = tracing
-    registry, reader = CollectorRegistry(), InMemoryMetricReader()
-    traced = lg_otel.instrument(
-        linear(InMemorySaver(), InMemoryStore()),
-        tracer_provider=provider,
-        registry=registry,
-        meter_provider=MeterProvider(metric_readers=[reader]),
-    )
-    traced.invoke({"log": []}, thread_config())
+    registry, reader = _metered_run(provider, InMemoryStore())
     spans = {
         (f"{s.context.trace_id:032x}", f"{s.context.span_id:016x}"): s.name
         for s in exporter.get_finished_spans()
@@ -886,14 +888,7 @@ def test_call_duration_exemplars_name_the_calls_own_spans(tracing: Any) -> None:
 def test_call_histograms_use_the_fine_buckets(tracing: Any) -> None:
     """Both call histograms: 0.5 ms doubling to 8.192 s, on both metric paths."""
     provider, _ = tracing
-    registry, reader = CollectorRegistry(), InMemoryMetricReader()
-    traced = lg_otel.instrument(
-        linear(InMemorySaver(), InMemoryStore()),
-        tracer_provider=provider,
-        registry=registry,
-        meter_provider=MeterProvider(metric_readers=[reader]),
-    )
-    traced.invoke({"log": []}, thread_config())
+    registry, reader = _metered_run(provider, InMemoryStore())
     assert n.CALL_DURATION_BUCKETS[0] == 0.0005
     assert n.CALL_DURATION_BUCKETS[-1] == 8.192
     for metric, family in (
