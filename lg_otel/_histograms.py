@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
 from typing import Any
 
@@ -34,6 +34,10 @@ from lg_otel._spanpath import _SPAN_KEY
 
 #: One observation of a bound label set: ``(value, context)``.
 Recorder = Callable[[float, Context], None]
+#: Observations of a bound label set that make no exemplar, at once: ``(values,
+#: buckets, context)``. Each value is finite and >= 0, ``buckets[i]`` its index
+#: in the bounds the recorder was made for, and ``context`` holds no valid span.
+ManyRecorder = Callable[[Sequence[float], Sequence[int], Context], None]
 
 try:  # the SDK's metric internals (private): the bound path needs all of them
     from opentelemetry.sdk.metrics import MeterProvider as _SdkMeterProvider
@@ -41,6 +45,9 @@ try:  # the SDK's metric internals (private): the bound path needs all of them
     from opentelemetry.sdk.metrics._internal._view_instrument_match import (
         _hash_attributes,
         _ViewInstrumentMatch,
+    )
+    from opentelemetry.sdk.metrics._internal.aggregation import (
+        _ExplicitBucketHistogramAggregation as _Buckets,
     )
     from opentelemetry.sdk.metrics._internal.instrument import (
         _Histogram as _SdkHistogram,
@@ -71,6 +78,28 @@ else:
         # Where the caller decides exemplar sampling once for every reader.
         and "should_sample_exemplar"
         in inspect.signature(_ViewInstrumentMatch.consume_measurement).parameters
+    )
+
+    # What the explicit-bucket aggregation's aggregate() reads and writes: the
+    # names of this SDK release's. Several observations are added under one hold
+    # of its lock (see add_many()) only where aggregate() names exactly these, so
+    # an SDK that changed it takes aggregate() for each.
+    _ADDS_PLAINLY = frozenset(_Buckets.aggregate.__code__.co_names) == frozenset(
+        {
+            "_lock",
+            "_value",
+            "_get_empty_bucket_counts",
+            "value",
+            "_sum",
+            "_record_min_max",
+            "min",
+            "_min",
+            "max",
+            "_max",
+            "bisect_left",
+            "_boundaries",
+            "_sample_exemplar",
+        }
     )
 
     class _Cleaned(Measurement):
@@ -117,15 +146,61 @@ def api_recorder(instrument: Any, attributes: Mapping[str, str]) -> Recorder:
     return record
 
 
+def _each(record: Recorder) -> ManyRecorder:
+    def many(values: Sequence[float], buckets: Sequence[int], context: Context) -> None:
+        for value in values:
+            record(value, context)
+
+    return many
+
+
+def add_many(aggregation: Any, values: Sequence[float], buckets: Sequence[int]) -> None:
+    """What ``aggregation.aggregate()`` does for each of ``values`` with no exemplar
+    offered, under one hold of its lock: the sum in the same order, so the same
+    float. ``aggregation`` is the SDK's explicit-bucket one (see
+    :data:`_ADDS_PLAINLY`) and ``buckets`` the values' indices in its bounds."""
+    with aggregation._lock:
+        counts = aggregation._value
+        if counts is None:
+            counts = aggregation._value = aggregation._get_empty_bucket_counts()
+        total = aggregation._sum
+        for value in values:
+            total += value
+        aggregation._sum = total
+        if aggregation._record_min_max:
+            aggregation._min = min(aggregation._min, min(values))
+            aggregation._max = max(aggregation._max, max(values))
+        for bucket in buckets:
+            counts[bucket] += 1
+
+
 def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Recorder:
     """A recorder of ``attributes`` on ``instrument``: bound when ``bound``.
 
     ``attributes`` must be a ``str -> str`` mapping that nobody changes later.
     """
+    return recorders(instrument, attributes, bound, ())[0]
+
+
+def recorders(
+    instrument: Any,
+    attributes: Mapping[str, str],
+    bound: bool,
+    bounds: Sequence[float],
+) -> tuple[Recorder, ManyRecorder]:
+    """:func:`recorder`, and a recorder of many observations at once whose
+    bucket indices are in ``bounds`` (what lg_otel asked the instrument for).
+
+    Bound, the many go to each of the SDK's explicit-bucket aggregations with
+    those bounds under one hold of its lock (:func:`add_many`); anywhere else,
+    each takes the single recorder.
+    """
     if not bound or not all(
         type(k) is str and k and type(v) is str for k, v in attributes.items()
     ):
-        return api_recorder(instrument, attributes)
+        one = api_recorder(instrument, attributes)
+        return one, _each(one)
+    bounds = tuple(bounds)
     attrs = dict(attributes)
     key = _hash_attributes(attrs)
     consumer = instrument._measurement_consumer
@@ -151,6 +226,8 @@ def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Rec
     # only where each is a cumulative aggregation of every attribute, which the
     # SDK never replaces for a key once made.
     cached: list[tuple[object, tuple[Any, ...]]] = [(None, ())]
+    # The same aggregations, each with whether add_many() may add to it.
+    plain: list[tuple[tuple[Any, ...], tuple[bool, ...]]] = [((), ())]
 
     def record(value: float, context: Context) -> None:
         # The SDK warns about (and drops) these, and does nothing when disabled.
@@ -206,4 +283,47 @@ def recorder(instrument: Any, attributes: Mapping[str, str], bound: bool) -> Rec
         if found is not None:
             cached[0] = (storages, tuple(found))
 
-    return record
+    def adds_plainly(aggregation: Any) -> bool:
+        return (
+            _ADDS_PLAINLY
+            and type(aggregation) is _Buckets
+            and getattr(aggregation, "_boundaries", None) == bounds
+        )
+
+    def many(values: Sequence[float], buckets: Sequence[int], context: Context) -> None:
+        storages = consumer._reader_storages
+        seen, aggregations = cached[0]
+        if (
+            storages is not seen
+            or not trace_based
+            or not (
+                meter_config._config.is_enabled
+                if meter_config is not None
+                else enabled()
+            )
+        ):
+            # Not found yet (the first call finds them), another exemplar
+            # filter, or disabled: each as record() takes it.
+            for value in values:
+                record(value, context)
+            return
+        known, plainly = plain[0]
+        if known is not aggregations:
+            plainly = tuple(map(adds_plainly, aggregations))
+            plain[0] = (aggregations, plainly)
+        for aggregation, adds in zip(aggregations, plainly, strict=True):
+            if adds:
+                add_many(aggregation, values, buckets)
+                continue
+            now = time_ns()
+            for value in values:
+                measurement = _new(_Cleaned)
+                fields = measurement.__dict__
+                fields["value"] = value
+                fields["time_unix_nano"] = now
+                fields["instrument"] = instrument
+                fields["context"] = context
+                fields["attributes"] = attrs
+                aggregation.aggregate(measurement, False)
+
+    return record, many

@@ -17,8 +17,11 @@ per worker pid).
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from bisect import bisect_left
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -30,10 +33,11 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanContext
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.values import MutexValue
 
 from lg_otel import _names as n
 from lg_otel._batch import Batch
-from lg_otel._histograms import Recorder, can_bind, recorder
+from lg_otel._histograms import ManyRecorder, Recorder, can_bind, recorders
 from lg_otel._records import SPAN_CONTEXT_SLOT as _CTX
 from lg_otel._records import SPAN_SLOT as _SPAN
 from lg_otel._records import (
@@ -219,25 +223,42 @@ class _Child:
     """One label set of one instrument: its OTel attributes, its prometheus_client
     child, and when each bucket last got an exemplar."""
 
-    __slots__ = ("attrs", "exemplar_ns", "prom", "prom_buckets", "prom_sum", "record")
+    __slots__ = (
+        "attrs",
+        "exemplar_ns",
+        "prom",
+        "prom_buckets",
+        "prom_sum",
+        "prom_total",
+        "record",
+        "record_many",
+    )
 
     def __init__(
         self,
         attrs: Mapping[str, str],
         prom: Any,
         bounds: tuple[float, ...],
-        record: Recorder | None = None,
+        record: tuple[Recorder, ManyRecorder] | None = None,
     ) -> None:
         self.attrs = attrs
         self.prom = prom
-        #: Records one observation on the OTel histogram (None: no OTel path).
-        self.record = record
+        #: Records one observation on the OTel histogram (None: no OTel path),
+        #: and many that make no exemplar at once.
+        self.record: Recorder | None = None
+        self.record_many: ManyRecorder | None = None
+        if record is not None:
+            self.record, self.record_many = record
         self.exemplar_ns = [-EXEMPLAR_INTERVAL_NS] * (len(bounds) + 1)
         # What a labelled prometheus_client histogram child's observe() updates,
         # so a plain observation skips its per-call checks (always true for a
         # labelled child). None: another release, or not a histogram: observe().
         self.prom_sum: Any = None
         self.prom_buckets: Any = None
+        #: The child's sum as the value prometheus_client keeps it in one process
+        #: (a float under a lock), for many observations under one hold of it;
+        #: None: each through prom_sum (multiprocess mode, another release).
+        self.prom_total: Any = None
         upper = getattr(prom, "_upper_bounds", None)
         if upper is not None and tuple(upper) == (*bounds, _INF):
             try:
@@ -245,12 +266,17 @@ class _Child:
                 self.prom_buckets = tuple(b.inc for b in prom._buckets)
             except AttributeError:  # another release: the public observe()
                 self.prom_sum = self.prom_buckets = None
+            else:
+                total = prom._sum
+                if type(total) is MutexValue and hasattr(total, "_value"):
+                    self.prom_total = total
 
 
 class _Series:
     """One instrument on both paths; each label set resolved once."""
 
     __slots__ = (
+        "__weakref__",
         "_bound",
         "_bounds",
         "_children",
@@ -259,6 +285,8 @@ class _Series:
         "_pending",
         "_prom",
         "_target",
+        "held",
+        "held_queued",
     )
 
     def __init__(
@@ -287,6 +315,14 @@ class _Series:
             _prometheus_metric(spec, registry) if registry is not None else None
         )
         self._children: dict[tuple[str, ...], _Child] = {}
+        #: ``(child, value, span, ctx)``: :meth:`observe_child` later, by
+        #: :meth:`observe_held`, with the other observations held until then.
+        #: Whoever appends one makes sure an ``observe_held()`` is queued once
+        #: :attr:`held_queued` is false.
+        self.held: deque[tuple[_Child, float, Any, Context | None]] = deque()
+        #: An observe_held() is queued that will record what is held now.
+        self.held_queued = False
+        _HOLDING.add(self)
 
     def child(self, labels: tuple[str, ...]) -> _Child:
         """The resolved label set ``labels`` (values in the spec's label order)."""
@@ -297,7 +333,7 @@ class _Series:
             prom = self._prom.labels(*labels) if self._prom is not None else None
             record = None
             if self._target is not None and hasattr(self._target, "record"):
-                record = recorder(self._target, attrs, self._bound)
+                record = recorders(self._target, attrs, self._bound, self._bounds)
             child = _Child(attrs, prom, self._bounds, record)
             # setdefault: two threads resolving it at once share one.
             child = self._children.setdefault(labels, child)
@@ -318,7 +354,9 @@ class _Series:
         if can_bind(provider, real):
             self._target, self._bound = real, True
             for child in list(self._children.values()):
-                child.record = recorder(real, child.attrs, True)
+                child.record, child.record_many = recorders(
+                    real, child.attrs, True, self._bounds
+                )
         return True
 
     def observe(
@@ -392,6 +430,64 @@ class _Series:
                 },
             )
 
+    def observe_held(self, _a: None = None, _b: None = None, _c: None = None) -> None:
+        """Record every held observation (the unused arguments make it a batch's
+        call): those that make an exemplar one by one, the others of each label
+        set at once, to each path in one step (one hold of each lock).
+
+        Each is recorded exactly as :meth:`observe_child` would: the same
+        buckets, sums (added in the same order), counts and exemplars.
+        """
+        # Cleared before reading on (as the batch's take_writes): what is held
+        # after this, this reads or a new call is queued for.
+        self.held_queued = False
+        popleft = self.held.popleft
+        bounds = self._bounds
+        now = monotonic_ns()
+        # id(child) -> (child, values, their buckets): a batch's calls share a few.
+        plain: dict[int, tuple[_Child, list[float], list[int]]] = {}
+        while True:
+            try:
+                child, value, span, ctx = popleft()
+            except IndexError:
+                break
+            if 0.0 <= value < _INF:
+                bucket = bisect_left(bounds, value)
+                # observe_child()'s test for an exemplar (the bucket had none for
+                # an interval, and the span is sampled), its cheaper half first:
+                # a bucket in use had one less than an interval ago.
+                sampled = False
+                if (
+                    now - child.exemplar_ns[bucket] >= EXEMPLAR_INTERVAL_NS
+                    and span is not None
+                ):
+                    span_ctx = (
+                        span._ctx
+                        if type(span) in _OWN_SPANS
+                        else span.get_span_context()
+                    )
+                    sampled = bool(
+                        span_ctx[3] & _SAMPLED and span_ctx[5]
+                        if type(span_ctx) is SpanContext
+                        else span_ctx.trace_flags & _SAMPLED and span_ctx.is_valid
+                    )
+                if not sampled:
+                    group = plain.get(id(child))
+                    if group is None:
+                        plain[id(child)] = (child, [value], [bucket])
+                    else:
+                        group[1].append(value)
+                        group[2].append(bucket)
+                    continue
+            # One by one (an exemplar; a negative, infinite or NaN value), after
+            # what its label set held before it: each sum in the same order.
+            group = plain.pop(id(child), None)
+            if group is not None:
+                _observe_many(*group)
+            self.observe_child(child, value, span, ctx)
+        for child, values, buckets in plain.values():
+            _observe_many(child, values, buckets)
+
     def add(self, labels: tuple[str, ...], amount: int) -> None:
         """Add ``amount`` (negative only on the up-down counter)."""
         child = self.child(labels)
@@ -399,6 +495,50 @@ class _Series:
             self._otel.add(amount, child.attrs)
         if child.prom is not None:
             child.prom.inc(amount)
+
+
+def _observe_many(child: _Child, values: list[float], buckets: list[int]) -> None:
+    # Finite values >= 0 that make no exemplar, of one label set.
+    many = child.record_many
+    if many is not None:
+        many(values, buckets, _NO_SPAN)
+    prom = child.prom
+    if prom is None:
+        return
+    inc = child.prom_buckets
+    if inc is None:
+        for value in values:
+            prom.observe(value)
+        return
+    total = child.prom_total
+    if total is None:
+        add = child.prom_sum
+        for value in values:
+            add(value)
+    else:
+        # MutexValue.inc() for each, under one hold of its lock: the same float.
+        with total._lock:
+            value_sum = total._value
+            for value in values:
+                value_sum += value
+            total._value = value_sum
+    for bucket, count in Counter(buckets).items():
+        inc[bucket](count)
+
+
+#: Every series alive, so that a forked child starts with nothing held.
+_HOLDING: weakref.WeakSet[_Series] = weakref.WeakSet()
+
+
+def _forget_held_in_child() -> None:
+    # As the batches' (lg_otel._batch): the parent records what it held, and the
+    # child's batches start empty, so no observe_held() is queued in it.
+    for series in list(_HOLDING):
+        series.held.clear()
+        series.held_queued = False
+
+
+os.register_at_fork(after_in_child=_forget_held_in_child)
 
 
 class _Cap:
@@ -516,6 +656,7 @@ class MetricsSink(NullSink):
         # Bound once: one queued call per task.
         self._record_task_call = self._record_task
         self._observe_checkpoint = self._checkpoint_duration.observe_child
+        self._hold_checkpoint = self._checkpoint_duration.held.append
         self._observe_store = self._store_duration.observe_child
         #: Histograms still behind the API's proxy (see :meth:`_rebind`).
         self._pending = tuple(
@@ -694,7 +835,21 @@ class MetricsSink(NullSink):
         slots = call.slots
         span = slots.get(_SPAN)
         ctx = slots.get(_CTX) if span is not None else None
-        self._observe_checkpoint(child, (end - call.start_ns) / 1e9, span, ctx)
+        value = (end - call.start_ns) / 1e9
+        if run is None:  # outside a run, or its own batch's item: now
+            self._observe_checkpoint(child, value, span, ctx)
+            return
+        # In a run, from the batch of its calls: with the batch's others.
+        self._hold_checkpoint((child, value, span, ctx))
+        if not self._checkpoint_duration.held_queued:
+            self._queue_held(self._checkpoint_duration)
+
+    def _queue_held(self, series: _Series) -> None:
+        # Set before queueing: observe_held() clears it before it reads on.
+        series.held_queued = True
+        self._later((_Series.observe_held, series, None, None, None))
+        if monotonic_ns() > self._batch.due_ns:
+            self._batch.arm()
 
     def store_ended(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Record the store call's duration: in a run, from the batch."""
@@ -717,4 +872,10 @@ class MetricsSink(NullSink):
         labels = (call.graph, call.operation, call.status or n.STATUS_OK)
         span = call.slots.get(_SPAN)
         ctx = call.slots.get(_CTX) if span is not None else None
-        self._observe_store(self._store_duration.child(labels), duration, span, ctx)
+        series = self._store_duration
+        if run is None:  # outside a run, or its own batch's item: now
+            self._observe_store(series.child(labels), duration, span, ctx)
+            return
+        series.held.append((series.child(labels), duration, span, ctx))
+        if not series.held_queued:
+            self._queue_held(series)

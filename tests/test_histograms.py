@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from opentelemetry.sdk.metrics.view import (
 from opentelemetry.sdk.trace import TracerProvider
 
 from lg_otel import _histograms
-from lg_otel._histograms import api_recorder, can_bind, recorder
+from lg_otel._histograms import api_recorder, can_bind, recorder, recorders
 from tests.conftest import VendorMeterProvider
 
 _A = {"langgraph.graph.name": "g", "langgraph.node": "a", "langgraph.status": "ok"}
@@ -269,3 +270,79 @@ def test_which_set_ups_take_the_bound_path() -> None:
 def test_the_sdk_internals_are_found() -> None:
     """On the SDK this project pins, the bound path is available at all."""
     assert _histograms._AVAILABLE
+
+
+_BOUNDS = (0.001, 0.01, 0.1, 1.0, 10.0)
+
+
+@pytest.mark.parametrize("setup", sorted(_SETUPS))
+def test_many_at_once_records_what_the_api_records_one_by_one(setup: str) -> None:
+    """Plain observations of one label set handed over together (a batch's saver
+    calls) collect exactly as the API's one-by-one records: the same counts,
+    buckets, float sums (added in the same order), min and max, for every reader
+    and view set-up; a view with other buckets included."""
+    invalid = trace.set_span_in_context(trace.INVALID_SPAN, Context())
+    # Sums whose float depends on the order: 1e16 + 1 + 1 != 1 + 1 + 1e16.
+    groups = [[0.1, 0.2, 0.3], [1e16, 1.0, 1.0], [0.0, 0.0004, 0.003, 0.003, 0.02]]
+    groups += [[0.7, 2.5, 11.0]]
+    groups += [[400.0], [0.3, 0.2, 0.1, 1e-9], [5.0, 0.05]]
+    make_readers, kwargs = _SETUPS[setup]
+    sides = []
+    for bound in (True, False):
+        readers = make_readers()
+        provider = MeterProvider(metric_readers=readers, **kwargs)
+        histogram = _histogram(provider)
+        _one, many = recorders(histogram, _A, bound, _BOUNDS)
+        _other_one, other_many = recorders(histogram, _B, bound, _BOUNDS)
+        collected: list[list[Any]] = []
+        for i, values in enumerate(groups):
+            if bound:
+                buckets = [bisect_left(_BOUNDS, v) for v in values]
+                many(values, buckets, invalid)
+                other_many(values[::-1], buckets[::-1], invalid)
+            else:  # the reference: the API, one value at a time
+                for value in values:
+                    api_recorder(histogram, _A)(value, invalid)
+                for value in values[::-1]:
+                    api_recorder(histogram, _B)(value, invalid)
+            if i % 2:  # collect mid-way: delta readers reset
+                collected.extend(_points(r) for r in readers)
+        collected.extend(_points(r) for r in readers)
+        provider.shutdown()
+        sides.append(collected)
+    assert sides[0] == sides[1]
+    if setup != "dropped" and setup != "no reader":
+        assert any(sides[0]), "nothing was collected: the comparison proves nothing"
+
+
+def test_many_adds_under_one_lock_where_it_can() -> None:
+    """The fast path is taken on the SDK this project pins: many observations go
+    to the SDK's explicit-bucket aggregation through add_many(), not aggregate()
+    (a view with other buckets takes aggregate() for each)."""
+    assert _histograms._ADDS_PLAINLY
+    reader = InMemoryMetricReader()
+    views = [_VIEW_BUCKETS, View(instrument_name="h")]
+    provider = MeterProvider(metric_readers=[reader], views=views)
+    histogram = _histogram(provider)
+    _one, many = recorders(histogram, _A, True, _BOUNDS)
+    invalid = trace.set_span_in_context(trace.INVALID_SPAN, Context())
+    calls: list[int] = []
+    original = _histograms.add_many
+
+    def counted(aggregation: Any, values: Any, buckets: Any) -> None:
+        calls.append(len(values))
+        original(aggregation, values, buckets)
+
+    _histograms.add_many = counted
+    try:
+        many([0.5], [3], invalid)  # the SDK makes the aggregations: one by one
+        many([0.25], [3], invalid)  # found, and kept: one by one
+        many([0.5, 0.05, 20.0], [3, 2, 5], invalid)
+    finally:
+        _histograms.add_many = original
+    # Two views match: the advisory buckets' (added at once) and the coarse one.
+    assert calls == [3]
+    points = {p[0]: p for p in _points(reader)}
+    assert points["h"][2:4] == (5, 0.5 + 0.25 + 0.5 + 0.05 + 20.0)
+    assert points["h.coarse"][2] == 5
+    provider.shutdown()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import select
+import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +19,7 @@ from opentelemetry.trace import Span
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram
 from prometheus_client.openmetrics.exposition import generate_latest
 
+from lg_otel import _metrics
 from lg_otel import _names as n
 from lg_otel._metrics import MetricsSink
 from lg_otel._records import LlmRecord, RunRecord, TaskRecord
@@ -629,3 +633,120 @@ def test_plain_prometheus_observation_matches_observe(
     assert ours.keys() == theirs.keys()
     for key, value in theirs.items():
         assert ours[key] == value or (value != value and ours[key] != ours[key]), key
+
+
+def _everything(registry: CollectorRegistry, reader: InMemoryMetricReader) -> Any:
+    """The checkpoint histogram on both paths, NaN-aware and timestamps aside:
+    Prometheus samples and exemplars, and OTel points with theirs."""
+    prom = []
+    for family in registry.collect():
+        if family.name != "langgraph_checkpoint_duration_seconds":
+            continue
+        for s in family.samples:
+            if s.name.endswith("_created"):
+                continue
+            exemplar = None
+            if s.exemplar is not None:
+                exemplar = (tuple(sorted(s.exemplar.labels.items())), s.exemplar.value)
+            value = "nan" if s.value != s.value else s.value
+            prom.append((s.name, tuple(sorted(s.labels.items())), value, exemplar))
+    points = []
+    for point in otel_points(reader, n.METRIC_CHECKPOINT_DURATION):
+        exemplars = sorted((e.span_id, e.value) for e in point.exemplars)
+        points.append(
+            (
+                tuple(sorted(point.attributes.items())),
+                point.count,
+                point.sum,
+                tuple(point.bucket_counts),
+                point.min,
+                point.max,
+                tuple(exemplars),
+            )
+        )
+    return sorted(prom, key=repr), sorted(points, key=repr)
+
+
+def test_held_observations_record_what_observe_child_records(
+    metric_path: str, tracer_provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Observations held for a batch's ``observe_held()`` (a run's saver and store
+    calls) end up exactly as if each had been observed alone, on both metric
+    paths: buckets, counts, the same float sums, min/max, and exemplars.
+
+    Among them, values the one-by-one path takes apart (negative, infinite,
+    NaN), spans that make exemplars, unsampled ones, and an order that changes a
+    float sum if an exemplar's value were added before the plain values held
+    ahead of it (1 + 1 + 1e16 is not 1e16 + 1 + 1)."""
+    # Every bucket's first sampled observation is its exemplar, however slow the
+    # machine: the test is about which observations make one, not when.
+    monkeypatch.setattr(_metrics, "EXEMPLAR_INTERVAL_NS", 10**18)
+    tracer = tracer_provider.get_tracer("test")
+    sampled = [tracer.start_span(f"call {i}") for i in range(3)]
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("t").start_span("u")
+    put = ("g", "put", "InMemorySaver", "ok")
+    writes = ("g", "put_writes", "InMemorySaver", "ok")
+    spans: list[Span | None] = [None, unsampled, *sampled]
+    values = [0.0, 0.0003, 0.0021, 0.0021, 0.04, 0.7, 3.0, 0.1, 0.2, 0.3, -0.5]
+    values += [float("inf"), float("nan"), 0.0021, 0.1]
+    observations: list[tuple[tuple[str, ...], float, Span | None]] = [
+        (labels, value, spans[(i + j) % len(spans)])
+        for i, value in enumerate(values)
+        for j, labels in enumerate((put, writes))
+    ]
+    # A label set of its own, so the last one's bucket has no exemplar yet.
+    get = ("g", "get_tuple", "InMemorySaver", "ok")
+    observations += [(get, 1.0, None), (get, 1.0, None), (get, 1e16, sampled[0])]
+    sides = []
+    for held in (False, True):
+        registry, reader = CollectorRegistry(), InMemoryMetricReader()
+        provider = meter_provider_for(metric_path, reader)
+        sink = MetricsSink(meter_provider=provider, registry=registry)
+        series = sink._checkpoint_duration
+        for start in range(0, len(observations), 7):  # batches of 7
+            for labels, value, span in observations[start : start + 7]:
+                child = series.child(labels)
+                if held:
+                    series.held.append((child, value, span, None))
+                else:
+                    series.observe_child(child, value, span, None)
+            series.observe_held()
+            assert not series.held
+        sides.append(_everything(registry, reader))
+        provider.shutdown()
+    alone, batched = sides
+    assert batched == alone
+    prom, points = alone
+    assert len(points) == 3, points
+    assert all(point[-1] for point in points), points
+    assert sum(1 for row in prom if row[-1] is not None) >= 4, prom
+    (big,) = [p for p in points if (n.ATTR_CHECKPOINT_OPERATION, "get_tuple") in p[0]]
+    assert big[1:3] == (3, 1e16 + 2), "1 + 1 + 1e16 was summed in another order"
+
+
+def test_a_forked_child_starts_with_nothing_held(sink: MetricsSink) -> None:
+    """What a parent held for its batch it records itself: a forked child starts
+    with none of it (each would count twice across processes), and queues its
+    own observe_held() for what it holds next."""
+    series = sink._checkpoint_duration
+    child = series.child(("g", "put", "InMemorySaver", "ok"))
+    series.held.append((child, 0.5, None, None))
+    series.held_queued = True
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it holds, and leave at once
+        os.write(write, f"{len(series.held)} {series.held_queued}".encode())
+        os._exit(0)
+    os.close(write)
+    ready, _, _ = select.select([read], [], [], 30)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    reported = os.read(read, 100).decode() if ready else "no answer in 30 s"
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert reported == "0 False"
+    assert len(series.held) == 1
+    assert series.held_queued
+    series.observe_held()
+    assert not series.held_queued
+    assert not series.held

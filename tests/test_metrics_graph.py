@@ -447,8 +447,8 @@ def test_global_meter_provider_set_after_instrument(
     # Each child's record function (typed Optional; set once bound): Any to read it.
     children: dict[tuple[str, ...], Any] = sink._task_duration._children
     kinds = {c.record.__qualname__ for c in children.values()}
-    bound = "recorder.<locals>.record"
-    assert kinds == ({bound} if path == "bound" else {f"api_{bound}"})
+    bound, api = "recorders.<locals>.record", "api_recorder.<locals>.record"
+    assert kinds == ({bound} if path == "bound" else {api})
     for node in ("prefix_node", "chatbot"):
         count = _otel_count(
             reader,
