@@ -82,6 +82,10 @@ _MADE_OF = {
 }
 
 _Calls = tuple[tuple[Callable[..., None], str], ...]
+#: The events of a checkpointer or store call, and those they are made of.
+_CALL_EVENTS = tuple(
+    e for event in ("checkpoint_done", "store_done") for e in (event, *_MADE_OF[event])
+)
 
 
 class FanOut:
@@ -93,7 +97,7 @@ class FanOut:
     sinks that inherit :class:`NullSink`'s no-op for it.
     """
 
-    __slots__ = ("_errors", *(f"_{event}" for event in _EVENTS))
+    __slots__ = ("_calls_done", "_errors", *(f"_{event}" for event in _EVENTS))
 
     _run_started: _Calls
     _run_ended: _Calls
@@ -129,6 +133,15 @@ class FanOut:
                 )
             )
             setattr(self, f"_{event}", calls)
+        # The sinks that take a call's events, in order: calls_done()'s.
+        self._calls_done: tuple[tuple[Any, Any, str], ...] = tuple(
+            (sink.checkpoint_done, sink.store_done, component)
+            for sink, component in sinks
+            if any(
+                getattr(type(sink), e, None) is not getattr(NullSink, e)
+                for e in _CALL_EVENTS
+            )
+        )
 
     def _fire(self, calls: _Calls, *args: Any) -> None:
         for call, component in calls:
@@ -227,3 +240,20 @@ class FanOut:
     def store_done(self, run: RunRecord | None, call: StoreRecord) -> None:
         """Fan out :meth:`Sink.store_done`."""
         self._fire(self._store_done, run, call)
+
+    def calls_done(
+        self, run: RunRecord, calls: Sequence[CheckpointRecord | StoreRecord]
+    ) -> None:
+        """Fan out :meth:`Sink.calls_done`: each sink takes every call in turn
+        (its ``checkpoint_done`` or ``store_done``), each call guarded alone, so a
+        failure loses only that call's telemetry in that sink. The spans sink
+        first, as for one call: the others read the span it stored."""
+        for checkpoint_done, store_done, component in self._calls_done:
+            for call in calls:
+                try:
+                    if type(call) is CheckpointRecord:
+                        checkpoint_done(run, call)
+                    else:
+                        store_done(run, call)
+                except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
+                    self._errors.record(component, exc)

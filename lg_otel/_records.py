@@ -6,7 +6,7 @@ monotonic nanoseconds from the tracker's injected clock; sinks convert them.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -295,6 +295,18 @@ class Sink(Protocol):
         """A store call that ended, handed on only now: its start and end."""
         self.store_started(run, call)
         self.store_ended(run, call)
+
+    def calls_done(
+        self, run: RunRecord, calls: Sequence[CheckpointRecord | StoreRecord]
+    ) -> None:
+        """Calls of a run that ended, handed on together from its batch: each, in
+        order, as :meth:`checkpoint_done` or :meth:`store_done`. (A sink takes
+        those two; lg_otel's fan-out hands each call to each sink, guarded.)"""
+        for call in calls:
+            if isinstance(call, CheckpointRecord):
+                self.checkpoint_done(run, call)
+            else:
+                self.store_done(run, call)
 
 
 class NullSink(Sink):

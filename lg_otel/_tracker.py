@@ -57,6 +57,8 @@ class RunTracker:
         "_calls",
         "_clock",
         "_done",
+        "_ended",
+        "_ended_queued",
         "_failed",
         "_incoming",
         "_last_ns",
@@ -146,6 +148,11 @@ class RunTracker:
         # the batch, or earlier for a reader of its span (see call_seen()).
         # Reentrant: a sink making a call's span may read another call's.
         self._seen_lock = threading.RLock()
+        # Calls that ended and wait for the batch to hand them on (hand_on()),
+        # oldest first; and whether the batch holds a hand_on() that has not
+        # begun (as _writes_queued for take_writes()).
+        self._ended: deque[CheckpointRecord | StoreRecord] = deque()
+        self._ended_queued = False
         # Whether the batch holds a take_writes() call that has not begun: then
         # writes handed on before it begins need no other.
         self._writes_queued = False
@@ -754,9 +761,13 @@ class RunTracker:
             _end_call(self._sink, self.run, call)
             return
         # Also a call whose span a reader made (call_seen), maybe still making
-        # it in another thread: sink_call waits for it. A batch item (see
-        # lg_otel._batch): sink_call(self, call, None, None).
-        batch.items.append((RunTracker.sink_call, self, call, None, None))
+        # it in another thread: hand_on() waits for it. Appended before the flag
+        # is read (hand_on() clears it before it reads on): handed on by a
+        # hand_on() queued already, or by the one queued now.
+        self._ended.append(call)
+        if not self._ended_queued:
+            self._ended_queued = True
+            batch.items.append((_hand_on, self, None, None, None))
         if now > batch.due_ns:
             batch.arm()
 
@@ -778,6 +789,39 @@ class RunTracker:
                 # thread (a processor's on_start), must not start it again.
                 call.deferred = False
                 _start_call(self._sink, self.run, call)
+
+    def hand_on(self) -> None:
+        """Hand the calls that ended since to the sinks, together (a batch's
+        call): each started and ended at once, or only ended if its start was
+        handed on already (see :meth:`call_seen`). Up to
+        :data:`_CALLS_PER_LOCK` per hold of the lock :meth:`call_seen` takes,
+        so a reader of a span in flight waits for a few calls at most.
+        """
+        self._ended_queued = False
+        ended = self._ended
+        sink, run = self._sink, self.run
+        while ended:
+            done: list[CheckpointRecord | StoreRecord] = []
+            seen = []
+            try:
+                # Under the lock, as in sink_call().
+                with self._seen_lock:
+                    for _ in range(_CALLS_PER_LOCK):
+                        try:
+                            call = ended.popleft()
+                        except IndexError:
+                            break
+                        if call.deferred:
+                            call.deferred = False
+                            done.append(call)
+                        else:
+                            seen.append(call)
+                    if done:
+                        sink.calls_done(run, done)
+            finally:
+                # Taken, so handed on, also after a failure above.
+                for call in seen:
+                    _end_call(sink, run, call)
 
     def sink_call(
         self, call: CheckpointRecord | StoreRecord, _b: None = None, _c: None = None
@@ -1068,6 +1112,16 @@ _WRITES_PER_LOCK = 32
 def _take_writes(tracker: RunTracker, _a: object, _b: object, _c: object) -> None:
     # A batch item (see lg_otel._batch): the call and its four arguments.
     tracker.take_writes()
+
+
+#: Ended calls :meth:`RunTracker.hand_on` hands on per hold of the lock a reader
+#: of a call's span waits on.
+_CALLS_PER_LOCK = 32
+
+
+def _hand_on(tracker: RunTracker, _a: object, _b: object, _c: object) -> None:
+    # A batch item, as _take_writes.
+    tracker.hand_on()
 
 
 def _start_call(

@@ -18,7 +18,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from lg_otel import _names as n
+from lg_otel import _tracker as _tracker_module
 from lg_otel._batch import Batch
+from lg_otel._guard import FanOut, InternalErrors
 from lg_otel._hook import Binder
 from lg_otel._records import CheckpointRecord, NullSink, RunRecord, StoreRecord
 from lg_otel._savers import CallSite, _view, inner_of, is_view
@@ -581,3 +583,59 @@ def test_a_reader_waits_for_the_span_the_batch_is_making() -> None:
     reader.join(5)
     flusher.join(5)
     assert sink.names() == ["checkpoint_started", "checkpoint_ended"]
+
+
+def test_a_batch_of_calls_fanned_out_loses_only_the_failing_call() -> None:
+    """A batch's ended calls go to each sink in turn, each call guarded alone: a
+    sink that fails on one still gets the others, the sinks after it get all of
+    them (store calls included, in order), and the failure is counted once."""
+
+    class FailsOnSecond(Events):
+        def checkpoint_started(
+            self, run: RunRecord | None, call: CheckpointRecord
+        ) -> None:
+            if call.operation == "put":
+                raise RuntimeError("sink broke")
+            super().checkpoint_started(run, call)
+
+    first, second = FailsOnSecond(), Events()
+    errors = InternalErrors()
+    fan = FanOut([(first, n.COMPONENT_SPANS), (second, n.COMPONENT_METRICS)], errors)
+    batch = Batch(lambda exc: None)
+    tracker = RunTracker(fan, Clock(), graph="g", batch=batch, defer_calls=True)
+    calls: list[Any] = [
+        tracker.checkpoint_started("get_tuple", "S"),
+        tracker.checkpoint_started("put", "S"),
+        tracker.store_started("search", "InMemoryStore"),
+        tracker.checkpoint_started("put_writes", "S"),
+    ]
+    for call in calls:
+        tracker.call_ended(call)
+    assert first.events == second.events == []
+    batch.flush()
+    assert [c for _, _, c in second.events] == [c for c in calls for _ in "se"]
+    kept = [calls[0], calls[0], calls[2], calls[2], calls[3], calls[3]]
+    assert [c for _, _, c in first.events] == kept
+    assert errors.total() == 1
+    assert all(not call.deferred for call in calls)
+
+
+def test_more_calls_than_one_hold_takes_are_all_handed_on_in_order() -> None:
+    """A batch holding more ended calls than one hold of the lock takes (a wide
+    fan-out's put_writes) hands every one on once, in the order they ended,
+    and a call ended after that flush is handed on by the next."""
+    tracker, sink, _, batch = _deferring()
+    calls: list[Any] = [
+        tracker.checkpoint_started("put_writes", "S") for _ in range(75)
+    ]
+    for call in calls:
+        tracker.call_ended(call)
+    assert len(calls) > _tracker_module._CALLS_PER_LOCK
+    batch.flush()
+    assert [c for _, _, c in sink.events] == [c for c in calls for _ in "se"]
+    late = tracker.checkpoint_started("put", "S")
+    assert late is not None
+    tracker.call_ended(late)
+    batch.flush()
+    assert [c for _, _, c in sink.events[-2:]] == [late, late]
+    assert len(sink.events) == 2 * 76
