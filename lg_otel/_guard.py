@@ -6,6 +6,7 @@ try/except (the pattern of OTel util-genai's ``_SafeCompletionHook``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -133,13 +134,16 @@ class FanOut:
                 )
             )
             setattr(self, f"_{event}", calls)
-        # The sinks that take a call's events, in order: calls_done()'s.
-        self._calls_done: tuple[tuple[Any, Any, str], ...] = tuple(
-            (sink.checkpoint_done, sink.store_done, component)
-            for sink, component in sinks
-            if any(
-                getattr(type(sink), e, None) is not getattr(NullSink, e)
-                for e in _CALL_EVENTS
+        # The sinks that take a call's events, in order, each with what counts
+        # its failures: calls_done()'s.
+        self._calls_done: tuple[tuple[Any, Callable[[BaseException], None]], ...] = (
+            tuple(
+                (sink.calls_done, functools.partial(errors.record, component))
+                for sink, component in sinks
+                if any(
+                    getattr(type(sink), e, None) is not getattr(NullSink, e)
+                    for e in _CALL_EVENTS
+                )
             )
         )
 
@@ -242,18 +246,18 @@ class FanOut:
         self._fire(self._store_done, run, call)
 
     def calls_done(
-        self, run: RunRecord, calls: Sequence[CheckpointRecord | StoreRecord]
+        self,
+        run: RunRecord,
+        calls: Sequence[CheckpointRecord | StoreRecord],
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """Fan out :meth:`Sink.calls_done`: each sink takes every call in turn
-        (its ``checkpoint_done`` or ``store_done``), each call guarded alone, so a
+        """Fan out :meth:`Sink.calls_done`: each sink takes every call in turn,
+        each call guarded alone (counted under the sink's component), so a
         failure loses only that call's telemetry in that sink. The spans sink
-        first, as for one call: the others read the span it stored."""
-        for checkpoint_done, store_done, component in self._calls_done:
-            for call in calls:
-                try:
-                    if type(call) is CheckpointRecord:
-                        checkpoint_done(run, call)
-                    else:
-                        store_done(run, call)
-                except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
-                    self._errors.record(component, exc)
+        first, as for one call: the others read the span it stored. (Failures are
+        counted here: ``on_error`` is not used.)"""
+        for calls_done, failed in self._calls_done:
+            try:
+                calls_done(run, calls, failed)
+            except Exception as exc:  # noqa: BLE001 - a sink must not reach the host
+                failed(exc)

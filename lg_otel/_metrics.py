@@ -22,7 +22,7 @@ import threading
 import weakref
 from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from time import monotonic_ns
@@ -827,11 +827,7 @@ class MetricsSink(NullSink):
         key = (call.graph, call.operation, call.saver, call.status)
         child = self._calls.get(key)
         if child is None:
-            saver = self._saver(call.saver)
-            labels = (call.graph, call.operation, saver, call.status or n.STATUS_OK)
-            child = self._checkpoint_duration.child(labels)
-            if saver != n.LABEL_OTHER:  # past the cap: resolved each time, not kept
-                self._calls[key] = child
+            child = self._call_child(call)
         slots = call.slots
         span = slots.get(_SPAN)
         ctx = slots.get(_CTX) if span is not None else None
@@ -843,6 +839,53 @@ class MetricsSink(NullSink):
         self._hold_checkpoint((child, value, span, ctx))
         if not self._checkpoint_duration.held_queued:
             self._queue_held(self._checkpoint_duration)
+
+    def _call_child(self, call: CheckpointRecord) -> _Child:
+        # The label set of a checkpointer call not in _calls yet.
+        saver = self._saver(call.saver)
+        labels = (call.graph, call.operation, saver, call.status or n.STATUS_OK)
+        child = self._checkpoint_duration.child(labels)
+        if saver != n.LABEL_OTHER:  # past the cap: resolved each time, not kept
+            self._calls[(call.graph, call.operation, call.saver, call.status)] = child
+        return child
+
+    def calls_done(
+        self,
+        run: RunRecord,
+        calls: Sequence[CheckpointRecord | StoreRecord],
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """The durations of a run's calls that ended, handed on together: each
+        held as :meth:`checkpoint_done` or :meth:`store_done` holds it, and one
+        ``observe_held()`` queued for them (see :meth:`Sink.calls_done` for
+        ``on_error``)."""
+        hold, resolved = self._hold_checkpoint, self._calls
+        try:
+            for call in calls:
+                try:
+                    if type(call) is CheckpointRecord:
+                        # checkpoint_done()'s hold, inline.
+                        end = call.end_ns
+                        if end is None:
+                            continue
+                        key = (call.graph, call.operation, call.saver, call.status)
+                        child = resolved.get(key)
+                        if child is None:
+                            child = self._call_child(call)
+                        slots = call.slots
+                        span = slots.get(_SPAN)
+                        ctx = slots.get(_CTX) if span is not None else None
+                        hold((child, (end - call.start_ns) / 1e9, span, ctx))
+                    else:
+                        self.store_done(run, call)  # type: ignore[arg-type]
+                except Exception as exc:
+                    if on_error is None:
+                        raise
+                    on_error(exc)
+        finally:
+            # Also after a failure: what was held is recorded.
+            if not self._checkpoint_duration.held_queued:
+                self._queue_held(self._checkpoint_duration)
 
     def _queue_held(self, series: _Series) -> None:
         # Set before queueing: observe_held() clears it before it reads on.

@@ -6,7 +6,7 @@ monotonic nanoseconds from the tracker's injected clock; sinks convert them.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -297,16 +297,28 @@ class Sink(Protocol):
         self.store_ended(run, call)
 
     def calls_done(
-        self, run: RunRecord, calls: Sequence[CheckpointRecord | StoreRecord]
+        self,
+        run: RunRecord,
+        calls: Sequence[CheckpointRecord | StoreRecord],
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Calls of a run that ended, handed on together from its batch: each, in
-        order, as :meth:`checkpoint_done` or :meth:`store_done`. (A sink takes
-        those two; lg_otel's fan-out hands each call to each sink, guarded.)"""
+        order, as :meth:`checkpoint_done` or :meth:`store_done`.
+
+        ``on_error``: given, a call that fails goes to it and the next call goes
+        on (one failure loses that call's telemetry alone); None: it raises. A
+        sink that does this itself does for each call what those two do.
+        """
         for call in calls:
-            if isinstance(call, CheckpointRecord):
-                self.checkpoint_done(run, call)
-            else:
-                self.store_done(run, call)
+            try:
+                if isinstance(call, CheckpointRecord):
+                    self.checkpoint_done(run, call)
+                else:
+                    self.store_done(run, call)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
 
 
 class NullSink(Sink):

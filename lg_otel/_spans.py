@@ -12,7 +12,7 @@ import contextvars
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -460,6 +460,17 @@ class SpanSink:
                     # stand-in, an exemplar): the span's context, ended.
                     call.slots[_SPAN] = EndedSpan(ctx)
                     return
+        self._call_live(run, call, name, attributes, parent_task_id)
+
+    def _call_live(
+        self,
+        run: RunRecord | None,
+        call: CheckpointRecord | StoreRecord,
+        name: str,
+        attributes: dict[str, Any],
+        parent_task_id: str | None,
+    ) -> None:
+        # A call that ended, through a live span started and ended at once.
         call.slots[_SPAN] = self._call_span(run, call, name, attributes, parent_task_id)
         self._call_ended(run, call, queue=False)
 
@@ -549,8 +560,53 @@ class SpanSink:
     # The sinks' call-end events are _call_ended itself: one frame fewer per call.
     checkpoint_ended = _call_ended
     store_ended = _call_ended
-    # Each in turn (lg_otel's fan-out calls the two above itself).
-    calls_done = NullSink.calls_done
+
+    def calls_done(
+        self,
+        run: RunRecord,
+        calls: Sequence[CheckpointRecord | StoreRecord],
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """The spans of a run's calls that ended, handed on together: for each,
+        what :meth:`checkpoint_done` or :meth:`store_done` does (see
+        :meth:`Sink.calls_done` for ``on_error``). The run's span maker and clock
+        offset are read once for all of them."""
+        slots = run.slots
+        maker = slots.get(_MAKER)
+        offset = slots.get(_OFFSET)
+        # _call_done()'s first branch, for the batch: an ok checkpointer call
+        # under one of lg_otel's own sampled spans, emitted finished.
+        finished = maker is not None and maker.finished and offset is not None
+        for call in calls:
+            try:
+                if (
+                    finished
+                    and type(call) is CheckpointRecord
+                    and call.status == n.STATUS_OK
+                ):
+                    name, attributes = _checkpoint_span(call)
+                    parent_task_id = call.parent_task_id
+                    ctx = maker.emit_ended(  # type: ignore[union-attr]
+                        name,
+                        self._explicit_or_task(run, call.parent, parent_task_id),
+                        attributes,
+                        n.ATTR_STATUS,
+                        n.STATUS_OK,
+                        offset + call.start_ns,  # type: ignore[operator]
+                        offset + (call.end_ns or 0),  # type: ignore[operator]
+                    )
+                    if ctx is not None:
+                        call.slots[_SPAN] = EndedSpan(ctx)
+                    else:
+                        self._call_live(run, call, name, attributes, parent_task_id)
+                elif type(call) is CheckpointRecord:
+                    self.checkpoint_done(run, call)
+                else:
+                    self.store_done(run, call)  # type: ignore[arg-type]
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
 
 
 def _checkpoint_span(call: CheckpointRecord) -> tuple[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ from langgraph.types import StateSnapshot
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
@@ -673,6 +674,52 @@ def test_a_span_failing_to_end_leaves_the_metrics_whole() -> None:
     assert errors == 2 + len(saver.calls) + 1
     assert count("langgraph_task_duration_seconds") == 2
     assert count("langgraph_checkpoint_duration_seconds") == len(saver.calls) > 0
+
+
+class RaisingOnPut(RaisingOnEnd):
+    """Fails as a ``checkpoint put`` span ends (one kind of a batch's calls)."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Fail for put spans only."""
+        if span.name == f"{n.SPAN_CHECKPOINT} put":
+            super().on_end(span)
+
+
+def test_a_span_failing_among_a_batchs_calls_loses_that_span_alone() -> None:
+    """A run's calls reach the sinks together: a span that fails to be handed
+    on (a processor raising for ``checkpoint put`` alone) is counted, and every
+    other call of the same batch still gets its span, and every call its
+    observation."""
+    provider = TracerProvider()
+    provider.add_span_processor(RaisingOnPut())
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    registry = CollectorRegistry()
+    saver = Recording()
+    traced = lg_otel.instrument(
+        linear(saver), tracer_provider=provider, registry=registry
+    )
+    assert traced.invoke({"log": []}, thread_config()) == {"log": ["a", "b"]}
+    puts = saver.calls.count("put")
+    assert puts >= 2
+    assert len(saver.calls) > puts  # calls of other kinds in the same batch
+    errors = registry.get_sample_value(
+        "lg_otel_internal_errors_total", {"component": n.COMPONENT_SPANS}
+    )
+    assert errors == puts
+    names = [s.name for s in checkpoint_spans(exporter.get_finished_spans())]
+    assert sorted(names) == sorted(
+        f"{n.SPAN_CHECKPOINT} {c}" for c in saver.calls if c != "put"
+    )
+    observed = sum(
+        sample.value
+        for metric in registry.collect()
+        if metric.name == "langgraph_checkpoint_duration_seconds"
+        for sample in metric.samples
+        if sample.name.endswith("_count")
+    )
+    assert observed == len(saver.calls)
+    provider.shutdown()
 
 
 # --- stores -------------------------------------------------------------------------
