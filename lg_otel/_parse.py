@@ -200,7 +200,13 @@ _MAX_CHANNELS = 4096
 
 
 def _channel(channel: str) -> str | int:
-    """What a channel name says (see :data:`_CHANNELS`), remembered."""
+    """What a channel name says (see :data:`_CHANNELS`), remembered.
+
+    Raises:
+        TypeError: ``channel`` is no ``str`` (so never kept in the table).
+    """
+    if type(channel) is not str:
+        raise TypeError(f"channel names are str, got {type(channel).__name__}")
     said: str | int
     if ":" not in channel and not channel.startswith("__"):
         said = _STATE  # a state channel: LangGraph's own names all have one or other
@@ -237,24 +243,27 @@ def next_nodes(writes: object) -> tuple[str, ...] | None:
     # A dict keeps the first-seen order and finds a node already seen in one step
     # (a join's task writes one trigger per node of the next superstep).
     found: dict[str, None] = {}
-    # Checked above to be a sequence; each item is unpacked as a pair.
-    pairs: Sequence[tuple[object, object]] = writes  # type: ignore[assignment]
+    # Checked above to be a sequence; each item is unpacked as a pair. A channel
+    # may be anything: the table holds str names only, and _channel() refuses
+    # the rest.
+    pairs: Sequence[tuple[Any, object]] = writes  # type: ignore[assignment]
     channels = _CHANNELS
     try:
-        # A write that is no pair fails to unpack: the writes cannot say.
+        # A write that is no pair fails to unpack, and a channel that is no str
+        # (never in the table) fails in _channel(): the writes cannot say.
         for channel, value in pairs:
-            if type(channel) is not str:
-                return None
             said = channels.get(channel)
             if said is None:
                 said = _channel(channel)
+            if said is _STATE:  # most writes: a state channel, leading nowhere
+                continue
             if type(said) is str:
                 found[said] = None
-            elif said == _PUSH:
+            elif said is _PUSH:
                 node = getattr(value, "node", None)
                 if type(node) is str and node:
                     found[node] = None
-            elif said == _STOP:
+            else:  # _STOP
                 return None
     except (TypeError, ValueError):
         return None

@@ -267,6 +267,14 @@ def test_writes_parse_channel_names_only() -> None:
     assert next_nodes([("__error__", Opaque())]) is None
     assert next_nodes("branch:to:b") is None
     assert next_nodes([("just-one",)]) is None
+    # A channel that is no str cannot say, whatever it holds, and is not kept.
+    from lg_otel import _parse
+
+    odd: list[Any] = [(("branch:to:b",), None), (b"branch:to:b", None), (7, None)]
+    for write in odd:
+        assert next_nodes([("branch:to:c", None), write]) is None
+        assert write[0] not in _parse._CHANNELS
+    assert next_nodes([(["unhashable"], None)]) is None
 
 
 def test_next_nodes_answers_the_same_from_its_channel_table() -> None:
