@@ -3,6 +3,7 @@
     python -m benchmarks.checkpoints            # ~12 min: the figures below
     python -m benchmarks.checkpoints --quick    # seconds: smoke run, no claims
     python -m benchmarks.checkpoints --reps 200 # a narrower interval
+    python -m benchmarks.checkpoints --layers both --reps 600  # the target's row alone
 
 Two measurements, both process CPU time (all threads):
 
@@ -145,15 +146,20 @@ def _quiet_enter(
     return None, None, args, kwargs
 
 
-def in_graph(reps: int, runs: int = _RUNS) -> dict[str, Any]:
+def in_graph(
+    reps: int, runs: int = _RUNS, layers: tuple[str, ...] = (*LAYERS, "views")
+) -> dict[str, Any]:
     """µs of CPU per saver call, per layer: paired repetitions (views on - off)."""
     saver = InMemorySaver()
     graph = wide()
     graph.checkpointer = saver
     traced = {
-        layer: lg_otel.instrument(graph, **layer_kwargs(layer)) for layer in LAYERS
+        layer: lg_otel.instrument(graph, **layer_kwargs(layer))
+        for layer in LAYERS
+        if layer in layers
     }
-    traced["views"] = lg_otel.instrument(graph, **layer_kwargs("noop"))
+    if "views" in layers:
+        traced["views"] = lg_otel.instrument(graph, **layer_kwargs("noop"))
     for layer, target in traced.items():
         check_histogram_path(target, layer)
     calls = saver_calls_per_run()
@@ -230,9 +236,15 @@ def _isolated_layer(layer: str, reps: int, loops: int) -> dict[str, list[float]]
     return out
 
 
-def isolated(reps: int, loops: int) -> dict[str, dict[str, list[float]]]:
+def isolated(
+    reps: int, loops: int, layers: tuple[str, ...] = LAYERS
+) -> dict[str, dict[str, list[float]]]:
     """µs of CPU a view adds to get_tuple / put_writes, per layer."""
-    return {layer: _isolated_layer(layer, reps, loops) for layer in LAYERS}
+    return {
+        layer: _isolated_layer(layer, reps, loops)
+        for layer in LAYERS
+        if layer in layers
+    }
 
 
 def main() -> None:
@@ -240,10 +252,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run, no claims")
     parser.add_argument("--reps", type=int, default=100, help="paired repetitions")
+    parser.add_argument(
+        "--layers",
+        default=",".join(("views", *LAYERS)),
+        help="comma-separated layers to measure (default: all)",
+    )
     args = parser.parse_args()
+    layers = tuple(layer for layer in args.layers.split(",") if layer)
+    unknown = sorted(set(layers) - {"views", *LAYERS})
+    if unknown or not layers:
+        parser.error(
+            f"--layers: unknown {unknown}; choose from views,{','.join(LAYERS)}"
+        )
     reps, runs, loops = (2, 1, 200) if args.quick else (args.reps, _RUNS, 20_000)
-    graph = in_graph(reps, runs)
-    alone = isolated(min(reps, 9), loops)
+    graph = in_graph(reps, runs, layers)
+    alone = isolated(min(reps, 9), loops, layers)
     print(f"wide on InMemorySaver: {graph['calls']} saver calls per run, "
           f"bare run {graph['bare_ms']:.1f} ms CPU; {reps} paired repetitions "
           f"of {runs} runs")  # fmt: skip
@@ -252,6 +275,8 @@ def main() -> None:
           "isolated get_tuple | isolated put_writes |")  # fmt: skip
     print("|---|---|---|---|")
     for layer in ("views", *LAYERS):
+        if layer not in graph["per_call"]:
+            continue
         values = graph["per_call"][layer]
         low, high = median_interval(values)
         iso = (
@@ -262,9 +287,10 @@ def main() -> None:
         )
         print(f"| {layer} | {statistics.median(values):.1f} [{low:.1f}, {high:.1f}] "
               f"| {iso} |")  # fmt: skip
-    print()
-    print(f"per checkpointer call ≤ {LIMIT_US:.0f} µs (both): "
-          f"{in_graph_row(graph['per_call']['both'])}")  # fmt: skip
+    if "both" in graph["per_call"]:
+        print()
+        print(f"per checkpointer call ≤ {LIMIT_US:.0f} µs (both): "
+              f"{in_graph_row(graph['per_call']['both'])}")  # fmt: skip
 
 
 if __name__ == "__main__":
