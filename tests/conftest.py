@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gc
+import os
 import re
+import select
+import signal
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pytest
@@ -399,3 +402,26 @@ def assert_caught_failure(spans: Any, failed: str, caller: str) -> None:
     assert child.status.status_code is StatusCode.ERROR
     assert end_ns(parent) - end_ns(child) >= 45_000_000
     assert attrs_of(parent)[n.ATTR_STATUS] == n.STATUS_OK
+
+
+def report_from_fork(report: Callable[[], str]) -> str:
+    """Fork; the child answers ``report()`` and leaves at once; its answer.
+
+    A child that gives no answer in 30 s (stuck in a fork handler, say) is killed
+    and the answer says so, so the test fails instead of hanging.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never goes back into the test run
+        try:
+            os.write(write, report().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    ready, _, _ = select.select([read], [], [], 30)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    answer = os.read(read, 100).decode() if ready else "no answer in 30 s"
+    os.close(read)
+    os.waitpid(pid, 0)
+    return answer

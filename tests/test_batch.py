@@ -3,15 +3,13 @@ counted without stopping the rest, nothing made twice after a fork."""
 
 from __future__ import annotations
 
-import os
-import select
-import signal
 import threading
 from typing import Any
 
 import pytest
 
 from lg_otel._batch import Batch
+from tests.conftest import report_from_fork
 
 
 def _queue(batch: Batch, got: list[Any], count: int, tag: str = "") -> None:
@@ -104,20 +102,12 @@ def test_a_forked_child_starts_with_nothing_queued() -> None:
     holder = threading.Thread(target=hold)
     holder.start()
     assert held.wait(10)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report what it holds, and leave at once
+
+    def child() -> str:  # what the child holds, and whether it can flush
         free = batch._lock.acquire(timeout=5)
-        os.write(write, f"{len(batch.items)} {batch.due_ns} {free}".encode())
-        os._exit(0)
-    os.close(write)
-    # A child stuck in a fork handler fails the test instead of hanging it.
-    ready, _, _ = select.select([read], [], [], 30)
-    if not ready:
-        os.kill(pid, signal.SIGKILL)
-    reported = os.read(read, 100).decode() if ready else "no answer in 30 s"
-    os.close(read)
-    os.waitpid(pid, 0)
+        return f"{len(batch.items)} {batch.due_ns} {free}"
+
+    reported = report_from_fork(child)
     release.set()
     holder.join(10)
     assert reported == "0 -1 True"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import select
-import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +20,7 @@ from lg_otel import _metrics
 from lg_otel import _names as n
 from lg_otel._metrics import MetricsSink
 from lg_otel._records import LlmRecord, RunRecord, TaskRecord
-from tests.conftest import meter_provider_for
+from tests.conftest import meter_provider_for, report_from_fork
 
 S = 1_000_000_000  # ns per second
 #: Prometheus labels of the model call made by :func:`full_run`.
@@ -732,18 +729,7 @@ def test_a_forked_child_starts_with_nothing_held(sink: MetricsSink) -> None:
     child = series.child(("g", "put", "InMemorySaver", "ok"))
     series.held.append((child, 0.5, None, None))
     series.held_queued = True
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report what it holds, and leave at once
-        os.write(write, f"{len(series.held)} {series.held_queued}".encode())
-        os._exit(0)
-    os.close(write)
-    ready, _, _ = select.select([read], [], [], 30)
-    if not ready:
-        os.kill(pid, signal.SIGKILL)
-    reported = os.read(read, 100).decode() if ready else "no answer in 30 s"
-    os.close(read)
-    os.waitpid(pid, 0)
+    reported = report_from_fork(lambda: f"{len(series.held)} {series.held_queued}")
     assert reported == "0 False"
     assert len(series.held) == 1
     assert series.held_queued
