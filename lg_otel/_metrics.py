@@ -432,8 +432,7 @@ class _Series:
 
     def observe_held(self, _a: None = None, _b: None = None, _c: None = None) -> None:
         """Record every held observation (the unused arguments make it a batch's
-        call): those that make an exemplar one by one, the others of each label
-        set at once, to each path in one step (one hold of each lock).
+        call), as :meth:`take` takes them, then the groups it made.
 
         Each is recorded exactly as :meth:`observe_child` would: the same
         buckets, sums (added in the same order), counts and exemplars.
@@ -442,51 +441,61 @@ class _Series:
         # after this, this reads or a new call is queued for.
         self.held_queued = False
         popleft = self.held.popleft
-        bounds = self._bounds
         now = monotonic_ns()
-        # id(child) -> (child, values, their buckets): a batch's calls share a few.
-        plain: dict[int, tuple[_Child, list[float], list[int]]] = {}
-        while True:
-            try:
-                child, value, span, ctx = popleft()
-            except IndexError:
-                break
-            if 0.0 <= value < _INF:
-                bucket = bisect_left(bounds, value)
-                # observe_child()'s test for an exemplar (the bucket had none for
-                # an interval, and the span is sampled), its cheaper half first:
-                # a bucket in use had one less than an interval ago.
-                sampled = False
-                if (
-                    now - child.exemplar_ns[bucket] >= EXEMPLAR_INTERVAL_NS
-                    and span is not None
-                ):
-                    span_ctx = (
-                        span._ctx
-                        if type(span) in _OWN_SPANS
-                        else span.get_span_context()
-                    )
-                    sampled = bool(
-                        span_ctx[3] & _SAMPLED and span_ctx[5]
-                        if type(span_ctx) is SpanContext
-                        else span_ctx.trace_flags & _SAMPLED and span_ctx.is_valid
-                    )
-                if not sampled:
-                    group = plain.get(id(child))
-                    if group is None:
-                        plain[id(child)] = (child, [value], [bucket])
-                    else:
-                        group[1].append(value)
-                        group[2].append(bucket)
-                    continue
-            # One by one (an exemplar; a negative, infinite or NaN value), after
-            # what its label set held before it: each sum in the same order.
-            group = plain.pop(id(child), None)
-            if group is not None:
-                _observe_many(*group)
-            self.observe_child(child, value, span, ctx)
-        for child, values, buckets in plain.values():
-            _observe_many(child, values, buckets)
+        plain: Groups = {}
+        take = self.take
+        try:
+            while True:
+                try:
+                    child, value, span, ctx = popleft()
+                except IndexError:
+                    break
+                take(plain, child, value, span, ctx, now)
+        finally:
+            observe_groups(plain)
+
+    def take(
+        self,
+        plain: Groups,
+        child: _Child,
+        value: float,
+        span: Any | None,
+        ctx: Context | None,
+        now: int,
+    ) -> None:
+        """One observation of many (``now``: when they are recorded): added to
+        its label set's group in ``plain`` when it makes no exemplar, else
+        recorded now, after what that group held (each sum in the same order).
+        :func:`observe_groups` records the groups."""
+        if 0.0 <= value < _INF:
+            bucket = bisect_left(self._bounds, value)
+            # observe_child()'s test for an exemplar (the bucket had none for
+            # an interval, and the span is sampled), its cheaper half first:
+            # a bucket in use had one less than an interval ago.
+            sampled = False
+            due = now - child.exemplar_ns[bucket] >= EXEMPLAR_INTERVAL_NS
+            if due and span is not None:
+                span_ctx = (
+                    span._ctx if type(span) in _OWN_SPANS else span.get_span_context()
+                )
+                sampled = bool(
+                    span_ctx[3] & _SAMPLED and span_ctx[5]
+                    if type(span_ctx) is SpanContext
+                    else span_ctx.trace_flags & _SAMPLED and span_ctx.is_valid
+                )
+            if not sampled:
+                group = plain.get(id(child))
+                if group is None:
+                    plain[id(child)] = (child, [value], [bucket])
+                else:
+                    group[1].append(value)
+                    group[2].append(bucket)
+                return
+        # One by one (an exemplar; a negative, infinite or NaN value).
+        group = plain.pop(id(child), None)
+        if group is not None:
+            _observe_many(*group)
+        self.observe_child(child, value, span, ctx)
 
     def add(self, labels: tuple[str, ...], amount: int) -> None:
         """Add ``amount`` (negative only on the up-down counter)."""
@@ -524,6 +533,18 @@ def _observe_many(child: _Child, values: list[float], buckets: list[int]) -> Non
             total._value = value_sum
     for bucket, count in Counter(buckets).items():
         inc[bucket](count)
+
+
+#: Observations of one series grouped per label set: id(child) -> (child, values,
+#: their bucket indices). A batch's calls share a few label sets.
+Groups = dict[int, tuple[_Child, list[float], list[int]]]
+
+
+def observe_groups(groups: Groups) -> None:
+    """Record each group of :meth:`_Series.take` at once (and forget it)."""
+    for child, values, buckets in groups.values():
+        _observe_many(child, values, buckets)
+    groups.clear()
 
 
 #: Every series alive, so that a forked child starts with nothing held.
@@ -855,37 +876,55 @@ class MetricsSink(NullSink):
         calls: Sequence[CheckpointRecord | StoreRecord],
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """The durations of a run's calls that ended, handed on together: each
-        held as :meth:`checkpoint_done` or :meth:`store_done` holds it, and one
-        ``observe_held()`` queued for them (see :meth:`Sink.calls_done` for
-        ``on_error``)."""
-        hold, resolved = self._hold_checkpoint, self._calls
+        """The durations of a run's calls that ended, handed on together (see
+        :meth:`Sink.calls_done` for ``on_error``): the checkpointer calls'
+        recorded now, each label set's at once (as :meth:`_Series.take` groups
+        them), a store call's held as :meth:`store_done` holds it."""
+        series = self._checkpoint_duration
+        if series.held:
+            # Held before these (a call handed on alone): recorded first, so each
+            # sum adds the calls in their order.
+            series.observe_held()
+        resolved, bounds = self._calls, series._bounds
+        plain: Groups = {}
+        now = monotonic_ns()
         try:
             for call in calls:
                 try:
-                    if type(call) is CheckpointRecord:
-                        # checkpoint_done()'s hold, inline.
-                        end = call.end_ns
-                        if end is None:
-                            continue
-                        key = (call.graph, call.operation, call.saver, call.status)
-                        child = resolved.get(key)
-                        if child is None:
-                            child = self._call_child(call)
-                        slots = call.slots
-                        span = slots.get(_SPAN)
-                        ctx = slots.get(_CTX) if span is not None else None
-                        hold((child, (end - call.start_ns) / 1e9, span, ctx))
-                    else:
+                    if type(call) is not CheckpointRecord:
                         self.store_done(run, call)  # type: ignore[arg-type]
+                        continue
+                    end = call.end_ns
+                    if end is None:
+                        continue
+                    key = (call.graph, call.operation, call.saver, call.status)
+                    child = resolved.get(key)
+                    if child is None:
+                        child = self._call_child(call)
+                    value = (end - call.start_ns) / 1e9
+                    if value >= 0.0:  # finite: a difference of ints
+                        # _Series.take(), inline for the common case: a bucket
+                        # that had an exemplar less than an interval ago.
+                        bucket = bisect_left(bounds, value)
+                        if now - child.exemplar_ns[bucket] < EXEMPLAR_INTERVAL_NS:
+                            group = plain.get(id(child))
+                            if group is None:
+                                plain[id(child)] = (child, [value], [bucket])
+                            else:
+                                group[1].append(value)
+                                group[2].append(bucket)
+                            continue
+                    slots = call.slots
+                    span = slots.get(_SPAN)
+                    ctx = slots.get(_CTX) if span is not None else None
+                    series.take(plain, child, value, span, ctx, now)
                 except Exception as exc:
                     if on_error is None:
                         raise
                     on_error(exc)
         finally:
-            # Also after a failure: what was held is recorded.
-            if not self._checkpoint_duration.held_queued:
-                self._queue_held(self._checkpoint_duration)
+            # Also after a failure: what was taken is recorded.
+            observe_groups(plain)
 
     def _queue_held(self, series: _Series) -> None:
         # Set before queueing: observe_held() clears it before it reads on.

@@ -19,7 +19,13 @@ from prometheus_client.openmetrics.exposition import generate_latest
 from lg_otel import _metrics
 from lg_otel import _names as n
 from lg_otel._metrics import MetricsSink
-from lg_otel._records import LlmRecord, RunRecord, TaskRecord
+from lg_otel._records import (
+    SPAN_SLOT,
+    CheckpointRecord,
+    LlmRecord,
+    RunRecord,
+    TaskRecord,
+)
 from tests.conftest import meter_provider_for, report_from_fork
 
 S = 1_000_000_000  # ns per second
@@ -719,6 +725,69 @@ def test_held_observations_record_what_observe_child_records(
     assert sum(1 for row in prom if row[-1] is not None) >= 4, prom
     (big,) = [p for p in points if (n.ATTR_CHECKPOINT_OPERATION, "get_tuple") in p[0]]
     assert big[1:3] == (3, 1e16 + 2), "1 + 1 + 1e16 was summed in another order"
+
+
+def test_a_batchs_calls_record_what_observe_child_records(
+    metric_path: str, tracer_provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's checkpointer calls handed on together (``calls_done``) end up
+    exactly as if each duration had been observed alone, on both metric paths:
+    buckets, counts, float sums, min/max and exemplars. Among them: a call that
+    ended before it began (clamped to 0), calls whose spans make exemplars,
+    unsampled spans, an unfinished call (nothing recorded), and a call held
+    before the batch (a cancelled one, handed on alone) whose value the sums add
+    first (1 + 1 + 1e16 is not 1e16 + 1 + 1)."""
+    monkeypatch.setattr(_metrics, "EXEMPLAR_INTERVAL_NS", 10**18)
+    tracer = tracer_provider.get_tracer("test")
+    sampled = [tracer.start_span(f"call {i}") for i in range(3)]
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("t").start_span("u")
+    spans: list[Span | None] = [None, unsampled, *sampled]
+    durations = [0, 300_000, 2_100_000, 2_100_000, 40_000_000, 700_000_000]
+    durations += [3 * 10**9, 100_000_000, 200_000_000, -500_000_000, 2_100_000]
+    records = []
+    for i, duration in enumerate(durations):
+        for j, operation in enumerate(("put", "put_writes")):
+            call = CheckpointRecord("g", operation, "InMemorySaver", 10**9)
+            call.end_ns, call.status = 10**9 + duration, n.STATUS_OK
+            span = spans[(i + j) % len(spans)]
+            if span is not None:
+                call.slots[SPAN_SLOT] = span
+            records.append(call)
+    unfinished = CheckpointRecord("g", "put", "InMemorySaver", 0)
+    records.insert(5, unfinished)
+    big = CheckpointRecord("g", "get_tuple", "InMemorySaver", 0)
+    big.end_ns, big.status = 10**25, n.STATUS_OK
+    one = ("g", "get_tuple", "InMemorySaver", "ok")
+    sides = []
+    for batched in (False, True):
+        registry, reader = CollectorRegistry(), InMemoryMetricReader()
+        provider = meter_provider_for(metric_path, reader)
+        sink = MetricsSink(meter_provider=provider, registry=registry)
+        series = sink._checkpoint_duration
+        child = series.child(one)
+        if batched:
+            series.held.extend([(child, 1.0, None, None)] * 2)
+            sink.calls_done(run_record(), [*records[:9], big])
+            assert not series.held
+            sink.calls_done(run_record(), records[9:])
+        else:
+            for value in (1.0, 1.0):
+                series.observe_child(child, value, None, None)
+            for call in [*records[:9], big, *records[9:]]:
+                if call.end_ns is not None:
+                    labels = (call.graph, call.operation, call.saver, "ok")
+                    value = (call.end_ns - call.start_ns) / 1e9
+                    span = call.slots.get(SPAN_SLOT)
+                    series.observe_child(series.child(labels), value, span, None)
+        sides.append(_everything(registry, reader))
+        provider.shutdown()
+    alone, batched_side = sides
+    assert batched_side == alone
+    prom, points = alone
+    assert len(points) == 3, points
+    assert sum(1 for row in prom if row[-1] is not None) >= 4, prom
+    (got,) = [p for p in points if (n.ATTR_CHECKPOINT_OPERATION, "get_tuple") in p[0]]
+    assert got[1:3] == (3, 1e16 + 2), "1 + 1 + 1e16 was summed in another order"
 
 
 def test_a_forked_child_starts_with_nothing_held(sink: MetricsSink) -> None:
