@@ -13,9 +13,10 @@ tracer. Anywhere else the tracer's public API is used, unchanged.
 from __future__ import annotations
 
 import logging
+import random
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +27,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -67,6 +69,14 @@ _UNSET = Status(StatusCode.UNSET)
 _MAX_SPAN_ID = (1 << 64) - 1
 _ONLY_STR = {str}
 _new_tuple = tuple.__new__
+_new = object.__new__
+#: The SDK's own span ids, which :meth:`FinishedSpans.emit_children` makes inline.
+_GENERATE_SPAN_ID = RandomIdGenerator.generate_span_id
+#: A span :meth:`FinishedSpans.emit_children` emits: name, parent, attributes,
+#: start, end, and the mapping its :class:`EndedSpan` goes in.
+Child = tuple[
+    str, otel_context.Context, dict[str, Any], int, int, MutableMapping[str, Any]
+]
 
 
 def _follows_parent(sampler: Sampler) -> bool:
@@ -274,60 +284,111 @@ class FinishedSpans:
             for processor in processors:
                 processor.on_end(readable)
 
-    def emit_ended(
+    def emit_children(
         self,
-        name: str,
-        parent: otel_context.Context,
-        attributes: dict[str, Any],
+        spans: Sequence[Child],
+        slot: str,
         key: str,
         value: str,
-        start_ns: int,
-        end_ns: int,
-    ) -> SpanContext | None:
-        """Emit at once a span that already ended, with ``attributes`` and
-        ``key: value`` and no status, events or links; its context, or None when
-        nothing was emitted and the caller must take :meth:`start`.
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> list[int]:
+        """Emit at once spans that already ended, in their order: each of
+        ``spans`` is (name, parent, attributes, start, end, target), and gets
+        ``key: value`` among its attributes and no status, events or links; its
+        :class:`EndedSpan` goes in ``target[slot]``. Returns the indices of those
+        not emitted, for which the caller must take :meth:`start`. One that fails
+        goes to ``on_error`` (None: raised, and the rest is not emitted).
 
         The span :meth:`start` and :meth:`RecordedSpan.end_with` give, for a child
         of one of lg_otel's own sampled spans, without the live span between
         them: a saver's call reaches the sinks once it ended, and nearly every one
         is such a span (the rest, an unsampled parent or a user's span above the
-        call, take the live path). ``attributes`` becomes the span's: the caller
-        hands over a dict it made for it.
+        call, take the live path). Made for a batch of a run's saver calls: their
+        parents (nearly always one) are read once, and no call is made per span
+        but the SDK's own. Each ``attributes`` becomes its span's: the caller
+        hands over dicts it made for them.
         """
-        holder = parent.get(_SPAN_KEY) if _SPAN_KEY is not None else None
-        if (
-            type(holder) is not RecordedSpan
-            or key in attributes
-            or len(attributes) >= self.plain_limit
-            or not self.plain_ok
-        ):
-            return None
-        parent_ctx = holder._ctx
-        # The parent's context, made by start(): a SpanContext tuple.
-        trace_id, _, _, flags, parent_state, valid = parent_ctx
-        if not (valid and flags & _SAMPLED):
-            return None
-        ctx = self._sampled_child(trace_id, flags, parent_state)
-        attributes[key] = value
-        self.emit(
-            name,
-            ctx,
-            parent_ctx,
-            attributes,
-            (),
-            (),
-            SpanKind.INTERNAL,
-            _UNSET,
-            start_ns,
-            end_ns,
-            None,
+        if not self.plain_ok:
+            return list(range(len(spans)))
+        missed: list[int] = []
+        limit = self.plain_limit
+        active = self.active
+        # emit()'s choice, once: the processors the provider has now.
+        on_ends = (
+            self.on_end
+            if active._span_processors is self.processors
+            else (active.on_end,)
         )
-        return ctx
+        resource, info, scope = self.tracer.resource, self.info, self.scope
+        # _sampled_child()'s span id: the SDK's RandomIdGenerator, inline.
+        bits = (
+            random.getrandbits
+            if type(self._ids) is RandomIdGenerator
+            and RandomIdGenerator.generate_span_id is _GENERATE_SPAN_ID
+            else None
+        )
+        seen: object = None
+        parent_ctx: Any = None
+        for index, (name, parent, attributes, start_ns, end_ns, target) in enumerate(
+            spans
+        ):
+            try:
+                if parent is not seen:
+                    seen, parent_ctx = parent, None
+                    holder = parent.get(_SPAN_KEY) if _SPAN_KEY is not None else None
+                    if type(holder) is RecordedSpan:
+                        trace_id, _, _, flags, state, valid = holder._ctx
+                        if valid and flags & _SAMPLED:
+                            parent_ctx = holder._ctx
+                            child_flags = _FLAGS[_SAMPLED | flags & _RANDOM]
+                if parent_ctx is None or key in attributes or len(attributes) >= limit:
+                    missed.append(index)
+                    continue
+                span_id = bits(64) if bits is not None else 0
+                if not span_id:
+                    span_id = self._ids.generate_span_id()
+                ctx = _new_tuple(
+                    SpanContext,
+                    (
+                        trace_id,
+                        span_id,
+                        False,
+                        child_flags,
+                        state,
+                        0 < span_id <= _MAX_SPAN_ID,
+                    ),
+                )
+                attributes[key] = value
+                readable = ReadableSpan(
+                    name,
+                    ctx,
+                    parent_ctx,
+                    resource,
+                    attributes,
+                    (),
+                    (),
+                    SpanKind.INTERNAL,
+                    info,
+                    _UNSET,
+                    start_ns,
+                    end_ns,
+                    scope,
+                )
+                for on_end in on_ends:
+                    on_end(readable)
+                # EndedSpan(ctx), one frame fewer.
+                ended = _new(EndedSpan)
+                ended._context = ended._ctx = ctx
+                target[slot] = ended
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(exc)
+        return missed
 
 
 class EndedSpan(NonRecordingSpan):
-    """The span of a call that :meth:`FinishedSpans.emit_ended` emitted: its
+    """The span of a call that :meth:`FinishedSpans.emit_children` emitted: its
     context, no longer recording (as the SDK's span once ended, minus the
     warnings a call on it would log). ``_ctx`` as on a :class:`RecordedSpan`."""
 

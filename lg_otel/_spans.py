@@ -37,7 +37,7 @@ from lg_otel._records import (
 )
 from lg_otel._spanpath import (
     _SPAN_KEY,
-    EndedSpan,
+    Child,
     RecordedSpan,
     SpanMaker,
     SpanPath,
@@ -46,6 +46,7 @@ from lg_otel._spanpath import (
 
 _OFFSET = "wall_offset"
 _EMPTY = otel_context.Context()
+_new = object.__new__
 _TASK_CTX = "task_ctx"
 #: The run's span maker (one path for the whole run).
 _MAKER = "span_maker"
@@ -446,19 +447,16 @@ class SpanSink:
             maker = slots.get(_MAKER) or self._maker(run)
             if maker.finished:
                 offset = slots[_OFFSET]
-                ctx = maker.emit_ended(  # type: ignore[union-attr]
-                    name,
-                    self._explicit_or_task(run, call.parent, parent_task_id),
-                    attributes,
+                parent = self._explicit_or_task(run, call.parent, parent_task_id)
+                start, end = offset + call.start_ns, offset + (call.end_ns or 0)
+                # What a reader of the call's span gets from now on (its
+                # stand-in, an exemplar): the span's context, ended.
+                if not maker.emit_children(  # type: ignore[union-attr]
+                    ((name, parent, attributes, start, end, call.slots),),
+                    _SPAN,
                     n.ATTR_STATUS,
                     n.STATUS_OK,
-                    offset + call.start_ns,
-                    offset + (call.end_ns or 0),
-                )
-                if ctx is not None:
-                    # What a reader of the call's span gets from now on (its
-                    # stand-in, an exemplar): the span's context, ended.
-                    call.slots[_SPAN] = EndedSpan(ctx)
+                ):
                     return
         self._call_live(run, call, name, attributes, parent_task_id)
 
@@ -569,44 +567,89 @@ class SpanSink:
     ) -> None:
         """The spans of a run's calls that ended, handed on together: for each,
         what :meth:`checkpoint_done` or :meth:`store_done` does (see
-        :meth:`Sink.calls_done` for ``on_error``). The run's span maker and clock
-        offset are read once for all of them."""
+        :meth:`Sink.calls_done` for ``on_error``). Each stretch of ok
+        checkpointer calls in a run whose spans lg_otel records is emitted in one
+        step (:meth:`FinishedSpans.emit_children`)."""
         slots = run.slots
         maker = slots.get(_MAKER)
         offset = slots.get(_OFFSET)
-        # _call_done()'s first branch, for the batch: an ok checkpointer call
-        # under one of lg_otel's own sampled spans, emitted finished.
-        finished = maker is not None and maker.finished and offset is not None
-        for call in calls:
-            try:
-                if (
-                    finished
-                    and type(call) is CheckpointRecord
-                    and call.status == n.STATUS_OK
-                ):
+        if maker is None or not maker.finished or offset is None:
+            for call in calls:
+                self._one_done(run, call, on_error)
+            return
+        run_parent = slots.get(_CTX) or _EMPTY
+        count, i = len(calls), 0
+        while i < count:
+            # _call_done()'s first branch, for a stretch of the batch: ok
+            # checkpointer calls, emitted finished.
+            stretch: list[Child] = []
+            members: list[CheckpointRecord] = []
+            while i < count:
+                call = calls[i]
+                if type(call) is not CheckpointRecord or call.status != n.STATUS_OK:
+                    break
+                i += 1
+                try:
                     name, attributes = _checkpoint_span(call)
-                    parent_task_id = call.parent_task_id
-                    ctx = maker.emit_ended(  # type: ignore[union-attr]
-                        name,
-                        self._explicit_or_task(run, call.parent, parent_task_id),
-                        attributes,
-                        n.ATTR_STATUS,
-                        n.STATUS_OK,
-                        offset + call.start_ns,  # type: ignore[operator]
-                        offset + (call.end_ns or 0),  # type: ignore[operator]
+                    # _explicit_or_task(), inline.
+                    parent = call.parent
+                    if not isinstance(parent, otel_context.Context):
+                        task_id = call.parent_task_id
+                        parent = (
+                            run_parent
+                            if task_id is None
+                            else self._parent_of(run, task_id)
+                        )
+                    stretch.append(
+                        (
+                            name,
+                            parent,
+                            attributes,
+                            offset + call.start_ns,
+                            offset + (call.end_ns or 0),
+                            call.slots,
+                        )
                     )
-                    if ctx is not None:
-                        call.slots[_SPAN] = EndedSpan(ctx)
-                    else:
-                        self._call_live(run, call, name, attributes, parent_task_id)
-                elif type(call) is CheckpointRecord:
-                    self.checkpoint_done(run, call)
-                else:
-                    self.store_done(run, call)  # type: ignore[arg-type]
-            except Exception as exc:
-                if on_error is None:
-                    raise
-                on_error(exc)
+                    members.append(call)
+                except Exception as exc:
+                    if on_error is None:
+                        raise
+                    on_error(exc)
+            if stretch:
+                missed = maker.emit_children(
+                    stretch, _SPAN, n.ATTR_STATUS, n.STATUS_OK, on_error
+                )
+                for index in missed:  # not emitted: a live span
+                    call = members[index]
+                    name, _, attributes, _, _, _ = stretch[index]
+                    try:
+                        self._call_live(
+                            run, call, name, attributes, call.parent_task_id
+                        )
+                    except Exception as exc:
+                        if on_error is None:
+                            raise
+                        on_error(exc)
+            if i < count:
+                self._one_done(run, calls[i], on_error)
+                i += 1
+
+    def _one_done(
+        self,
+        run: RunRecord,
+        call: CheckpointRecord | StoreRecord,
+        on_error: Callable[[BaseException], None] | None,
+    ) -> None:
+        # One call of calls_done() as checkpoint_done() or store_done() takes it.
+        try:
+            if type(call) is CheckpointRecord:
+                self.checkpoint_done(run, call)
+            else:
+                self.store_done(run, call)  # type: ignore[arg-type]
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
 
 
 def _checkpoint_span(call: CheckpointRecord) -> tuple[str, dict[str, Any]]:
@@ -677,7 +720,10 @@ class SpanBinder(Binder):
         """A context holding a stand-in for ``call``'s span, made on first use."""
         if _SPAN_KEY is None:
             return None
-        return otel_context.Context({_SPAN_KEY: PendingSpan(owner, call)})
+        # PendingSpan(owner, call), one frame fewer: made once per saver call.
+        span = _new(PendingSpan)
+        span._owner, span._call = owner, call
+        return otel_context.Context({_SPAN_KEY: span})
 
     def current_parent(self, run: Any) -> object | None:
         """The current context when its span is in this run's trace."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -30,14 +32,14 @@ from opentelemetry.sdk.trace.sampling import (
     StaticSampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util._once import Once
 from typing_extensions import TypedDict
 
 import lg_otel
 from lg_otel import _batch, _tap
 from lg_otel import _names as n
-from lg_otel._spanpath import RecordedSpan, SpanPath
+from lg_otel._spanpath import FinishedSpans, RecordedSpan, SpanPath
 from tests.conftest import (
     _UUID,
     OnStartProcessor,
@@ -832,3 +834,72 @@ def test_the_span_a_saver_kept_reads_as_its_calls_after_the_call(
     read = [span.get_span_context() for span in kept]
     assert ids == {(ctx.trace_id, ctx.span_id) for ctx in read}
     assert not any(span.is_recording() for span in kept)
+
+
+class _CountingIds(RandomIdGenerator):
+    """An application's id generator: span ids counted up from 1."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def generate_span_id(self) -> int:
+        self.last += 1
+        return self.last
+
+
+def _checkpoint_span_ids(provider: TracerProvider, exporter: Any) -> list[int]:
+    graph = lg_otel.instrument(
+        StateGraph(St)
+        .add_node("work", lambda state: {"x": 1})
+        .add_edge(START, "work")
+        .compile(checkpointer=InMemorySaver(), name="ids"),
+        tracer_provider=provider,
+    )
+    graph.invoke({"x": 0}, {"configurable": {"thread_id": "t"}})
+    calls = [
+        s for s in exporter.get_finished_spans() if s.name.startswith(n.SPAN_CHECKPOINT)
+    ]
+    assert len(calls) >= 3, "the run made too few checkpointer calls"
+    return [s.context.span_id for s in calls]
+
+
+def test_checkpoint_spans_take_the_providers_own_id_generator() -> None:
+    """The batched checkpoint spans' ids come from the provider's id generator
+    when the application gave it its own (the SDK's default is made inline)."""
+    ids = _CountingIds()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(id_generator=ids)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    assert _chosen(provider)
+    span_ids = _checkpoint_span_ids(provider, exporter)
+    assert set(span_ids) <= set(range(1, ids.last + 1)), span_ids
+    provider.shutdown()
+
+
+def test_an_invalid_random_span_id_is_drawn_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the SDK's RandomIdGenerator: a draw of 0 (the invalid span id) is never
+    the id of a span emitted finished; the span gets a valid one."""
+    provider, exporter = provider_for("finished")
+    maker = SpanPath(provider.get_tracer("t"), provider).current()
+    assert isinstance(maker, FinishedSpans)
+    run = maker.start("run", None, SpanKind.INTERNAL, {}, 1, root=True)
+    parent = trace.set_span_in_context(run)
+    draws = [0, 0]
+
+    def getrandbits(k: int) -> int:
+        return draws.pop() if draws else _getrandbits(k)
+
+    _getrandbits = random.getrandbits
+    monkeypatch.setattr(random, "getrandbits", getrandbits)
+    targets: list[dict[str, Any]] = [{}, {}]
+    missed = maker.emit_children(
+        [("call", parent, {}, 2, 3, target) for target in targets], "span", "k", "v"
+    )
+    assert missed == []
+    assert not draws, "the zeros were never drawn"
+    span_ids = [target["span"].get_span_context().span_id for target in targets]
+    assert all(0 < span_id < 1 << 64 for span_id in span_ids), span_ids
+    assert [s.context.span_id for s in exporter.get_finished_spans()] == span_ids
+    provider.shutdown()
