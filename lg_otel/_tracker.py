@@ -77,6 +77,7 @@ class RunTracker:
         "_writes_queued",
         "firsts_due",
         "run",
+        "wants_writes",
     )
 
     def __init__(
@@ -139,6 +140,9 @@ class RunTracker:
         # an ended task waits for its writes (parked) until they come or the run
         # ends; writes that come first wait for their task.
         self._parked: dict[str, TaskRecord] | None = None
+        #: Whether tasks wait for their writes (see :meth:`expect_writes`): an
+        #: attribute, read once per saver call.
+        self.wants_writes = False
         self._writes: dict[str, tuple[str, ...] | None] = {}
         # Writes handed to the checkpointer and not read yet: (task id, writes).
         self._incoming: deque[tuple[str, object]] = deque()
@@ -1040,11 +1044,7 @@ class RunTracker:
         with self._lock:
             if self._parked is None:
                 self._parked = {}
-
-    @property
-    def wants_writes(self) -> bool:
-        """Whether tasks wait for their writes (see :meth:`expect_writes`)."""
-        return self._parked is not None
+            self.wants_writes = True
 
     def _task_writes(
         self, task_id: str, nodes: tuple[str, ...] | None
