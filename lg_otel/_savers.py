@@ -225,10 +225,17 @@ class CallSite:
             task_id = writes = None
             handed: Any = NOT_READ
             if operation == "put_writes":
-                task = args[2] if len(args) > 2 else kwargs.get("task_id")
+                written: Any
+                if len(args) > 2:  # LangGraph's own calls: all positional
+                    written, task = args[1], args[2]
+                else:
+                    written = args[1] if len(args) > 1 else kwargs.get("writes")
+                    task = kwargs.get("task_id")
                 task_id = task if type(task) is str else None
-                written: Any = args[1] if len(args) > 1 else kwargs.get("writes")
-                writes = len(written) if hasattr(written, "__len__") else None
+                try:
+                    writes = len(written)
+                except TypeError:  # no length: not counted
+                    writes = None
                 if (
                     task_id is not None
                     and task_id != NULL_TASK_ID
