@@ -10,13 +10,14 @@ Two measurements, both process CPU time (all threads):
 * **in the graph** (the target's figure): the ``wide`` workload (10 supersteps of a
   20-way fan-out and a join, 210 tasks) on an ``InMemorySaver``, ``invoke()``. The
   same traced graph is run with the saver's views on and with the tap's view step
-  switched off (the saver then called unwrapped, untraced), 10 runs each, in
-  alternating order, ``--reps`` times per layer. Each repetition's difference,
-  divided by the saver calls of one run (counted from the spans the views add),
-  is the cost of the calls' views, records, spans and observations; the task
-  telemetry cancels out. Reported: the median with its 95 % bootstrap interval.
-  ``views`` is a floor: views whose calls report nothing (no record, no span, the
-  saver handed the configs as they come), so what the wrapping alone costs.
+  switched off (the saver then called unwrapped, untraced), 10 runs each, taken
+  in turn run by run and each timed alone, ``--reps`` times per layer. Each
+  repetition's difference, divided by the saver calls of one run (counted from
+  the spans the views add), is the cost of the calls' views, records, spans and
+  observations; the task telemetry cancels out. Reported: the median with its
+  95 % bootstrap interval. ``views`` is a floor: views whose calls report nothing
+  (no record, no span, the saver handed the configs as they come), so what the
+  wrapping alone costs.
 * **isolated**: one view's ``get_tuple`` and ``put_writes`` called in a loop inside
   an open run, against the user's saver called directly (``timeit``-style, warm).
 
@@ -71,6 +72,29 @@ def _cpu(fn: Any, calls: int, then: Any = None) -> float:
         if then is not None:
             then()
         return (time.process_time() - start) / calls
+    finally:
+        gc.enable()
+
+
+def _paired_cpu(on: Any, off: Any, runs: int) -> tuple[float, float]:
+    """CPU seconds per run of ``on`` and of ``off``: ``runs`` of each, taken in
+    turn run by run (on, off, then off, on, ...), each timed alone.
+
+    Paired run by run, the machine's drift over a repetition cancels: timed in
+    two blocks of ``runs``, a difference of a few per cent between them drowned
+    in it (``benchmarks/README.md``, stop 36).
+    """
+    gc.collect()
+    gc.disable()
+    clock = time.process_time
+    spent = {on: 0.0, off: 0.0}
+    try:
+        for run in range(runs):
+            for fn in (on, off) if run % 2 else (off, on):
+                start = clock()
+                fn()
+                spent[fn] += clock() - start
+        return spent[on] / runs, spent[off] / runs
     finally:
         gc.enable()
 
@@ -172,11 +196,8 @@ def in_graph(
         try:
             on(), off()  # warm
             samples = []
-            for rep in range(reps):
-                if rep % 2:
-                    with_views, without = _cpu(on, runs), _cpu(off, runs)
-                else:
-                    without, with_views = _cpu(off, runs), _cpu(on, runs)
+            for _ in range(reps):
+                with_views, without = _paired_cpu(on, off, runs)
                 samples.append((with_views - without) * 1e6 / calls)
         finally:
             _savers.CallSite.enter = loud  # type: ignore[method-assign]
