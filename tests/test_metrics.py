@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -670,6 +670,32 @@ def _everything(registry: CollectorRegistry, reader: InMemoryMetricReader) -> An
     return sorted(prom, key=repr), sorted(points, key=repr)
 
 
+def _exemplar_spans(tracer_provider: TracerProvider) -> list[Span | None]:
+    """No span, an unsampled span, and three sampled ones (each can make one)."""
+    tracer = tracer_provider.get_tracer("test")
+    sampled = [tracer.start_span(f"call {i}") for i in range(3)]
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("t").start_span("u")
+    return [None, unsampled, *sampled]
+
+
+def _recorded_both_ways(
+    metric_path: str, observe: Callable[[MetricsSink, bool], None]
+) -> tuple[list[Any], list[Any]]:
+    """What both metric paths collect after ``observe(sink, batched)``: run on a
+    fresh sink one by one (False) and batched (True), checked equal; returns
+    (prometheus rows, OTel points)."""
+    sides: list[tuple[list[Any], list[Any]]] = []
+    for batched in (False, True):
+        registry, reader = CollectorRegistry(), InMemoryMetricReader()
+        provider = meter_provider_for(metric_path, reader)
+        observe(MetricsSink(meter_provider=provider, registry=registry), batched)
+        sides.append(_everything(registry, reader))
+        provider.shutdown()
+    alone, batched_side = sides
+    assert batched_side == alone
+    return alone
+
+
 def test_held_observations_record_what_observe_child_records(
     metric_path: str, tracer_provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -684,12 +710,10 @@ def test_held_observations_record_what_observe_child_records(
     # Every bucket's first sampled observation is its exemplar, however slow the
     # machine: the test is about which observations make one, not when.
     monkeypatch.setattr(_metrics, "EXEMPLAR_INTERVAL_NS", 10**18)
-    tracer = tracer_provider.get_tracer("test")
-    sampled = [tracer.start_span(f"call {i}") for i in range(3)]
-    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("t").start_span("u")
+    spans = _exemplar_spans(tracer_provider)
+    sampled = spans[2:]
     put = ("g", "put", "InMemorySaver", "ok")
     writes = ("g", "put_writes", "InMemorySaver", "ok")
-    spans: list[Span | None] = [None, unsampled, *sampled]
     values = [0.0, 0.0003, 0.0021, 0.0021, 0.04, 0.7, 3.0, 0.1, 0.2, 0.3, -0.5]
     values += [float("inf"), float("nan"), 0.0021, 0.1]
     observations: list[tuple[tuple[str, ...], float, Span | None]] = [
@@ -700,11 +724,8 @@ def test_held_observations_record_what_observe_child_records(
     # A label set of its own, so the last one's bucket has no exemplar yet.
     get = ("g", "get_tuple", "InMemorySaver", "ok")
     observations += [(get, 1.0, None), (get, 1.0, None), (get, 1e16, sampled[0])]
-    sides = []
-    for held in (False, True):
-        registry, reader = CollectorRegistry(), InMemoryMetricReader()
-        provider = meter_provider_for(metric_path, reader)
-        sink = MetricsSink(meter_provider=provider, registry=registry)
+
+    def observe(sink: MetricsSink, held: bool) -> None:
         series = sink._checkpoint_duration
         for start in range(0, len(observations), 7):  # batches of 7
             for labels, value, span in observations[start : start + 7]:
@@ -715,11 +736,8 @@ def test_held_observations_record_what_observe_child_records(
                     series.observe_child(child, value, span, None)
             series.observe_held()
             assert not series.held
-        sides.append(_everything(registry, reader))
-        provider.shutdown()
-    alone, batched = sides
-    assert batched == alone
-    prom, points = alone
+
+    prom, points = _recorded_both_ways(metric_path, observe)
     assert len(points) == 3, points
     assert all(point[-1] for point in points), points
     assert sum(1 for row in prom if row[-1] is not None) >= 4, prom
@@ -738,10 +756,7 @@ def test_a_batchs_calls_record_what_observe_child_records(
     before the batch (a cancelled one, handed on alone) whose value the sums add
     first (1 + 1 + 1e16 is not 1e16 + 1 + 1)."""
     monkeypatch.setattr(_metrics, "EXEMPLAR_INTERVAL_NS", 10**18)
-    tracer = tracer_provider.get_tracer("test")
-    sampled = [tracer.start_span(f"call {i}") for i in range(3)]
-    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("t").start_span("u")
-    spans: list[Span | None] = [None, unsampled, *sampled]
+    spans = _exemplar_spans(tracer_provider)
     durations = [0, 300_000, 2_100_000, 2_100_000, 40_000_000, 700_000_000]
     durations += [3 * 10**9, 100_000_000, 200_000_000, -500_000_000, 2_100_000]
     records = []
@@ -758,11 +773,8 @@ def test_a_batchs_calls_record_what_observe_child_records(
     big = CheckpointRecord("g", "get_tuple", "InMemorySaver", 0)
     big.end_ns, big.status = 10**25, n.STATUS_OK
     one = ("g", "get_tuple", "InMemorySaver", "ok")
-    sides = []
-    for batched in (False, True):
-        registry, reader = CollectorRegistry(), InMemoryMetricReader()
-        provider = meter_provider_for(metric_path, reader)
-        sink = MetricsSink(meter_provider=provider, registry=registry)
+
+    def observe(sink: MetricsSink, batched: bool) -> None:
         series = sink._checkpoint_duration
         child = series.child(one)
         if batched:
@@ -779,11 +791,8 @@ def test_a_batchs_calls_record_what_observe_child_records(
                     value = (call.end_ns - call.start_ns) / 1e9
                     span = call.slots.get(SPAN_SLOT)
                     series.observe_child(series.child(labels), value, span, None)
-        sides.append(_everything(registry, reader))
-        provider.shutdown()
-    alone, batched_side = sides
-    assert batched_side == alone
-    prom, points = alone
+
+    prom, points = _recorded_both_ways(metric_path, observe)
     assert len(points) == 3, points
     assert sum(1 for row in prom if row[-1] is not None) >= 4, prom
     (got,) = [p for p in points if (n.ATTR_CHECKPOINT_OPERATION, "get_tuple") in p[0]]
